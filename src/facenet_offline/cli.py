@@ -1,0 +1,145 @@
+"""Command line: argument parsing and printing over library calls."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import FacenetOfflineError
+
+log = logging.getLogger("facenet_offline")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    from .weights import DEFAULT_MODEL, MODELS
+
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"one of {', '.join(MODELS)} (default {DEFAULT_MODEL})")
+    p.add_argument("--weights", help="path to the weights file (for user-supplied models such as vggface2)")
+
+
+def _add_runtime_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default="onnxruntime", help="onnxruntime (default) or torch")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
+    p.add_argument("--providers", default=None,
+                   help="comma-separated ONNX Runtime providers, e.g. CUDAExecutionProvider,CPUExecutionProvider")
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .build import BuildOptions, build_facenet
+    from .weights import MODELS, resolve_weights
+
+    if args.action == "list":
+        for spec in MODELS.values():
+            try:
+                where = str(resolve_weights(spec, args.weights if args.model == spec.name else None).path)
+            except FacenetOfflineError:
+                where = "not installed (user-supplied: " + ", ".join(
+                    s.filename for s in spec.sources if s.user_supplied) + ")"
+            acc = f"{spec.published_lfw_accuracy:.4f}" if spec.published_lfw_accuracy else "-"
+            print(f"{spec.name:15s} {spec.tag}  {spec.training_set:14s} LFW {acc} ({spec.published_by})  {where}")
+        return 0
+    built = build_facenet(BuildOptions(model=args.model, weights_path=args.weights, opset=args.opset), force=args.force)
+    if args.action == "path":
+        print(built.path)
+    else:
+        print(f"{built.spec.name}: {built.path}")
+        print(f"  weights sha256 {built.record['weights']['sha256']}, opset {built.record['opset']}, "
+              f"parity vs torch {built.record['parity_max_abs_diff']:.2e}")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .data.images import iter_image_paths
+    from .embedder import open_embedder
+    from .embeddings import distance_matrix
+    from .pipeline import embed_aligned
+
+    if not args.aligned:
+        raise FacenetOfflineError("embed needs --aligned (ready face crops): face detection is not part of this "
+                                  "version yet.")
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise FacenetOfflineError(f"{out}: the output must be a .npz file (embeddings, paths, status).")
+    missing = [p for p in args.paths if not Path(p).exists()]
+    if missing:
+        raise FacenetOfflineError(f"input not found: {', '.join(missing)}; check the path.")
+    paths = list(iter_image_paths(args.paths))
+    if not paths:
+        raise FacenetOfflineError(f"no images found in {', '.join(args.paths)}.")
+    providers = args.providers.split(",") if args.providers else None
+    embedder = open_embedder(args.model, args.backend, args.threads, providers, args.weights)
+    with tqdm(total=len(paths), unit="img", desc="embed", disable=None) as bar:
+        result = embed_aligned(paths, embedder, args.batch_size, progress=bar.update)
+    n_ok = int(result.ok.sum())
+    for path, status in zip(result.paths, result.status):
+        if status != "ok":
+            print(f"{path}: {status}", file=sys.stderr)
+    if n_ok == 0:
+        print(f"error: none of {len(paths)} inputs could be embedded; nothing written.", file=sys.stderr)
+        return 1
+    result.save(out)
+    print(f"embedded {n_ok}/{len(paths)} images with {embedder.description['model']} "
+          f"({embedder.backend.name}) -> {out}")
+    if args.print_distances:
+        _print_distances(result.paths, result.embeddings, result.ok, distance_matrix)
+    return 0 if n_ok == len(paths) or not args.strict else 1
+
+
+def _print_distances(paths, embeddings, ok, distance_matrix) -> None:
+    names = [Path(p).stem for p, good in zip(paths, ok) if good]
+    d = distance_matrix(embeddings[ok])
+    width = max(len(n) for n in names)
+    print("\nsquared L2 distance between embeddings (same person: small; different: large)")
+    print(" " * width + "".join(f"{i:>7d}" for i in range(len(names))))
+    for i, name in enumerate(names):
+        print(f"{name:<{width}s}" + "".join(f"{v:7.3f}" for v in d[i]) + f"   [{i}]")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facenet-offline", description="Offline face recognition with FaceNet.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("models", help="list, build or locate the ONNX models")
+    p.add_argument("action", choices=["list", "build", "path"])
+    _add_model_args(p)
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--force", action="store_true", help="rebuild even if cached")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("embed", help="embed face images into 512-d vectors")
+    p.add_argument("paths", nargs="+", help="image files or folders")
+    p.add_argument("--out", required=True, help="output .npz (embeddings, paths, status, meta)")
+    p.add_argument("--aligned", action="store_true", help="inputs are ready face crops (resized to 160x160)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--strict", action="store_true", help="exit non-zero if any input failed")
+    p.add_argument("--print-distances", action="store_true", help="print the pairwise distance matrix")
+    _add_model_args(p)
+    _add_runtime_args(p)
+    p.set_defaults(func=cmd_embed)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (FacenetOfflineError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

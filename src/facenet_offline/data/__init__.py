@@ -1,0 +1,1 @@
+"""Data intake: image decoding, datasets and tensor layouts."""

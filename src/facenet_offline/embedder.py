@@ -1,0 +1,62 @@
+"""An embedder: a model spec plus a backend, turning uint8 RGB face crops into unit-length embeddings."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data.tensors import resize_face, standardise
+from .runtime.base import Backend
+from .weights import ModelSpec
+
+
+class BackendName(str, enum.Enum):
+    ONNXRUNTIME = "onnxruntime"
+    TORCH = "torch"
+
+    @classmethod
+    def parse(cls, value: str) -> BackendName:
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValueError(f"Unknown backend {value!r}. Valid backends: {', '.join(b.value for b in cls)}.") from None
+
+
+@dataclass
+class Embedder:
+    """Embeds batches of face crops of any size (resized to the model's input size)."""
+
+    spec: ModelSpec
+    backend: Backend
+    description: dict
+
+    def embed(self, faces: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+        """N faces (H x W x 3 uint8 RGB) -> N x D float32 embeddings."""
+        if len(faces) == 0:
+            return np.zeros((0, self.spec.embedding_dim), np.float32)
+        size = self.spec.input_size
+        batch = standardise(np.stack([resize_face(f, size) for f in faces]), self.spec.mean, self.spec.std)
+        return self.backend.run(batch).astype(np.float32, copy=False)
+
+
+def open_embedder(model: str = "casia-webface", backend: str = "onnxruntime", threads: int | None = None,
+                  providers: Sequence[str] | None = None, weights_path: str | None = None) -> Embedder:
+    """Build (or take from the cache) the model and open it on the chosen backend."""
+    kind = BackendName.parse(backend)
+    if kind is BackendName.TORCH:
+        from .runtime.torch import TorchBackend
+        from .weights import load_facenet
+
+        net = load_facenet(model, weights_path)
+        return Embedder(net.spec, TorchBackend(net, threads), {
+            "model": net.spec.name, "backend": "torch", "precision": "fp32", "weights_sha256": net.weights.sha256})
+    from .build import BuildOptions, build_facenet
+    from .runtime.onnxruntime import OnnxRuntimeBackend
+
+    built = build_facenet(BuildOptions(model=model, weights_path=weights_path))
+    return Embedder(built.spec, OnnxRuntimeBackend(built.path, providers, threads), {
+        "model": built.spec.name, "backend": "onnxruntime", "precision": built.record["precision"],
+        "weights_sha256": built.record["weights"]["sha256"], "onnx_sha256": built.record["onnx_sha256"]})

@@ -1,0 +1,1 @@
+"""ONNX export, runtime-specific variants and quantization."""

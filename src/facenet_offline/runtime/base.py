@@ -1,0 +1,18 @@
+"""The one interface every inference backend implements: a float32 batch in, a float32 array out."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A loaded network that maps an input batch to its first output."""
+
+    name: str
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Run one batch (N x C x H x W float32) and return the first output as float32."""
+        ...

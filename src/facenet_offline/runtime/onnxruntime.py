@@ -1,0 +1,49 @@
+"""ONNX Runtime backend: CPU by default; any installed execution provider can be asked for."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
+
+
+def make_session(model_path: str | os.PathLike, providers: Sequence[str] | None = None,
+                 threads: int | None = None) -> ort.InferenceSession:
+    """An inference session; an unavailable provider raises ValueError listing the available ones."""
+    providers = list(providers or DEFAULT_PROVIDERS)
+    available = ort.get_available_providers()
+    unknown = [p for p in providers if p not in available]
+    if unknown:
+        raise ValueError(f"ONNX Runtime providers not available here: {', '.join(unknown)}. "
+                         f"Available: {', '.join(available)}.")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(model_path), options, providers=providers)
+
+
+class OnnxRuntimeBackend:
+    """Runs an ONNX model; input and output names are read from the session."""
+
+    def __init__(self, model_path: str | os.PathLike | None = None, providers: Sequence[str] | None = None,
+                 threads: int | None = None, session: ort.InferenceSession | None = None):
+        if session is None:
+            if model_path is None:
+                raise ValueError("OnnxRuntimeBackend needs a model_path or a session")
+            session = make_session(model_path, providers, threads)
+        self.session = session
+        self.input_name = session.get_inputs()[0].name
+        self.output_name = session.get_outputs()[0].name
+        self.name = f"onnxruntime[{','.join(p.replace('ExecutionProvider', '') for p in session.get_providers())}]"
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(batch, np.float32)})[0]

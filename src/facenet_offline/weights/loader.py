@@ -1,0 +1,34 @@
+"""Build a ready ``InceptionResnetV1`` from a registered model's verified weights."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from ..models.inception_resnet_v1 import InceptionResnetV1
+from .registry import ModelSpec, WeightFormat, get_spec
+from .sources import ResolvedWeights, resolve_weights
+from .tf_graph import load_tf_graph
+from .torch_state import check_keys, load_torch_state
+
+log = logging.getLogger(__name__)
+
+
+def load_state(weights: ResolvedWeights) -> dict:
+    """Folded state dict of a resolved weights file, whatever its format."""
+    if weights.format is WeightFormat.TF_GRAPH:
+        return load_tf_graph(weights.path)
+    return load_torch_state(weights.path)
+
+
+def load_facenet(model: str | ModelSpec = "casia-webface", weights_path: str | os.PathLike | None = None) -> InceptionResnetV1:
+    """Folded, eval-mode FaceNet with ``.spec`` and ``.weights`` (path, format, sha256) attached."""
+    spec = get_spec(model) if isinstance(model, str) else model
+    weights = resolve_weights(spec, weights_path)
+    log.info("loading %s weights from %s (sha256 %s)", spec.name, weights.path, weights.sha256[:12])
+    state = load_state(weights)
+    net = InceptionResnetV1(folded=True, embedding_dim=spec.embedding_dim)
+    check_keys(set(net.state_dict()), set(state), str(weights.path))
+    net.load_state_dict(state, strict=True)
+    net.spec, net.weights = spec, weights
+    return net.eval()

