@@ -188,7 +188,7 @@ def folded_state_dict(unfolded: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     """Fold every ``*.bn`` of a facenet-pytorch style state dict into the preceding ``*.conv``."""
     out: dict[str, torch.Tensor] = {}
     for key, value in unfolded.items():
-        if key.endswith("num_batches_tracked") or ".bn." in key:
+        if ".bn." in key:  # folded into the conv below
             continue
         if key.endswith(".conv.weight"):
             prefix = key[: -len("conv.weight")]

@@ -1,0 +1,58 @@
+"""Shared fixtures: a private model cache per test session, LFW from ../shared/lfw, real face crops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facenet_offline.data.images import load_rgb
+from facenet_offline.data.lfw import check_lfw_dir, image_path, read_pairs
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Every test session builds into its own cache, so tests never depend on a user's cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FACENET_OFFLINE_HOME", str(tmp_path_factory.mktemp("home")))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def lfw_dir():
+    return check_lfw_dir()  # raises with a clear message if LFW is missing: no silent skip
+
+
+@pytest.fixture(scope="session")
+def lfw_pairs(lfw_dir):
+    return read_pairs(lfw_dir / "pairs.txt")
+
+
+def centre_crop(rgb: np.ndarray, box: int = 140) -> np.ndarray:
+    """The centre of a 250x250 LFW deep-funneled image, where the face is, without a detector."""
+    h, w = rgb.shape[:2]
+    top, left = (h - box) // 2, (w - box) // 2
+    return rgb[top:top + box, left:left + box]
+
+
+@pytest.fixture(scope="session")
+def lfw_faces(lfw_dir, lfw_pairs):
+    """24 centre-cropped LFW faces from the first pairs of fold 1 (uint8 RGB, 140x140)."""
+    paths = []
+    for p in lfw_pairs[:12]:
+        paths += [image_path(lfw_dir, p.name1, p.num1), image_path(lfw_dir, p.name2, p.num2)]
+    return np.stack([centre_crop(load_rgb(p)) for p in paths])
+
+
+@pytest.fixture(scope="session")
+def built_default():
+    from facenet_offline.build import build_facenet
+
+    return build_facenet()
+
+
+@pytest.fixture(scope="session")
+def facenet_torch():
+    from facenet_offline.weights import load_facenet
+
+    return load_facenet()

@@ -1,0 +1,80 @@
+"""`facenet-offline embed --aligned`: real output on good input, clear errors and no output on bad input."""
+
+import numpy as np
+import pytest
+
+from facenet_offline.cli import main
+from facenet_offline.data.lfw import image_path
+from facenet_offline.embeddings import EmbeddingSet, distance_matrix
+from facenet_offline.samples import sample_face_paths
+
+from .conftest import centre_crop
+
+
+def test_embed_sample_faces(tmp_path, built_default, capsys):
+    out = tmp_path / "emb.npz"
+    assert main(["embed", str(sample_face_paths()[0].parent), "--aligned", "--out", str(out),
+                 "--batch-size", "3", "--print-distances"]) == 0
+    result = EmbeddingSet.load(out)
+    assert result.embeddings.shape == (8, 512) and result.embeddings.dtype == np.float32
+    assert np.allclose(np.linalg.norm(result.embeddings, axis=1), 1.0, atol=1e-5)
+    assert result.status == ["ok"] * 8 and result.meta["model"] == "casia-webface"
+    d = distance_matrix(result.embeddings)
+    for i in range(0, 8, 2):  # the samples are two images each of four people, in name order
+        others = [d[i, j] for j in range(8) if j // 2 != i // 2]
+        assert d[i, i + 1] < min(others)
+    assert "squared L2 distance" in capsys.readouterr().out
+
+
+def test_batch_size_does_not_change_embeddings(tmp_path, built_default):
+    folder = str(sample_face_paths()[0].parent)
+    main(["embed", folder, "--aligned", "--out", str(tmp_path / "a.npz"), "--batch-size", "1"])
+    main(["embed", folder, "--aligned", "--out", str(tmp_path / "b.npz"), "--batch-size", "8"])
+    a, b = EmbeddingSet.load(tmp_path / "a.npz"), EmbeddingSet.load(tmp_path / "b.npz")
+    assert np.max(np.abs(a.embeddings - b.embeddings)) < 1e-5
+
+
+def test_same_person_pairs_are_closer_than_different_ones(lfw_dir, lfw_pairs, built_default):
+    from facenet_offline.data.images import load_rgb
+    from facenet_offline.embedder import open_embedder
+
+    embedder = open_embedder()
+    same = [p for p in lfw_pairs if p.fold == 0 and p.same][:6]
+    diff = [p for p in lfw_pairs if p.fold == 0 and not p.same][:6]
+
+    def dist(p):
+        a, b = embedder.embed([centre_crop(load_rgb(image_path(lfw_dir, p.name1, p.num1))),
+                               centre_crop(load_rgb(image_path(lfw_dir, p.name2, p.num2)))])
+        return float(np.sum((a - b) ** 2))
+
+    assert max(dist(p) for p in same) < min(dist(p) for p in diff)
+
+
+@pytest.mark.parametrize("content,label", [(b"", "empty"), (b"name,age\nann,3\n", "not an image")])
+def test_bad_single_input_fails_naming_the_file_and_writes_nothing(tmp_path, capsys, built_default, content, label):
+    bad = tmp_path / "face.jpg"
+    bad.write_bytes(content)
+    out = tmp_path / "out.npz"
+    assert main(["embed", str(bad), "--aligned", "--out", str(out)]) != 0
+    err = capsys.readouterr().err
+    assert str(bad) in err and label in err
+    assert not out.exists() and not list(tmp_path.glob(".out.npz*"))
+
+
+def test_missing_path_is_an_error_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "out.npz"
+    assert main(["embed", str(tmp_path / "nope.jpg"), "--aligned", "--out", str(out)]) == 2
+    assert "nope.jpg" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_mixed_inputs_keep_going_with_a_status_per_input(tmp_path, built_default):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    good = sample_face_paths()[0]
+    out = tmp_path / "out.npz"
+    assert main(["embed", str(good), str(bad), "--aligned", "--out", str(out)]) == 0
+    assert main(["embed", str(good), str(bad), "--aligned", "--out", str(tmp_path / "s.npz"), "--strict"]) == 1
+    result = EmbeddingSet.load(out)
+    assert result.status[0] == "ok" and result.status[1].startswith("error:") and "broken.png" in result.status[1]
+    assert np.isnan(result.embeddings[1]).all() and not np.isnan(result.embeddings[0]).any()
