@@ -17,6 +17,6 @@ def test_opencv_dnn_on_shipped_graph_matches_ours_on_real_lfw_faces(built_defaul
         peer.setInput(x[None])
         theirs.append(peer.forward()[0])
     theirs = np.stack(theirs)
-    ours = OnnxRuntimeBackend(built_default.path).run(batch)
+    (ours,) = OnnxRuntimeBackend(built_default.path).run(batch)
     cosine = np.sum(ours * theirs, axis=1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(theirs, axis=1))
     assert cosine.min() >= 0.9999, cosine.min()

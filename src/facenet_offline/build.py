@@ -1,18 +1,21 @@
 """Build models once into the cache (``FACENET_OFFLINE_HOME``), keyed by weights sha256 and options.
 
-A cached model is used only if its record exists and the file's sha256 matches the record; a
-build writes the model and then the record, each atomically, under a lock shared by concurrent
+A cached build is used only if its record exists and every file's sha256 matches the record; a
+build writes its files and then the record, each atomically, under a lock shared by concurrent
 builders, so a killed or racing build never leaves a model that looks complete.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
 import onnxruntime
@@ -21,13 +24,16 @@ import torch
 from . import __version__
 from .cache import atomic_write_json, file_lock, home, options_key, sha256_file
 from .data.tensors import standardise
-from .export.onnx import DEFAULT_OPSET, ExportConfig, check_parity, export_onnx
+from .export.onnx import DEFAULT_OPSET, ExportConfig, check_parity, export_onnx, max_abs_difference
+from .errors import ExportParityError
+from .runtime.onnxruntime import OnnxRuntimeBackend
 from .samples import load_sample_faces
-from .weights import DEFAULT_MODEL, ModelSpec, get_spec, load_facenet, resolve_weights
+from .weights import DEFAULT_MODEL, MTCNN, ModelSpec, get_spec, load_facenet, load_mtcnn, resolve_detector_weights
+from .weights import resolve_weights
 
 log = logging.getLogger(__name__)
 
-BUILD_FORMAT = 1  # bump when the export recipe changes, so old cache entries are not reused
+BUILD_FORMAT = 2  # bump when an export recipe changes, so old cache entries are not reused
 RECORD = "build.json"
 
 
@@ -42,30 +48,68 @@ class BuildOptions:
 
 
 @dataclass(frozen=True)
-class BuiltModel:
-    """A verified ONNX model in the cache and the record of how it was made."""
+class DetectorBuildOptions:
+    """What an MTCNN build depends on besides its weights."""
 
-    spec: ModelSpec
-    path: Path
+    opset: int = DEFAULT_OPSET
+    simplify: bool = True
+    weights_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class Built:
+    """Verified ONNX files in the cache and the record of how they were made."""
+
+    folder: Path
+    files: dict[str, Path]
     record: dict
 
+    @property
+    def path(self) -> Path:
+        """The single model of a FaceNet build."""
+        return self.files["facenet"]
 
-def _cache_dir(spec: ModelSpec, weights_sha256: str, options: BuildOptions) -> Path:
-    key = options_key({"format": BUILD_FORMAT, "opset": options.opset, "simplify": options.simplify})
-    return home() / "models" / spec.name / f"{weights_sha256[:16]}-{key}"
+    @property
+    def spec(self) -> ModelSpec:
+        return get_spec(self.record["model"])
 
 
-def _read_valid(folder: Path) -> BuiltModel | None:
-    import json
+def _versions() -> dict:
+    return {"facenet_offline": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__, "opencv": cv2.__version__, "python": platform.python_version()}
 
-    record_path, model_path = folder / RECORD, folder / "facenet.onnx"
-    if not (record_path.is_file() and model_path.is_file()):
+
+def _read_valid(folder: Path) -> Built | None:
+    record_path = folder / RECORD
+    if not record_path.is_file():
         return None
-    record = json.loads(record_path.read_text())
-    if sha256_file(model_path) != record.get("onnx_sha256"):
-        log.warning("cached model %s does not match its record; rebuilding", model_path)
+    try:
+        record = json.loads(record_path.read_text())
+    except json.JSONDecodeError:
         return None
-    return BuiltModel(get_spec(record["model"]), model_path, record)
+    if not record.get("files"):
+        return None
+    files = {name: folder / f"{name}.onnx" for name in record["files"]}
+    for name, path in files.items():
+        if not path.is_file() or sha256_file(path) != record["files"][name]:
+            log.warning("cached %s does not match its record; rebuilding", path)
+            return None
+    return Built(folder, files, record)
+
+
+def _cached_build(folder: Path, force: bool, make: Callable[[Path], dict]) -> Built:
+    """Return the valid build in ``folder`` or run ``make(folder)`` (which writes the ONNX files) under a lock."""
+    with file_lock(folder.with_name(folder.name + ".lock")):
+        if not force and (built := _read_valid(folder)):
+            return built
+        started = time.perf_counter()
+        record = make(folder)
+        record["files"] = {name: sha256_file(folder / f"{name}.onnx") for name in record.pop("names")}
+        record["versions"] = _versions()
+        record["build_seconds"] = round(time.perf_counter() - started, 2)
+        atomic_write_json(folder / RECORD, record)
+        log.info("built %s in %.1fs", folder, record["build_seconds"])
+        return Built(folder, {n: folder / f"{n}.onnx" for n in record["files"]}, record)
 
 
 def parity_batch(spec: ModelSpec) -> np.ndarray:
@@ -73,35 +117,96 @@ def parity_batch(spec: ModelSpec) -> np.ndarray:
     return standardise(load_sample_faces(spec.input_size), spec.mean, spec.std)
 
 
-def build_facenet(options: BuildOptions = BuildOptions(), force: bool = False) -> BuiltModel:
-    """Return the cached FaceNet ONNX model for ``options``, building and checking it if needed."""
+def build_facenet(options: BuildOptions = BuildOptions(), force: bool = False) -> Built:
+    """The cached FaceNet ONNX model for ``options``, built and checked if needed."""
     spec = get_spec(options.model)
     weights = resolve_weights(spec, options.weights_path)
-    folder = _cache_dir(spec, weights.sha256, options)
-    with file_lock(folder.with_name(folder.name + ".lock")):
-        if not force and (built := _read_valid(folder)):
-            return built
-        started = time.perf_counter()
+    key = options_key({"format": BUILD_FORMAT, "opset": options.opset, "simplify": options.simplify})
+    folder = home() / "models" / spec.name / f"{weights.sha256[:16]}-{key}"
+
+    def make(folder: Path) -> dict:
         net = load_facenet(spec, weights.path)
-        model_path = folder / "facenet.onnx"
         size = spec.input_size
-        export_onnx(net, torch.zeros(2, 3, size, size), model_path, ExportConfig(
+        path = export_onnx(net, torch.zeros(2, 3, size, size), folder / "facenet.onnx", ExportConfig(
             input_names=("input",), output_names=("embeddings",),
             dynamic_axes={"input": {0: "batch"}, "embeddings": {0: "batch"}},
             opset=options.opset, simplify=options.simplify))
         faces = parity_batch(spec)
-        worst = check_parity(net, model_path, [faces, faces[:1]])
-        record = {
-            "model": spec.name, "tag": spec.tag, "precision": "fp32", "options": asdict(options),
+        return {
+            "names": ["facenet"], "model": spec.name, "tag": spec.tag, "precision": "fp32",
+            "options": asdict(options), "opset": options.opset,
             "weights": {"path": str(weights.path), "format": weights.format.value, "sha256": weights.sha256},
-            "onnx_sha256": sha256_file(model_path), "parity_max_abs_diff": worst,
+            "parity_max_abs_diff": check_parity(net, path, [faces, faces[:1]]),
             "input": {"name": "input", "layout": "NCHW", "size": size, "colour": spec.colour,
                       "mean": spec.mean, "std": spec.std},
-            "opset": onnx.load(str(model_path), load_external_data=False).opset_import[0].version,
-            "versions": {"facenet_offline": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
-                         "onnxruntime": onnxruntime.__version__, "python": platform.python_version()},
-            "build_seconds": round(time.perf_counter() - started, 2),
         }
-        atomic_write_json(folder / RECORD, record)
-        log.info("built %s in %.1fs", model_path, record["build_seconds"])
-        return BuiltModel(spec, model_path, record)
+
+    return _cached_build(folder, force, make)
+
+
+_MTCNN_EXPORTS = {
+    "pnet": ExportConfig(output_names=("reg", "prob"), dynamic_axes={
+        "input": {0: "batch", 2: "height", 3: "width"}, "reg": {0: "batch", 2: "rows", 3: "cols"},
+        "prob": {0: "batch", 2: "rows", 3: "cols"}}),
+    "rnet": ExportConfig(output_names=("reg", "prob"), dynamic_axes={
+        "input": {0: "batch"}, "reg": {0: "batch"}, "prob": {0: "batch"}}),
+    "onet": ExportConfig(output_names=("reg", "landmarks", "prob"), dynamic_axes={
+        "input": {0: "batch"}, "reg": {0: "batch"}, "landmarks": {0: "batch"}, "prob": {0: "batch"}}),
+}
+MTCNN_INPUT_SIZES = {"pnet": None, "rnet": 24, "onet": 48}
+
+
+def mtcnn_parity_patches(net: str) -> np.ndarray:
+    """Real image patches for a net: the sample face images whole (PNet) or resized to 24 / 48."""
+    faces = load_sample_faces(160)
+    size = MTCNN_INPUT_SIZES[net]
+    if size:
+        faces = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in faces])
+    return standardise(faces, MTCNN.mean, MTCNN.std)
+
+
+def run_shipped_mtcnn(path: Path, net: str, nchw: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Run a shipped keras2onnx net on natural NCHW input, outputs in our order and layout."""
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = nchw.transpose(0, 3, 2, 1)  # NCHW -> N, W, H, C: the swapped NHWC the Caffe lineage expects
+    outs = dict(zip([o.name for o in session.get_outputs()], session.run(None, {session.get_inputs()[0].name: x})))
+    by_width = {o.shape[-1]: o for o in outs.values()}
+    ordered = [by_width[4], by_width[10], by_width[2]] if net == "onet" else [by_width[4], by_width[2]]
+    if net == "pnet":
+        ordered = [o.transpose(0, 3, 2, 1) for o in ordered]  # N, W', H', C -> N, C, H', W'
+    return tuple(ordered)
+
+
+def check_shipped_parity(net: str, shipped: Path, ours: Path, atol: float = 1e-4) -> float:
+    """Max |shipped - ours| on real patches; raises ExportParityError above ``atol``."""
+    x = mtcnn_parity_patches(net)
+    worst = max(max_abs_difference(a, b) for a, b in zip(run_shipped_mtcnn(shipped, net, x), OnnxRuntimeBackend(ours).run(x)))
+    if worst > atol:
+        raise ExportParityError(f"{ours}: differs from the shipped {shipped.name} by {worst:.3g} (tolerance {atol:g}).")
+    return worst
+
+
+def build_mtcnn(options: DetectorBuildOptions = DetectorBuildOptions(), force: bool = False) -> Built:
+    """The cached NCHW ONNX exports of PNet, RNet and ONet, checked against torch and the shipped files."""
+    weights = resolve_detector_weights(MTCNN, options.weights_dir)
+    digest = options_key({n: w.sha256 for n, w in weights.items()})
+    key = options_key({"format": BUILD_FORMAT, "opset": options.opset, "simplify": options.simplify})
+    folder = home() / "models" / "mtcnn" / f"{digest}-{key}"
+
+    def make(folder: Path) -> dict:
+        nets = load_mtcnn(options.weights_dir)
+        record: dict = {"names": list(nets), "model": "mtcnn", "options": asdict(options), "opset": options.opset,
+                        "weights": {}, "parity_torch": {}, "parity_shipped": {}}
+        for name, net in nets.items():
+            size = MTCNN_INPUT_SIZES[name] or 64
+            config = ExportConfig(**{**asdict(_MTCNN_EXPORTS[name]), "opset": options.opset,
+                                     "simplify": options.simplify})
+            path = export_onnx(net, torch.zeros(2, 3, size, size), folder / f"{name}.onnx", config)
+            record["parity_torch"][name] = check_parity(net, path, [mtcnn_parity_patches(name)])
+            w = weights[name]
+            record["weights"][name] = {"path": str(w.path), "format": w.format.value, "sha256": w.sha256}
+            if w.format.value == "onnx_keras":
+                record["parity_shipped"][name] = check_shipped_parity(name, w.path, path)
+        return record
+
+    return _cached_build(folder, force, make)

@@ -39,7 +39,7 @@ class Embedder:
             return np.zeros((0, self.spec.embedding_dim), np.float32)
         size = self.spec.input_size
         batch = standardise(np.stack([resize_face(f, size) for f in faces]), self.spec.mean, self.spec.std)
-        return self.backend.run(batch).astype(np.float32, copy=False)
+        return self.backend.run(batch)[0].astype(np.float32, copy=False)
 
 
 def open_embedder(model: str = "casia-webface", backend: str = "onnxruntime", threads: int | None = None,

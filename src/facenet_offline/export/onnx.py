@@ -69,7 +69,7 @@ def check_parity(module: torch.nn.Module, onnx_path: str | os.PathLike, batches:
                  atol: float = PARITY_ATOL) -> float:
     """Largest |torch - onnxruntime| over ``batches``; raises ExportParityError above ``atol``."""
     reference, exported = TorchBackend(module), OnnxRuntimeBackend(onnx_path)
-    worst = max(max_abs_difference(reference.run(b), exported.run(b)) for b in batches)
+    worst = max(max_abs_difference(r, e) for b in batches for r, e in zip(reference.run(b), exported.run(b)))
     if worst > atol:
         raise ExportParityError(f"{onnx_path}: ONNX Runtime output differs from torch by {worst:.3g} "
                                 f"(tolerance {atol:g}); the export is wrong, do not use it.")

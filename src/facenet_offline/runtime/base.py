@@ -1,4 +1,4 @@
-"""The one interface every inference backend implements: a float32 batch in, a float32 array out."""
+"""The one interface every inference backend implements: a float32 batch in, the float32 outputs out."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import numpy as np
 
 @runtime_checkable
 class Backend(Protocol):
-    """A loaded network that maps an input batch to its first output."""
+    """A loaded network that maps an input batch to its outputs, in the network's output order."""
 
     name: str
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        """Run one batch (N x C x H x W float32) and return the first output as float32."""
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Run one batch (N x C x H x W float32) and return every output as float32."""
         ...

@@ -32,7 +32,7 @@ def make_session(model_path: str | os.PathLike, providers: Sequence[str] | None 
 
 
 class OnnxRuntimeBackend:
-    """Runs an ONNX model; input and output names are read from the session."""
+    """Runs an ONNX model with one input; input and output names are read from the session."""
 
     def __init__(self, model_path: str | os.PathLike | None = None, providers: Sequence[str] | None = None,
                  threads: int | None = None, session: ort.InferenceSession | None = None):
@@ -42,8 +42,8 @@ class OnnxRuntimeBackend:
             session = make_session(model_path, providers, threads)
         self.session = session
         self.input_name = session.get_inputs()[0].name
-        self.output_name = session.get_outputs()[0].name
+        self.output_names = [o.name for o in session.get_outputs()]
         self.name = f"onnxruntime[{','.join(p.replace('ExecutionProvider', '') for p in session.get_providers())}]"
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(batch, np.float32)})[0]
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
+        return tuple(self.session.run(self.output_names, {self.input_name: np.ascontiguousarray(batch, np.float32)}))

@@ -15,6 +15,7 @@ class TorchBackend:
         if threads:
             torch.set_num_threads(threads)
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
         with torch.inference_mode():
-            return self.module(torch.from_numpy(np.ascontiguousarray(batch, np.float32))).numpy()
+            out = self.module(torch.from_numpy(np.ascontiguousarray(batch, np.float32)))
+        return tuple(t.numpy() for t in out) if isinstance(out, (tuple, list)) else (out.numpy(),)

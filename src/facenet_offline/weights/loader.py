@@ -1,21 +1,25 @@
-"""Build a ready ``InceptionResnetV1`` from a registered model's verified weights."""
+"""Build ready networks from verified weights: FaceNet from a registered model, MTCNN's three nets."""
 
 from __future__ import annotations
 
 import logging
 import os
 
+import torch
+
 from ..models.inception_resnet_v1 import InceptionResnetV1
-from .registry import ModelSpec, WeightFormat, get_spec
-from .sources import ResolvedWeights, resolve_weights
+from ..models.mtcnn import NETS
+from .onnx_initializers import state_dict_from_onnx
+from .registry import MTCNN, DetectorSpec, ModelSpec, WeightFormat, get_spec
+from .sources import ResolvedWeights, resolve_detector_weights, resolve_weights
 from .tf_graph import load_tf_graph
-from .torch_state import check_keys, load_torch_state
+from .torch_state import check_keys, load_torch_state, load_plain_state
 
 log = logging.getLogger(__name__)
 
 
 def load_state(weights: ResolvedWeights) -> dict:
-    """Folded state dict of a resolved weights file, whatever its format."""
+    """Folded FaceNet state dict of a resolved weights file, whatever its format."""
     if weights.format is WeightFormat.TF_GRAPH:
         return load_tf_graph(weights.path)
     return load_torch_state(weights.path)
@@ -32,3 +36,19 @@ def load_facenet(model: str | ModelSpec = "casia-webface", weights_path: str | o
     net.load_state_dict(state, strict=True)
     net.spec, net.weights = spec, weights
     return net.eval()
+
+
+def load_mtcnn(folder: str | os.PathLike | None = None, spec: DetectorSpec = MTCNN) -> dict[str, torch.nn.Module]:
+    """Eval-mode ``{"pnet": PNet, "rnet": RNet, "onet": ONet}``, each with ``.weights`` attached."""
+    nets: dict[str, torch.nn.Module] = {}
+    for name, weights in resolve_detector_weights(spec, folder).items():
+        net = NETS[name]()
+        if weights.format is WeightFormat.ONNX_KERAS:
+            state = state_dict_from_onnx(weights.path, name)
+        else:
+            state = load_plain_state(weights.path)
+        check_keys(set(net.state_dict()), set(state), str(weights.path))
+        net.load_state_dict(state, strict=True)
+        net.weights = weights
+        nets[name] = net.eval()
+    return nets

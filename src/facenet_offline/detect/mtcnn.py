@@ -1,0 +1,209 @@
+"""MTCNN face detection, batched across images: PNet level by level, then every RNet and ONet
+candidate of the whole batch in large chunks (the NPU reference's 2,000 and 1,000).
+
+Engines only return raw arrays; all box math is in ``boxes``. Results are ``Detection`` objects
+with empty arrays when there is no face, never None.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+import cv2
+import numpy as np
+
+from ..data.tensors import to_nchw
+from ..runtime.base import Backend
+from ..weights.registry import MTCNN, DetectorSpec
+from . import boxes as bx
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MTCNNConfig:
+    """The algorithm's constants (defaults from the paper and the reference) and batching limits."""
+
+    min_face: float = 20.0
+    factor: float = 0.709
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    nms_pnet_scale: float = 0.5  # within one scale
+    nms_pnet_image: float = 0.7  # across scales
+    nms_rnet: float = 0.7
+    nms_onet: float = 0.7  # with the "min" overlap
+    rnet_batch: int = 2000
+    onet_batch: int = 1000
+    pnet_batch_pixels: int = 1 << 23  # bound on one PNet run's input size
+
+    def __post_init__(self):
+        if self.rnet_batch < 1 or self.onet_batch < 1:
+            raise ValueError("rnet_batch and onet_batch must be at least 1")
+        if not all(0 <= t <= 1 for t in self.thresholds):
+            raise ValueError(f"thresholds must lie in [0, 1], got {self.thresholds}")
+
+
+class Selection(str, Enum):
+    """Which face of an image to keep when one is wanted."""
+
+    LARGEST = "largest"
+    PROBABLE = "probable"
+    CENTRE_WEIGHTED = "centre-weighted"  # large and near the centre (facenet-pytorch's center_weighted_size)
+    ALL = "all"
+
+    @classmethod
+    def parse(cls, value: str) -> Selection:
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValueError(f"Unknown face selection {value!r}. Valid: {', '.join(s.value for s in cls)}.") from None
+
+
+@dataclass
+class Detection:
+    """The faces found in one image: boxes (x1, y1, x2, y2), scores, 5 landmarks (x, y) each."""
+
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, 5, 2), np.float32))
+    image_size: tuple[int, int] = (0, 0)  # height, width
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def take(self, index: np.ndarray) -> Detection:
+        return Detection(self.boxes[index], self.scores[index], self.landmarks[index], self.image_size)
+
+    def select(self, how: Selection | str = Selection.LARGEST) -> Detection:
+        """At most one face (or all, sorted by score), chosen as ``how`` says."""
+        how = Selection(how)
+        if len(self) == 0 or how is Selection.ALL:
+            return self.take(np.argsort(-self.scores, kind="stable"))
+        w, h = self.boxes[:, 2] - self.boxes[:, 0], self.boxes[:, 3] - self.boxes[:, 1]
+        if how is Selection.PROBABLE:
+            key = self.scores
+        elif how is Selection.LARGEST:
+            key = w * h
+        else:
+            centre = np.array(self.image_size[::-1], np.float32) / 2
+            offset = (self.boxes[:, :2] + self.boxes[:, 2:]) / 2 - centre
+            key = w * h - 2.0 * np.sum(offset ** 2, axis=1)
+        return self.take(np.array([int(np.argmax(key))]))
+
+
+@dataclass
+class _Candidates:
+    """Candidate boxes of a whole batch, with the image each belongs to."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    image: np.ndarray
+
+    def take(self, index: np.ndarray) -> _Candidates:
+        return _Candidates(self.boxes[index], self.scores[index], self.image[index])
+
+
+def _empty() -> _Candidates:
+    return _Candidates(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+
+
+class MTCNNDetector:
+    """Runs MTCNN over batches of uint8 RGB images of any sizes with three backends."""
+
+    def __init__(self, pnet: Backend, rnet: Backend, onet: Backend, config: MTCNNConfig = MTCNNConfig(),
+                 spec: DetectorSpec = MTCNN):
+        self.pnet, self.rnet, self.onet, self.config, self.spec = pnet, rnet, onet, config, spec
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[Detection]:
+        """One ``Detection`` per image."""
+        for i, img in enumerate(images):
+            if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+                raise ValueError(f"image {i}: expected H x W x 3 uint8 RGB, got {img.shape} {img.dtype}")
+        cands = self._stage_pnet(images)
+        cands = self._stage_rnet(images, cands)
+        return self._stage_onet(images, cands)
+
+    def _stage_pnet(self, images: Sequence[np.ndarray]) -> _Candidates:
+        c = self.config
+        jobs: dict[tuple[int, int], list[tuple[int, float]]] = defaultdict(list)
+        for i, img in enumerate(images):
+            h, w = img.shape[:2]
+            for s in bx.pyramid_scales(h, w, c.min_face, c.factor):
+                jobs[bx.scaled_size(h, w, s)].append((i, s))
+        found: list[_Candidates] = []
+        regs: list[np.ndarray] = []
+        for (sh, sw), members in jobs.items():
+            step = max(1, c.pnet_batch_pixels // (sh * sw))
+            for start in range(0, len(members), step):
+                chunk = members[start:start + step]
+                batch = np.stack([cv2.resize(images[i], (sw, sh), interpolation=cv2.INTER_AREA) for i, _ in chunk])
+                reg, prob = self.pnet.run(to_nchw(batch, self.spec.mean, self.spec.std))
+                for k, (i, s) in enumerate(chunk):
+                    b, sc, r = bx.pnet_candidates(prob[k, 1], reg[k], s, c.thresholds[0])
+                    keep = bx.nms(b, sc, c.nms_pnet_scale)
+                    found.append(_Candidates(b[keep], sc[keep], np.full(len(keep), i)))
+                    regs.append(r[keep])
+        if not found:
+            return _empty()
+        cands = _Candidates(*(np.concatenate(a) for a in zip(*((f.boxes, f.scores, f.image) for f in found))))
+        reg = np.concatenate(regs)
+        order = np.argsort(cands.image, kind="stable")  # group by image, keeping each image's scale order
+        cands, reg = cands.take(order), reg[order]
+        keep = bx.grouped_nms(cands.boxes, cands.scores, cands.image, c.nms_pnet_image)
+        cands, reg = cands.take(keep), reg[keep]
+        cands.boxes = np.fix(bx.square(bx.regress(cands.boxes, reg, inclusive=False)))
+        return cands
+
+    def _run_chunked(self, backend: Backend, patches: np.ndarray, chunk: int) -> tuple[np.ndarray, ...]:
+        outs = [backend.run(patches[s:s + chunk]) for s in range(0, len(patches), chunk)]
+        return tuple(np.concatenate(parts) for parts in zip(*outs))
+
+    def _patches(self, images: Sequence[np.ndarray], cands: _Candidates, size: int) -> np.ndarray:
+        """Zero-padded crops of every candidate, resized to ``size`` x ``size`` in float (no uint8 rounding)."""
+        out = np.empty((len(cands.scores), size, size, 3), np.float32)
+        for i in np.unique(cands.image):
+            rows = np.flatnonzero(cands.image == i)
+            img = images[i]
+            pixels = bx.pixel_boxes(cands.boxes[rows])
+            pad = bx.border_needed(pixels, img.shape[1], img.shape[0])
+            canvas = cv2.copyMakeBorder(img.astype(np.float32), pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+            for row, (x1, y1, x2, y2) in zip(rows, pixels + pad):
+                out[row] = cv2.resize(canvas[y1:y2 + 1, x1:x2 + 1], (size, size), interpolation=cv2.INTER_AREA)
+        return to_nchw(out, self.spec.mean, self.spec.std)
+
+    def _stage_rnet(self, images: Sequence[np.ndarray], cands: _Candidates) -> _Candidates:
+        c = self.config
+        if len(cands.scores) == 0:
+            return cands
+        reg, prob = self._run_chunked(self.rnet, self._patches(images, cands, 24), c.rnet_batch)
+        passed = np.flatnonzero(prob[:, 1] > c.thresholds[1])
+        cands, reg = cands.take(passed), reg[passed]
+        cands.scores = prob[passed, 1]
+        keep = bx.grouped_nms(cands.boxes, cands.scores, cands.image, c.nms_rnet)
+        cands, reg = cands.take(keep), reg[keep]
+        cands.boxes = bx.square(bx.regress(cands.boxes, reg))
+        return cands
+
+    def _stage_onet(self, images: Sequence[np.ndarray], cands: _Candidates) -> list[Detection]:
+        c = self.config
+        sizes = [img.shape[:2] for img in images]
+        if len(cands.scores) == 0:
+            return [Detection(image_size=s) for s in sizes]
+        cands.boxes = np.fix(cands.boxes)
+        reg, marks, prob = self._run_chunked(self.onet, self._patches(images, cands, 48), c.onet_batch)
+        passed = np.flatnonzero(prob[:, 1] > c.thresholds[2])
+        cands, reg, marks = cands.take(passed), reg[passed], marks[passed]
+        cands.scores = prob[passed, 1]
+        landmarks = bx.landmarks_from_offsets(cands.boxes, marks)
+        cands.boxes = bx.regress(cands.boxes, reg)
+        keep = bx.grouped_nms(cands.boxes, cands.scores, cands.image, c.nms_onet, bx.Overlap.MIN)
+        cands, landmarks = cands.take(keep), landmarks[keep]
+        out = []
+        for i, size in enumerate(sizes):
+            rows = np.flatnonzero(cands.image == i)
+            out.append(Detection(cands.boxes[rows].astype(np.float32), cands.scores[rows].astype(np.float32),
+                                 landmarks[rows], size))
+        return out
