@@ -43,16 +43,16 @@ def test_cached_build_is_reused_and_a_corrupt_one_rebuilt(built_default):
     built_default.path.write_bytes(bytes(data))
     rebuilt = build_facenet()
     assert rebuilt.path.stat().st_mtime_ns != mtime
-    assert rebuilt.record["onnx_sha256"] == built_default.record["onnx_sha256"]  # export is deterministic
+    assert rebuilt.record["files"] == built_default.record["files"]  # export is deterministic
 
 
 def test_cache_key_depends_on_options(built_default):
-    from facenet_offline.build import _cache_dir
+    from facenet_offline.build import facenet_cache_dir
     from facenet_offline.weights import get_spec
 
     spec, sha = get_spec("casia-webface"), built_default.record["weights"]["sha256"]
-    assert _cache_dir(spec, sha, BuildOptions()) != _cache_dir(spec, sha, BuildOptions(opset=13))
-    assert _cache_dir(spec, sha, BuildOptions()) != _cache_dir(spec, "0" * 64, BuildOptions())
+    assert facenet_cache_dir(spec, sha, BuildOptions()) != facenet_cache_dir(spec, sha, BuildOptions(opset=13))
+    assert facenet_cache_dir(spec, sha, BuildOptions()) != facenet_cache_dir(spec, "0" * 64, BuildOptions())
 
 
 class _Tiny(torch.nn.Module):

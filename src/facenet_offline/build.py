@@ -117,12 +117,16 @@ def parity_batch(spec: ModelSpec) -> np.ndarray:
     return standardise(load_sample_faces(spec.input_size), spec.mean, spec.std)
 
 
+def facenet_cache_dir(spec: ModelSpec, weights_sha256: str, options: BuildOptions) -> Path:
+    key = options_key({"format": BUILD_FORMAT, "opset": options.opset, "simplify": options.simplify})
+    return home() / "models" / spec.name / f"{weights_sha256[:16]}-{key}"
+
+
 def build_facenet(options: BuildOptions = BuildOptions(), force: bool = False) -> Built:
     """The cached FaceNet ONNX model for ``options``, built and checked if needed."""
     spec = get_spec(options.model)
     weights = resolve_weights(spec, options.weights_path)
-    key = options_key({"format": BUILD_FORMAT, "opset": options.opset, "simplify": options.simplify})
-    folder = home() / "models" / spec.name / f"{weights.sha256[:16]}-{key}"
+    folder = facenet_cache_dir(spec, weights.sha256, options)
 
     def make(folder: Path) -> dict:
         net = load_facenet(spec, weights.path)

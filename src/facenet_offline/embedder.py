@@ -59,4 +59,4 @@ def open_embedder(model: str = "casia-webface", backend: str = "onnxruntime", th
     built = build_facenet(BuildOptions(model=model, weights_path=weights_path))
     return Embedder(built.spec, OnnxRuntimeBackend(built.path, providers, threads), {
         "model": built.spec.name, "backend": "onnxruntime", "precision": built.record["precision"],
-        "weights_sha256": built.record["weights"]["sha256"], "onnx_sha256": built.record["onnx_sha256"]})
+        "weights_sha256": built.record["weights"]["sha256"], "onnx_sha256": built.record["files"]["facenet"]})
