@@ -56,3 +56,25 @@ def facenet_torch():
     from facenet_offline.weights import load_facenet
 
     return load_facenet()
+
+
+@pytest.fixture(scope="session")
+def built_mtcnn():
+    from facenet_offline.build import build_mtcnn
+
+    return build_mtcnn()
+
+
+@pytest.fixture(scope="session")
+def detector(built_mtcnn):
+    from facenet_offline.detect import open_detector
+
+    return open_detector()
+
+
+@pytest.fixture(scope="session")
+def lfw_images(lfw_dir, lfw_pairs):
+    """The first 32 distinct images of pairs.txt, decoded (uint8 RGB, 250x250)."""
+    from facenet_offline.data.lfw import images_in_pairs
+
+    return [load_rgb(p) for p in images_in_pairs(lfw_dir, lfw_pairs)[:32]]

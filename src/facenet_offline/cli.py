@@ -53,30 +53,54 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_embed(args: argparse.Namespace) -> int:
+def _input_paths(inputs: list[str]) -> list[Path]:
+    from .data.images import iter_image_paths
+
+    missing = [p for p in inputs if not Path(p).exists() and not Path(p).is_symlink()]
+    if missing:
+        raise FacenetOfflineError(f"input not found: {', '.join(missing)}; check the path.")
+    paths = list(iter_image_paths(inputs))
+    if not paths:
+        raise FacenetOfflineError(f"no images found in {', '.join(inputs)}.")
+    return paths
+
+
+def _open_embedder(args: argparse.Namespace):
+    from .embedder import open_embedder
+
+    providers = args.providers.split(",") if args.providers else None
+    return open_embedder(args.model, args.backend, args.threads, providers, args.weights)
+
+
+def _align_config(args: argparse.Namespace):
+    from .detect import AlignConfig
+
+    return AlignConfig(method=args.align, margin=args.margin)
+
+
+def _progress(total: int, desc: str):
     from tqdm import tqdm
 
-    from .data.images import iter_image_paths
-    from .embedder import open_embedder
-    from .embeddings import distance_matrix
-    from .pipeline import embed_aligned
+    return tqdm(total=total, unit="img", desc=desc, disable=None, dynamic_ncols=True)
 
-    if not args.aligned:
-        raise FacenetOfflineError("embed needs --aligned (ready face crops): face detection is not part of this "
-                                  "version yet.")
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from .detect import Selection, open_detector
+    from .embeddings import distance_matrix
+    from .pipeline import embed_aligned, embed_images
+
     out = Path(args.out)
     if out.suffix != ".npz":
         raise FacenetOfflineError(f"{out}: the output must be a .npz file (embeddings, paths, status).")
-    missing = [p for p in args.paths if not Path(p).exists()]
-    if missing:
-        raise FacenetOfflineError(f"input not found: {', '.join(missing)}; check the path.")
-    paths = list(iter_image_paths(args.paths))
-    if not paths:
-        raise FacenetOfflineError(f"no images found in {', '.join(args.paths)}.")
-    providers = args.providers.split(",") if args.providers else None
-    embedder = open_embedder(args.model, args.backend, args.threads, providers, args.weights)
-    with tqdm(total=len(paths), unit="img", desc="embed", disable=None) as bar:
-        result = embed_aligned(paths, embedder, args.batch_size, progress=bar.update)
+    paths = _input_paths(args.paths)
+    embedder = _open_embedder(args)
+    with _progress(len(paths), "embed") as bar:
+        if args.aligned:
+            result = embed_aligned(paths, embedder, args.batch_size, progress=bar.update)
+        else:
+            detector = open_detector(args.detector_backend, args.threads)
+            result = embed_images(paths, detector, embedder, _align_config(args), Selection.parse(args.select),
+                                  args.batch_size, progress=bar.update)
     n_ok = int(result.ok.sum())
     for path, status in zip(result.paths, result.status):
         if status != "ok":
@@ -102,6 +126,57 @@ def _print_distances(paths, embeddings, ok, distance_matrix) -> None:
         print(f"{name:<{width}s}" + "".join(f"{v:7.3f}" for v in d[i]) + f"   [{i}]")
 
 
+def cmd_detect(args: argparse.Namespace) -> int:
+    from .cache import atomic_path
+    from .detect import open_detector
+    from .detect.jsonl import detection_record, save_crops
+    from .pipeline import OK, detect_batches
+
+    out = Path(args.out)
+    paths = _input_paths(args.paths)
+    detector = open_detector(args.detector_backend, args.threads)
+    align = _align_config(args)
+    counts = {"images": 0, "faces": 0, "no_face": 0, "errors": 0}
+    with atomic_path(out, ".jsonl") as tmp, open(tmp, "w", encoding="utf-8") as fh, _progress(len(paths), "detect") as bar:
+        for results in detect_batches(paths, detector, args.batch_size, progress=bar.update):
+            for item in results:
+                det = item.detection.select(args.select)
+                crops = save_crops(item, det, align, args.save_crops, counts["images"]) if args.save_crops else []
+                fh.write(json.dumps(detection_record(item, det, crops)) + "\n")
+                counts["images"] += 1
+                counts["faces"] += len(det)
+                counts["no_face"] += item.status == OK and len(det) == 0
+                counts["errors"] += item.status != OK
+    for key in ("no_face", "errors"):
+        counts[key] = int(counts[key])
+    print(f"{counts['faces']} faces in {counts['images']} images ({counts['no_face']} without a face, "
+          f"{counts['errors']} unreadable) -> {out}")
+    return 1 if counts["errors"] == counts["images"] or (args.strict and counts["errors"]) else 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .detect import Selection, open_detector
+    from .pipeline import embed_images
+
+    paths = [Path(args.image1), Path(args.image2)]
+    for p in paths:
+        if not p.is_file():
+            raise FacenetOfflineError(f"{p}: not found; check the path.")
+    embedder = _open_embedder(args)
+    result = embed_images(paths, open_detector(args.detector_backend, args.threads), embedder, _align_config(args),
+                          Selection.parse(args.select), batch_size=2)
+    for path, status in zip(result.paths, result.status):
+        if status != "ok":
+            raise FacenetOfflineError(f"{path}: {status}; cannot verify.")
+    distance = float(np.sum((result.embeddings[0] - result.embeddings[1]) ** 2))
+    threshold = embedder.spec.threshold
+    same = distance <= threshold
+    print(f"squared L2 distance {distance:.4f} (threshold {threshold:.2f} for {embedder.spec.name}, "
+          f"{embedder.spec.threshold_source})")
+    print("same person" if same else "different people")
+    return 0 if same else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facenet-offline", description="Offline face recognition with FaceNet.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
@@ -123,8 +198,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--print-distances", action="store_true", help="print the pairwise distance matrix")
     _add_model_args(p)
     _add_runtime_args(p)
+    _add_face_args(p, select="largest")
     p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("detect", help="detect faces (MTCNN) and write one JSON line per image")
+    p.add_argument("paths", nargs="+", help="image files or folders")
+    p.add_argument("--out", required=True, help="output .jsonl")
+    p.add_argument("--save-crops", metavar="DIR", help="also write each face's aligned crop as PNG")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--strict", action="store_true", help="exit non-zero if any input failed")
+    p.add_argument("--threads", type=int, default=None)
+    _add_face_args(p, select="all")
+    p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("verify", help="are two photos of the same person?")
+    p.add_argument("image1")
+    p.add_argument("image2")
+    _add_model_args(p)
+    _add_runtime_args(p)
+    _add_face_args(p, select="largest")
+    p.set_defaults(func=cmd_verify)
     return parser
+
+
+def _add_face_args(p: argparse.ArgumentParser, select: str) -> None:
+    from .detect import DETECTOR_BACKENDS
+    from .detect.align import AlignMethod
+    from .detect.mtcnn import Selection
+
+    p.add_argument("--select", default=select, choices=[s.value for s in Selection],
+                   help=f"which face(s) of an image to use (default {select})")
+    p.add_argument("--align", default=AlignMethod.MARGIN.value, choices=[m.value for m in AlignMethod])
+    p.add_argument("--margin", type=float, default=32.0, help="crop margin in pixels (default 32)")
+    p.add_argument("--detector-backend", default="openvino", choices=DETECTOR_BACKENDS)
 
 
 def main(argv: list[str] | None = None) -> int:

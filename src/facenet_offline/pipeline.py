@@ -1,20 +1,29 @@
-"""Streaming jobs over many images: decode, (detect, align,) embed, collect."""
+"""Streaming jobs over many images: decode (in threads, one batch ahead), detect, align, embed.
+
+Every input gets a status ("ok", "no face", or "error: ..."); a bad input never stops a run.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .data.images import load_rgb
+from .detect.align import AlignConfig, align_face
+from .detect.mtcnn import Detection, MTCNNDetector, Selection
 from .embedder import Embedder
 from .embeddings import OK, EmbeddingSet
 from .errors import ImageError
 
 log = logging.getLogger(__name__)
+
+NO_FACE = "no face"
+Progress = Callable[[int], None] | None
 
 
 def _decode(path: Path) -> np.ndarray | str:
@@ -25,30 +34,73 @@ def _decode(path: Path) -> np.ndarray | str:
         return f"error: {exc}"
 
 
-def embed_aligned(paths: Sequence[Path], embedder: Embedder, batch_size: int = 32,
-                  progress: Callable[[int], None] | None = None, workers: int = 2) -> EmbeddingSet:
-    """Embed ready face crops; undecodable inputs get an error status and a NaN row, and the run goes on.
-
-    Decoding of the next batch runs in threads while the current batch is embedded.
-    """
+def decoded_batches(paths: Sequence[Path], batch_size: int, workers: int = 2) -> Iterator[list[np.ndarray | str]]:
+    """Batches of decoded images (or error strings), decoded in threads one batch ahead."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    dim = embedder.spec.embedding_dim
-    out = np.full((len(paths), dim), np.nan, dtype=np.float32)
-    status: list[str] = [""] * len(paths)
-    starts = range(0, len(paths), batch_size)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending = [pool.map(_decode, paths[s:s + batch_size]) for s in starts[:1]]
+    starts = list(range(0, len(paths), batch_size))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+        pending = pool.map(_decode, paths[:batch_size]) if starts else None
         for i, start in enumerate(starts):
-            decoded = list(pending.pop(0))
+            current = list(pending)
             if i + 1 < len(starts):
                 nxt = starts[i + 1]
-                pending.append(pool.map(_decode, paths[nxt:nxt + batch_size]))
-            good = [j for j, d in enumerate(decoded) if not isinstance(d, str)]
-            if good:
-                out[[start + j for j in good]] = embedder.embed([decoded[j] for j in good])
-            for j, d in enumerate(decoded):
-                status[start + j] = d if isinstance(d, str) else OK
-            if progress:
-                progress(len(decoded))
+                pending = pool.map(_decode, paths[nxt:nxt + batch_size])
+            yield current
+
+
+def embed_aligned(paths: Sequence[Path], embedder: Embedder, batch_size: int = 32, progress: Progress = None) -> EmbeddingSet:
+    """Embed ready face crops; undecodable inputs get an error status and a NaN row."""
+    out = np.full((len(paths), embedder.spec.embedding_dim), np.nan, dtype=np.float32)
+    status: list[str] = []
+    for batch in decoded_batches(paths, batch_size):
+        start = len(status)
+        good = [j for j, d in enumerate(batch) if not isinstance(d, str)]
+        if good:
+            out[[start + j for j in good]] = embedder.embed([batch[j] for j in good])
+        status += [d if isinstance(d, str) else OK for d in batch]
+        if progress:
+            progress(len(batch))
     return EmbeddingSet([str(p) for p in paths], out, status, dict(embedder.description))
+
+
+@dataclass
+class ImageFaces:
+    """One input image: its path, status, decoded pixels (None if undecodable) and detection."""
+
+    path: Path
+    status: str
+    image: np.ndarray | None
+    detection: Detection
+
+
+def detect_batches(paths: Sequence[Path], detector: MTCNNDetector, batch_size: int = 16,
+                   progress: Progress = None) -> Iterator[list[ImageFaces]]:
+    """Detect faces in every image, one batch of results at a time, in input order."""
+    done = 0
+    for batch in decoded_batches(paths, batch_size):
+        found = iter(detector.detect([d for d in batch if not isinstance(d, str)]))
+        yield [ImageFaces(paths[done + k], d, None, Detection()) if isinstance(d, str)
+               else ImageFaces(paths[done + k], OK, d, next(found)) for k, d in enumerate(batch)]
+        done += len(batch)
+        if progress:
+            progress(len(batch))
+
+
+def embed_images(paths: Sequence[Path], detector: MTCNNDetector, embedder: Embedder, align: AlignConfig = AlignConfig(),
+                 select: Selection = Selection.LARGEST, batch_size: int = 16, progress: Progress = None) -> EmbeddingSet:
+    """Detect, select one face per image, align, embed. Images without a face get status "no face"."""
+    out = np.full((len(paths), embedder.spec.embedding_dim), np.nan, dtype=np.float32)
+    status: list[str] = []
+    for results in detect_batches(paths, detector, batch_size, progress):
+        rows, crops = [], []
+        for item in results:
+            face = item.detection.select(select)
+            if item.image is not None and len(face):
+                rows.append(len(status))
+                crops.append(align_face(item.image, face.boxes[0], face.landmarks[0], align))
+            status.append(item.status if item.image is None else (OK if len(face) else NO_FACE))
+        if crops:
+            out[rows] = embedder.embed(crops)
+    meta = dict(embedder.description, align=align.method.value, margin=align.margin, select=Selection(select).value)
+    return EmbeddingSet([str(p) for p in paths], out, status, meta)

@@ -72,3 +72,19 @@ def read_pairs(path: str | os.PathLike) -> list[Pair]:
     if len(pairs) != folds * 2 * per_fold:
         raise FacenetOfflineError(f"{path}: header promises {folds * 2 * per_fold} pairs, found {len(pairs)}")
     return pairs
+
+
+def images_in_pairs(root: str | os.PathLike, pairs: list[Pair]) -> list[Path]:
+    """Distinct image paths the pairs reference, in first-use order."""
+    seen: dict[Path, None] = {}
+    for p in pairs:
+        seen.setdefault(image_path(root, p.name1, p.num1))
+        seen.setdefault(image_path(root, p.name2, p.num2))
+    return list(seen)
+
+
+def images_outside_pairs(root: str | os.PathLike, pairs_file: str | os.PathLike | None = None) -> list[Path]:
+    """All LFW images that no pair of pairs.txt uses: data that can be used without touching the test set."""
+    root = Path(root)
+    used = set(images_in_pairs(root, read_pairs(pairs_file or root / "pairs.txt")))
+    return [p for p in sorted((root / IMAGES_SUBDIR).glob("*/*.jpg")) if p not in used]

@@ -53,7 +53,10 @@ def pnet_candidates(prob: np.ndarray, reg: np.ndarray, scale: float, threshold: 
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: Overlap | str = Overlap.UNION) -> np.ndarray:
-    """Indices kept by greedy non-maximum suppression, best score first."""
+    """Indices kept by greedy non-maximum suppression, best score first (the reference algorithm).
+
+    Areas count pixels inclusively (``x2 - x1 + 1``), as the MTCNN reference does.
+    """
     mode = Overlap(mode)
     boxes = np.asarray(boxes, np.float64)
     if len(boxes) == 0:
@@ -75,9 +78,22 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: Overlap |
 
 def grouped_nms(boxes: np.ndarray, scores: np.ndarray, groups: np.ndarray, threshold: float,
                 mode: Overlap | str = Overlap.UNION) -> np.ndarray:
-    """NMS within each group (image, or image and scale) independently; indices into the inputs."""
+    """NMS within each group (an image, or an image and scale) independently; sorted indices into the inputs.
+
+    The union overlap runs in OpenCV's compiled ``NMSBoxesBatched`` (same result as ``nms``, tested,
+    and about ten times faster); scores must be positive, as probabilities of detected faces are.
+    """
+    mode = Overlap(mode)
     if len(boxes) == 0:
         return np.zeros(0, dtype=np.int64)
+    if mode is Overlap.UNION:
+        import cv2
+
+        b = np.asarray(boxes, np.float64)
+        rects = np.hstack([b[:, :2], b[:, 2:] - b[:, :2] + 1])  # inclusive pixel extent, as in ``nms``
+        keep = cv2.dnn.NMSBoxesBatched(rects, np.asarray(scores, np.float32), np.asarray(groups, np.int32),
+                                       0.0, float(threshold))
+        return np.sort(np.asarray(keep, dtype=np.int64).reshape(-1))
     keep = [idx[nms(boxes[idx], scores[idx], threshold, mode)] for g in np.unique(groups)
             for idx in [np.flatnonzero(groups == g)]]
     return np.sort(np.concatenate(keep))

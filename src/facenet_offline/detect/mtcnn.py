@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -114,8 +115,9 @@ class MTCNNDetector:
     """Runs MTCNN over batches of uint8 RGB images of any sizes with three backends."""
 
     def __init__(self, pnet: Backend, rnet: Backend, onet: Backend, config: MTCNNConfig = MTCNNConfig(),
-                 spec: DetectorSpec = MTCNN):
+                 spec: DetectorSpec = MTCNN, threads: int = 2):
         self.pnet, self.rnet, self.onet, self.config, self.spec = pnet, rnet, onet, config, spec
+        self._pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="mtcnn-crop")
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detection]:
         """One ``Detection`` per image."""
@@ -128,33 +130,30 @@ class MTCNNDetector:
 
     def _stage_pnet(self, images: Sequence[np.ndarray]) -> _Candidates:
         c = self.config
-        jobs: dict[tuple[int, int], list[tuple[int, float]]] = defaultdict(list)
+        jobs: dict[tuple[int, int], list[tuple[int, int, float]]] = defaultdict(list)
         for i, img in enumerate(images):
             h, w = img.shape[:2]
-            for s in bx.pyramid_scales(h, w, c.min_face, c.factor):
-                jobs[bx.scaled_size(h, w, s)].append((i, s))
-        found: list[_Candidates] = []
-        regs: list[np.ndarray] = []
+            for level, s in enumerate(bx.pyramid_scales(h, w, c.min_face, c.factor)):
+                jobs[bx.scaled_size(h, w, s)].append((i, level, s))
+        parts: list[tuple[np.ndarray, ...]] = []  # boxes, scores, regressions, image, (image, level) group
         for (sh, sw), members in jobs.items():
             step = max(1, c.pnet_batch_pixels // (sh * sw))
             for start in range(0, len(members), step):
                 chunk = members[start:start + step]
-                batch = np.stack([cv2.resize(images[i], (sw, sh), interpolation=cv2.INTER_AREA) for i, _ in chunk])
+                batch = np.stack([cv2.resize(images[i], (sw, sh), interpolation=cv2.INTER_AREA) for i, _, _ in chunk])
                 reg, prob = self.pnet.run(to_nchw(batch, self.spec.mean, self.spec.std))
-                for k, (i, s) in enumerate(chunk):
+                for k, (i, level, s) in enumerate(chunk):
                     b, sc, r = bx.pnet_candidates(prob[k, 1], reg[k], s, c.thresholds[0])
-                    keep = bx.nms(b, sc, c.nms_pnet_scale)
-                    found.append(_Candidates(b[keep], sc[keep], np.full(len(keep), i)))
-                    regs.append(r[keep])
-        if not found:
+                    parts.append((b, sc, r, np.full(len(sc), i), np.full(len(sc), i * 1000 + level)))
+        if not parts:
             return _empty()
-        cands = _Candidates(*(np.concatenate(a) for a in zip(*((f.boxes, f.scores, f.image) for f in found))))
-        reg = np.concatenate(regs)
-        order = np.argsort(cands.image, kind="stable")  # group by image, keeping each image's scale order
-        cands, reg = cands.take(order), reg[order]
-        keep = bx.grouped_nms(cands.boxes, cands.scores, cands.image, c.nms_pnet_image)
-        cands, reg = cands.take(keep), reg[keep]
-        cands.boxes = np.fix(bx.square(bx.regress(cands.boxes, reg, inclusive=False)))
+        boxes, scores, reg, image, group = (np.concatenate(a) for a in zip(*parts))
+        order = np.lexsort((group, image))  # by image, then scale: the same order whatever the batch
+        boxes, scores, reg, image, group = boxes[order], scores[order], reg[order], image[order], group[order]
+        keep = bx.grouped_nms(boxes, scores, group, c.nms_pnet_scale)
+        keep = keep[bx.grouped_nms(boxes[keep], scores[keep], image[keep], c.nms_pnet_image)]
+        cands = _Candidates(boxes[keep], scores[keep], image[keep])
+        cands.boxes = np.fix(bx.square(bx.regress(cands.boxes, reg[keep], inclusive=False)))
         return cands
 
     def _run_chunked(self, backend: Backend, patches: np.ndarray, chunk: int) -> tuple[np.ndarray, ...]:
@@ -162,9 +161,13 @@ class MTCNNDetector:
         return tuple(np.concatenate(parts) for parts in zip(*outs))
 
     def _patches(self, images: Sequence[np.ndarray], cands: _Candidates, size: int) -> np.ndarray:
-        """Zero-padded crops of every candidate, resized to ``size`` x ``size`` in float (no uint8 rounding)."""
+        """Zero-padded crops of every candidate, resized to ``size`` x ``size`` in float (no uint8 rounding).
+
+        Images are cropped in parallel threads (OpenCV releases the GIL while resizing).
+        """
         out = np.empty((len(cands.scores), size, size, 3), np.float32)
-        for i in np.unique(cands.image):
+
+        def crop_image(i: int) -> None:
             rows = np.flatnonzero(cands.image == i)
             img = images[i]
             pixels = bx.pixel_boxes(cands.boxes[rows])
@@ -172,6 +175,8 @@ class MTCNNDetector:
             canvas = cv2.copyMakeBorder(img.astype(np.float32), pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
             for row, (x1, y1, x2, y2) in zip(rows, pixels + pad):
                 out[row] = cv2.resize(canvas[y1:y2 + 1, x1:x2 + 1], (size, size), interpolation=cv2.INTER_AREA)
+
+        list(self._pool.map(crop_image, np.unique(cands.image)))
         return to_nchw(out, self.spec.mean, self.spec.std)
 
     def _stage_rnet(self, images: Sequence[np.ndarray], cands: _Candidates) -> _Candidates:

@@ -48,6 +48,8 @@ class ModelSpec:
     published_lfw_accuracy: float | None = None
     published_by: str = ""
     env_var: str = ""  # environment variable that may point at a user-supplied weights file
+    threshold: float = 1.1  # squared L2 distance for "same person" in `verify`
+    threshold_source: str = "typical FaceNet value; not yet measured"
     aliases: tuple[str, ...] = field(default=())
 
     @property

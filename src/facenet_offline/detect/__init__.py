@@ -1,0 +1,33 @@
+"""Face detection (MTCNN), box math and alignment."""
+
+from __future__ import annotations
+
+from .align import AlignConfig, AlignMethod, align_face
+from .mtcnn import Detection, MTCNNConfig, MTCNNDetector, Selection
+
+DETECTOR_BACKENDS = ("openvino", "onnxruntime", "torch")
+
+
+def open_detector(backend: str = "openvino", threads: int | None = None, config: MTCNNConfig = MTCNNConfig(),
+                  weights_dir: str | None = None) -> MTCNNDetector:
+    """MTCNN on the chosen backend, from the cached NCHW ONNX builds (or the torch modules)."""
+    if backend not in DETECTOR_BACKENDS:
+        raise ValueError(f"Unknown detector backend {backend!r}. Valid: {', '.join(DETECTOR_BACKENDS)}.")
+    if backend == "torch":
+        from ..runtime.torch import TorchBackend
+        from ..weights import load_mtcnn
+
+        nets = load_mtcnn(weights_dir)
+        return MTCNNDetector(*(TorchBackend(nets[n], threads) for n in ("pnet", "rnet", "onet")), config=config)
+    from ..build import DetectorBuildOptions, build_mtcnn
+
+    built = build_mtcnn(DetectorBuildOptions(weights_dir=weights_dir))
+    if backend == "openvino":
+        from ..runtime.openvino import OpenVinoBackend as Engine
+    else:
+        from ..runtime.onnxruntime import OnnxRuntimeBackend as Engine
+    return MTCNNDetector(*(Engine(built.files[n], threads=threads) for n in ("pnet", "rnet", "onet")), config=config)
+
+
+__all__ = ["AlignConfig", "AlignMethod", "DETECTOR_BACKENDS", "Detection", "MTCNNConfig", "MTCNNDetector",
+           "Selection", "align_face", "open_detector"]
