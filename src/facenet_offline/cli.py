@@ -136,22 +136,20 @@ def cmd_detect(args: argparse.Namespace) -> int:
     paths = _input_paths(args.paths)
     detector = open_detector(args.detector_backend, args.threads)
     align = _align_config(args)
-    counts = {"images": 0, "faces": 0, "no_face": 0, "errors": 0}
+    images = faces = no_face = errors = 0
     with atomic_path(out, ".jsonl") as tmp, open(tmp, "w", encoding="utf-8") as fh, _progress(len(paths), "detect") as bar:
         for results in detect_batches(paths, detector, args.batch_size, progress=bar.update):
             for item in results:
                 det = item.detection.select(args.select)
-                crops = save_crops(item, det, align, args.save_crops, counts["images"]) if args.save_crops else []
+                crops = save_crops(item, det, align, args.save_crops, images) if args.save_crops else []
                 fh.write(json.dumps(detection_record(item, det, crops)) + "\n")
-                counts["images"] += 1
-                counts["faces"] += len(det)
-                counts["no_face"] += item.status == OK and len(det) == 0
-                counts["errors"] += item.status != OK
-    for key in ("no_face", "errors"):
-        counts[key] = int(counts[key])
-    print(f"{counts['faces']} faces in {counts['images']} images ({counts['no_face']} without a face, "
-          f"{counts['errors']} unreadable) -> {out}")
-    return 1 if counts["errors"] == counts["images"] or (args.strict and counts["errors"]) else 0
+                images, faces = images + 1, faces + len(det)
+                no_face += item.status == OK and len(det) == 0
+                errors += item.status != OK
+        if errors == images:
+            raise FacenetOfflineError(f"none of {images} inputs could be read; nothing written.")
+    print(f"{faces} faces in {images} images ({no_face} without a face, {errors} unreadable) -> {out}")
+    return 1 if args.strict and errors else 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -175,6 +173,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
           f"{embedder.spec.threshold_source})")
     print("same person" if same else "different people")
     return 0 if same else 1
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench.report import render_markdown, write_report
+    from .bench.run import run_benchmarks
+
+    results = run_benchmarks(args.suites.split(","), images=args.images, repeats=args.repeats,
+                             batch_sizes=[int(b) for b in args.batch_sizes.split(",")],
+                             backends=args.backends.split(","), peer_images=args.peer_images)
+    json_path, md_path = write_report(results, args.out)
+    print(render_markdown(results))
+    print(f"wrote {md_path} and {json_path}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -218,6 +229,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime_args(p)
     _add_face_args(p, select="largest")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("bench", help="measure throughput against peers and the machine's ceiling")
+    p.add_argument("--suites", default="detection", help="comma-separated: detection")
+    p.add_argument("--out", default="docs", help="folder for benchmarks.md and benchmarks.json")
+    p.add_argument("--images", type=int, default=256, help="LFW images per detection run")
+    p.add_argument("--peer-images", type=int, default=64, help="LFW images per peer run (the peer is slow)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--batch-sizes", default="1,16,64")
+    p.add_argument("--backends", default="openvino,onnxruntime")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

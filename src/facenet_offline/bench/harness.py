@@ -1,0 +1,95 @@
+"""Timing method shared by every benchmark: warm-up, repeated timed runs, median with min and max."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+NOISY_SPREAD = 0.15  # (max - min) / median above this flags a result as noisy
+
+
+@dataclass
+class Timing:
+    """Seconds per run over repeated runs of the same work."""
+
+    runs: list[float]
+    items: int  # items processed per run (images, candidates, ...)
+
+    @property
+    def median(self) -> float:
+        s = sorted(self.runs)
+        mid = len(s) // 2
+        return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
+
+    @property
+    def spread(self) -> float:
+        return (max(self.runs) - min(self.runs)) / self.median
+
+    @property
+    def noisy(self) -> bool:
+        return self.spread > NOISY_SPREAD
+
+    def rate(self, which: str = "median") -> float:
+        """Items per second at the median (or the fastest, "min", or slowest, "max") run."""
+        seconds = {"median": self.median, "min": min(self.runs), "max": max(self.runs)}[which]
+        return self.items / seconds
+
+    def summary(self) -> dict:
+        return {"items": self.items, "runs_s": [round(r, 5) for r in self.runs], "median_s": round(self.median, 5),
+                "rate_median": round(self.rate(), 2), "rate_best": round(self.rate("min"), 2),
+                "rate_worst": round(self.rate("max"), 2), "noisy": self.noisy}
+
+
+def measure(work: Callable[[], object], items: int, repeats: int = 5, warmup: int = 1) -> Timing:
+    """Run ``work`` ``warmup`` times untimed, then ``repeats`` times timed."""
+    for _ in range(warmup):
+        work()
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        runs.append(time.perf_counter() - start)
+    return Timing(runs, items)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+@dataclass
+class MachineInfo:
+    cpu: str = field(default_factory=cpu_model)
+    cores: int = field(default_factory=lambda: os.cpu_count() or 1)
+    python: str = field(default_factory=platform.python_version)
+    versions: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def library_versions() -> dict:
+    import cv2
+    import numpy
+    import onnxruntime
+    import openvino
+    import torch
+
+    from .. import __version__
+
+    return {"facenet_offline": __version__, "numpy": numpy.__version__, "torch": torch.__version__,
+            "onnxruntime": onnxruntime.__version__, "openvino": openvino.__version__, "opencv": cv2.__version__}

