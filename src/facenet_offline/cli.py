@@ -175,6 +175,34 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if same else 1
 
 
+def cmd_lfw(args: argparse.Namespace) -> int:
+    from .detect import open_detector
+    from .evaluate.lfw import LfwOptions, run_lfw
+    from .evaluate.report import write_report
+    from .evaluate.verification import ProtocolOptions
+
+    embedder = _open_embedder(args)
+    detector = open_detector(args.detector_backend, args.threads)
+    options = LfwOptions(align=_align_config(args), select=args.select, flip=args.flip, batch_size=args.batch_size,
+                         protocol=ProtocolOptions(distance=args.distance, subtract_mean=args.subtract_mean))
+    folds = [int(f) - 1 for f in args.folds.split(",")] if args.folds else None
+    run = run_lfw(embedder, detector, {"backend": args.detector_backend, "config": "default"}, args.lfw_dir,
+                  args.pairs, options, use_cache=not args.no_cache, progress_factory=_progress, folds=folds)
+    report = write_report(run, args.out)
+    r = report["result"]
+    print(f"LFW {report['pairs']} pairs, {report['images']} images, model {run.model['model']} "
+          f"({run.model['precision']}, {run.model['backend']})")
+    print(f"accuracy {r['accuracy_mean']:.5f} +- {r['accuracy_std']:.5f}   AUC {r['auc']:.4f}   EER {r['eer']:.4f}   "
+          f"VAL {r['val_mean']:.5f} +- {r['val_std']:.5f} @ FAR {r['far_mean']:.5f}")
+    print(f"no face found: {report['detection_failures']['count']} (centre-crop fallback); "
+          f"misclassified pairs: {len(report['misclassified'])}")
+    t = report["timings_s"]
+    print("time (s): " + ", ".join(f"{k} {v}" for k, v in t.items() if k != "from_cache")
+          + (f"; from cache: {', '.join(t['from_cache'])}" if t["from_cache"] else ""))
+    print(f"report: {Path(args.out) / 'report.md'} (+ report.json, roc.png)")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench.report import render_markdown, write_report
     from .bench.run import run_benchmarks
@@ -229,6 +257,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime_args(p)
     _add_face_args(p, select="largest")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("lfw", help="the LFW verification benchmark, raw images to report (the main job)")
+    p.add_argument("--lfw-dir", default=None, help="LFW root (default ../shared/lfw or $FACENET_OFFLINE_LFW)")
+    p.add_argument("--pairs", default=None, help="pairs file (default <lfw-dir>/pairs.txt)")
+    p.add_argument("--folds", default=None, help="only these folds of the pairs file, 1-based, e.g. 1 or 1,2")
+    p.add_argument("--out", default="out/lfw", help="folder for report.json, report.md, roc.png")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--distance", default="euclidean", choices=["euclidean", "angular"])
+    p.add_argument("--flip", default="none", choices=["none", "concat", "sum"])
+    p.add_argument("--subtract-mean", action="store_true", help="subtract the training folds' mean embedding")
+    p.add_argument("--no-cache", action="store_true", help="recompute detections and embeddings")
+    _add_model_args(p)
+    _add_runtime_args(p)
+    _add_face_args(p, select="centre-weighted")
+    p.set_defaults(func=cmd_lfw)
 
     p = sub.add_parser("bench", help="measure throughput against peers and the machine's ceiling")
     p.add_argument("--suites", default="detection", help="comma-separated: detection")

@@ -51,12 +51,15 @@ def image_path(root: str | os.PathLike, name: str, num: int) -> Path:
 
 
 def read_pairs(path: str | os.PathLike) -> list[Pair]:
-    """Parse pairs.txt (header "folds n", then per fold n same-person lines and n different-person lines)."""
+    """Parse a pairs file: header "folds n" (pairs.txt) or "n" (pairsDevTrain/DevTest.txt, one fold),
+    then per fold n same-person lines and n different-person lines."""
     lines = Path(path).read_text().split("\n")
     try:
-        folds, per_fold = (int(v) for v in lines[0].split())
-    except ValueError:
-        raise FacenetOfflineError(f"{path}: first line must be '<folds> <pairs per class>', got {lines[0]!r}") from None
+        header = [int(v) for v in lines[0].split()]
+        folds, per_fold = header if len(header) == 2 else (1, header[0])
+    except (ValueError, IndexError):
+        raise FacenetOfflineError(f"{path}: first line must be '<folds> <pairs per class>' or '<pairs per class>', "
+                                  f"got {lines[0]!r}") from None
     pairs: list[Pair] = []
     for i, line in enumerate(lines[1:], start=2):
         fields = line.split()

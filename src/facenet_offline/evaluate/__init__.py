@@ -1,0 +1,1 @@
+"""Evaluation: the LFW verification protocol, the LFW job and its report."""
