@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow models clean
+.PHONY: run samples test test-slow models clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required (set PYTHON=/path/to/python3.11)"; exit 1; }
@@ -18,7 +18,12 @@ $(STAMP): pyproject.toml
 models: $(STAMP)
 	$(VENV)/bin/facenet-offline models build
 
+# The main job: LFW from raw JPEG to report (out/lfw/report.md, report.json, roc.png).
 run: models
+	$(VENV)/bin/facenet-offline lfw --out out/lfw
+
+# A quick look without LFW: embed the shipped sample faces and print their distances.
+samples: models
 	$(VENV)/bin/facenet-offline embed src/facenet_offline/samples/faces --aligned --out $(VENV)/samples.npz --print-distances
 
 test: $(STAMP)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .choices import parse_choice
 from .data.tensors import resize_face, standardise
 from .runtime.base import Backend
 from .weights import ModelSpec
@@ -19,10 +20,7 @@ class BackendName(str, enum.Enum):
 
     @classmethod
     def parse(cls, value: str) -> BackendName:
-        try:
-            return cls(value)
-        except ValueError:
-            raise ValueError(f"Unknown backend {value!r}. Valid backends: {', '.join(b.value for b in cls)}.") from None
+        return parse_choice(cls, value, "backend")
 
 
 @dataclass

@@ -16,6 +16,7 @@ from enum import Enum
 import cv2
 import numpy as np
 
+from ..choices import parse_choice
 from ..data.tensors import resize_face
 
 
@@ -26,10 +27,7 @@ class AlignMethod(str, Enum):
 
     @classmethod
     def parse(cls, value: str) -> AlignMethod:
-        try:
-            return cls(value)
-        except ValueError:
-            raise ValueError(f"Unknown alignment {value!r}. Valid: {', '.join(m.value for m in cls)}.") from None
+        return parse_choice(cls, value, "alignment")
 
 
 # Landmark template for ``similarity`` in a 160x160 crop (left eye, right eye, nose, mouth left,

@@ -17,6 +17,7 @@ from enum import Enum
 import cv2
 import numpy as np
 
+from ..choices import parse_choice
 from ..data.tensors import to_nchw
 from ..runtime.base import Backend
 from ..weights.registry import MTCNN, DetectorSpec
@@ -57,10 +58,7 @@ class Selection(str, Enum):
 
     @classmethod
     def parse(cls, value: str) -> Selection:
-        try:
-            return cls(value)
-        except ValueError:
-            raise ValueError(f"Unknown face selection {value!r}. Valid: {', '.join(s.value for s in cls)}.") from None
+        return parse_choice(cls, value, "face selection")
 
 
 @dataclass

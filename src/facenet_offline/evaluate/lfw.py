@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -19,10 +20,11 @@ import numpy as np
 from ..cache import atomic_path, home, options_key
 from ..data.lfw import Pair, check_lfw_dir, images_in_pairs, read_pairs
 from ..detect.align import AlignConfig, align_face, centre_box
-from ..detect.mtcnn import MTCNNDetector, Selection
+from ..detect.mtcnn import Detection, MTCNNDetector, Selection
 from ..embedder import Embedder
+from ..errors import FacenetOfflineError
 from ..pipeline import decoded_batches
-from .verification import ProtocolOptions, VerificationResult, evaluate
+from .verification import Distance, ProtocolOptions, VerificationResult, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +39,11 @@ class Flip(str, Enum):
 class LfwOptions:
     """Everything the LFW job's result depends on, besides the model."""
 
+    # Defaults: the best View 1 (development set) row of docs/lfw-variants.md.
     align: AlignConfig = AlignConfig()
     select: Selection = Selection.CENTRE_WEIGHTED
-    flip: Flip = Flip.NONE
-    protocol: ProtocolOptions = ProtocolOptions()
+    flip: Flip = Flip.CONCAT
+    protocol: ProtocolOptions = ProtocolOptions(distance=Distance.ANGULAR, subtract_mean=True)
     batch_size: int = 16
 
     def __post_init__(self):
@@ -98,11 +101,9 @@ def combine_flips(e: np.ndarray, e_flip: np.ndarray, flip: Flip) -> np.ndarray:
     return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
-def _detect_all(root: Path, rel: list[str], detector: MTCNNDetector, select: Selection, batch_size: int,
-                timings: Timings, progress: Callable[[int], None] | None) -> Detections:
-    paths = [root / r for r in rel]
-    n = len(paths)
-    boxes, marks, found = np.zeros((n, 4), np.float32), np.full((n, 5, 2), np.nan, np.float32), np.zeros(n, bool)
+def _timed_batches(paths: list[Path], batch_size: int, timings: Timings,
+                   progress: Callable[[int], None] | None) -> Iterator[tuple[int, list[np.ndarray]]]:
+    """(index of the first image, decoded images) per batch; time spent waiting for decoding is counted."""
     done = 0
     batches = decoded_batches(paths, batch_size)
     while True:
@@ -110,53 +111,66 @@ def _detect_all(root: Path, rel: list[str], detector: MTCNNDetector, select: Sel
         batch = next(batches, None)
         timings.decode += time.perf_counter() - start
         if batch is None:
-            break
-        bad = [paths[done + k] for k, d in enumerate(batch) if isinstance(d, str)]
+            return
+        bad = [str(paths[done + k]) for k, d in enumerate(batch) if isinstance(d, str)]
         if bad:
-            raise FileNotFoundError(f"LFW images could not be read: {', '.join(map(str, bad))}")
-        start = time.perf_counter()
-        for k, (img, det) in enumerate(zip(batch, detector.detect(batch))):
-            face = det.select(select)
-            i = done + k
-            if len(face):
-                boxes[i], marks[i], found[i] = face.boxes[0], face.landmarks[0], True
-            else:
-                boxes[i] = centre_box(img.shape[1], img.shape[0])
-        timings.detect += time.perf_counter() - start
+            raise FacenetOfflineError(f"LFW images could not be read: {', '.join(bad)}")
+        yield done, batch
         done += len(batch)
         if progress:
             progress(len(batch))
-    return Detections(rel, boxes, marks, found)
 
 
-def _embed_all(root: Path, det: Detections, embedder: Embedder, align: AlignConfig, batch_size: int, flips: bool,
-               timings: Timings, progress: Callable[[int], None] | None) -> tuple[np.ndarray, np.ndarray | None]:
-    paths = [root / r for r in det.paths]
-    dim = embedder.spec.embedding_dim
-    emb = np.zeros((len(paths), dim), np.float32)
-    emb_flip = np.zeros((len(paths), dim), np.float32) if flips else None
-    done = 0
-    batches = decoded_batches(paths, batch_size)
-    while True:
-        start = time.perf_counter()
-        batch = next(batches, None)
-        timings.decode += time.perf_counter() - start
-        if batch is None:
-            break
-        start = time.perf_counter()
-        crops = [align_face(img, det.boxes[done + k], det.landmarks[done + k] if det.found[done + k] else None, align)
-                 for k, img in enumerate(batch)]
-        timings.align += time.perf_counter() - start
+def _choose_face(det: Detection, select: Selection, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(box, landmarks, found) of the selected face, or the centre-crop fallback."""
+    face = det.select(select)
+    if len(face):
+        return face.boxes[0], face.landmarks[0], True
+    return centre_box(image.shape[1], image.shape[0]), np.full((5, 2), np.nan, np.float32), False
+
+
+def _process(root: Path, rel: list[str], detector: MTCNNDetector, known: Detections | None, embedder: Embedder | None,
+             options: LfwOptions, flips: bool, timings: Timings, progress: Callable[[int], None] | None
+             ) -> tuple[Detections, np.ndarray | None, np.ndarray | None]:
+    """One streaming pass: decode (threads) -> detect (unless ``known``) -> align -> embed.
+
+    Embedding of a batch runs in its own thread while the next batch is decoded and detected,
+    so the two engines and the Python work between them overlap.
+    """
+    n, dim = len(rel), embedder.spec.embedding_dim if embedder else 0
+    det = known or Detections(rel, np.zeros((n, 4), np.float32), np.full((n, 5, 2), np.nan, np.float32),
+                              np.zeros(n, bool))
+    emb = np.zeros((n, dim), np.float32) if embedder else None
+    emb_flip = np.zeros((n, dim), np.float32) if embedder and flips else None
+
+    def embed(done: int, crops: list[np.ndarray]) -> None:
         start = time.perf_counter()
         out = embedder.embed(crops + ([c[:, ::-1] for c in crops] if flips else []))
         emb[done:done + len(crops)] = out[:len(crops)]
         if flips:
             emb_flip[done:done + len(crops)] = out[len(crops):]
         timings.embed += time.perf_counter() - start
-        done += len(batch)
-        if progress:
-            progress(len(batch))
-    return emb, emb_flip
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed") as pool:
+        pending = None
+        for done, batch in _timed_batches([root / r for r in rel], options.batch_size, timings, progress):
+            if known is None:
+                start = time.perf_counter()
+                for k, (img, found) in enumerate(zip(batch, detector.detect(batch))):
+                    det.boxes[done + k], det.landmarks[done + k], det.found[done + k] = _choose_face(found, options.select, img)
+                timings.detect += time.perf_counter() - start
+            if embedder is None:
+                continue
+            start = time.perf_counter()
+            crops = [align_face(img, det.boxes[done + k], det.landmarks[done + k] if det.found[done + k] else None,
+                                options.align) for k, img in enumerate(batch)]
+            timings.align += time.perf_counter() - start
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(embed, done, crops)
+        if pending is not None:
+            pending.result()
+    return det, emb, emb_flip
 
 
 def _cache_file(kind: str, key: dict) -> Path:
@@ -174,28 +188,27 @@ def lfw_embeddings(root: Path, rel: list[str], embedder: Embedder, detector: MTC
                    ) -> tuple[Detections, np.ndarray, np.ndarray | None]:
     """Detections, embeddings and (when flips are asked for) flipped-image embeddings of ``rel`` images."""
     timings = timings if timings is not None else Timings()
+    flips = options.flip is not Flip.NONE
     det_key = {"detector": detector_key, "select": options.select.value, "images": options_key({"rel": rel})}
+    emb_key = {"detections": det_key, "model": embedder.description, "align": _plain(asdict(options.align))}
     det_file = _cache_file("detections", det_key)
+    det = emb = emb_flip = None
     if use_cache and det_file.is_file():
         with np.load(det_file) as z:
             det = Detections(rel, z["boxes"], z["landmarks"], z["found"])
         timings.cached.append("detections")
-    else:
-        with _bar(progress_factory, len(rel), "detect") as bar:
-            det = _detect_all(root, rel, detector, options.select, options.batch_size, timings, bar.update)
-        if use_cache:
-            _save_npz(det_file, boxes=det.boxes, landmarks=det.landmarks, found=det.found)
-    flips = options.flip is not Flip.NONE
-    emb_key = {"detections": det_key, "model": embedder.description, "align": _plain(asdict(options.align))}
     for kind in (("embeddings-flip",) if flips else ("embeddings-flip", "embeddings")):
-        emb_file = _cache_file(kind, emb_key)
-        if use_cache and emb_file.is_file():
-            with np.load(emb_file) as z:
-                timings.cached.append("embeddings")
-                return det, z["emb"], (z["emb_flip"] if "emb_flip" in z else None)
-    with _bar(progress_factory, len(rel), "embed") as bar:
-        emb, emb_flip = _embed_all(root, det, embedder, options.align, options.batch_size, flips, timings, bar.update)
+        if use_cache and det is not None and _cache_file(kind, emb_key).is_file():
+            with np.load(_cache_file(kind, emb_key)) as z:
+                emb, emb_flip = z["emb"], (z["emb_flip"] if "emb_flip" in z else None)
+            timings.cached.append("embeddings")
+            return det, emb, emb_flip
+    with _bar(progress_factory, len(rel), "detect + embed" if det is None else "embed") as bar:
+        fresh = det is None
+        det, emb, emb_flip = _process(root, rel, detector, det, embedder, options, flips, timings, bar.update)
     if use_cache:
+        if fresh:
+            _save_npz(det_file, boxes=det.boxes, landmarks=det.landmarks, found=det.found)
         arrays = {"emb": emb, "emb_flip": emb_flip} if flips else {"emb": emb}
         _save_npz(_cache_file("embeddings-flip" if flips else "embeddings", emb_key), **arrays)
     return det, emb, emb_flip

@@ -1,0 +1,39 @@
+"""The LFW job end to end on real data: fold 1 of pairs.txt, raw JPEG to report."""
+
+import json
+
+import pytest
+
+from facenet_offline.cli import main
+from facenet_offline.data.lfw import read_pairs
+
+
+def test_pairs_file_parsing(lfw_dir):
+    view2 = read_pairs(lfw_dir / "pairs.txt")
+    assert len(view2) == 6000 and [p.fold for p in view2[::600]] == list(range(10))
+    assert sum(p.same for p in view2[:600]) == 300
+    dev = read_pairs(lfw_dir / "pairsDevTest.txt")
+    assert len(dev) == 1000 and {p.fold for p in dev} == {0}
+
+
+def test_fold_1_end_to_end(tmp_path, lfw_dir, built_default, built_mtcnn, capsys):
+    out = tmp_path / "report"
+    assert main(["lfw", "--folds", "1", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["pairs"] == 600 and report["images"] > 700
+    assert report["result"]["accuracy_mean"] >= 0.98, report["result"]
+    assert report["result"]["auc"] >= 0.99
+    assert (out / "roc.png").stat().st_size > 10_000 and "# LFW verification report" in (out / "report.md").read_text()
+    assert report["detection_failures"]["count"] == len(report["detection_failures"]["images"])
+    printed = capsys.readouterr().out
+    assert "accuracy" in printed and "AUC" in printed
+    # Re-scoring with other protocol options reuses the cached detections and embeddings.
+    assert main(["lfw", "--folds", "1", "--out", str(out), "--distance", "angular", "--subtract-mean"]) == 0
+    again = json.loads((out / "report.json").read_text())
+    assert set(again["timings_s"]["from_cache"]) == {"detections", "embeddings"}
+    assert again["result"]["options"]["distance"] == "angular"
+
+
+def test_unknown_lfw_dir_is_a_clear_error(tmp_path, capsys):
+    assert main(["lfw", "--lfw-dir", str(tmp_path)]) == 2
+    assert "LFW not found" in capsys.readouterr().err
