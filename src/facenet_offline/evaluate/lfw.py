@@ -77,6 +77,7 @@ class Timings:
     align: float = 0.0
     embed: float = 0.0
     protocol: float = 0.0
+    wall: float = 0.0  # the whole run, start to finish (stages overlap, so it is less than their sum)
     cached: list[str] = field(default_factory=list)
 
 
@@ -218,6 +219,7 @@ def run_lfw(embedder: Embedder, detector: MTCNNDetector, detector_key: dict, lfw
             pairs_file: str | None = None, options: LfwOptions = LfwOptions(), use_cache: bool = True,
             progress_factory: Callable[[int, str], object] | None = None, folds: list[int] | None = None) -> LfwRun:
     """Evaluate ``embedder`` on LFW pairs; ``folds`` restricts to some folds (0-based) of the pairs file."""
+    started = time.perf_counter()
     root = check_lfw_dir(lfw_dir)
     pairs = read_pairs(pairs_file or root / "pairs.txt")
     if folds is not None:
@@ -229,6 +231,7 @@ def run_lfw(embedder: Embedder, detector: MTCNNDetector, detector_key: dict, lfw
     start = time.perf_counter()
     result = score_pairs(root, pairs, rel, combine_flips(emb, emb_flip, options.flip), options.protocol)
     timings.protocol = time.perf_counter() - start
+    timings.wall = time.perf_counter() - started
     return LfwRun(pairs, result, det, options, dict(embedder.description), timings, len(rel))
 
 
