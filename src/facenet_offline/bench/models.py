@@ -1,0 +1,157 @@
+"""Per-model throughput at the reference deployments' shapes, for every backend, each in its own process.
+
+Each (model, backend) runs in a fresh child process so that its peak memory is its own. The
+child builds (or takes from the cache) the model, warms up, then times repeated batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# The reference deployments' table shapes: batch sizes per model, and one item's C x H x W.
+SHAPES: dict[str, tuple[tuple[int, ...], tuple[int, int, int]]] = {
+    "pnet": ((1, 4, 8), (3, 1500, 1500)),
+    "rnet": ((100, 800, 1600), (3, 24, 24)),
+    "onet": ((50, 400, 800), (3, 48, 48)),
+    "facenet": ((1, 4, 8, 16, 32, 64), (3, 160, 160)),
+}
+BACKENDS = ("onnxruntime", "openvino", "torch", "opencv-peer")
+
+
+@dataclass
+class ModelRow:
+    model: str
+    backend: str
+    batch_size: int
+    items_per_s: float
+    mean_ms: float
+    p50_ms: float
+    p99_ms: float
+    min_ms: float
+    max_ms: float
+    runs: int
+    noisy: bool
+    peak_rss_mb: float
+    threads: int
+
+
+def _engine(model: str, backend: str, threads: int):
+    """A callable running one NCHW float32 batch through ``model`` on ``backend``."""
+    if backend == "opencv-peer":
+        return _opencv_peer(model)
+    if backend == "torch":
+        from ..runtime.torch import TorchBackend
+        from ..weights import load_facenet, load_mtcnn
+
+        net = load_facenet() if model == "facenet" else load_mtcnn()[model]
+        return TorchBackend(net, threads).run
+    from ..build import build_facenet, build_mtcnn
+
+    path = build_facenet().path if model == "facenet" else build_mtcnn().files[model]
+    if backend == "openvino":
+        from ..runtime.openvino import OpenVinoBackend
+
+        return OpenVinoBackend(path, threads).run
+    from ..runtime.onnxruntime import OnnxRuntimeBackend
+
+    return OnnxRuntimeBackend(path, threads=threads).run
+
+
+def _opencv_peer(model: str):
+    """The shipped files on OpenCV DNN, fed as the peer packages feed them."""
+    import cv2
+
+    from .peers import opencv_facenet_embed, opencv_facenet_net
+
+    if model == "facenet":
+        net = opencv_facenet_net()
+        return lambda batch: opencv_facenet_embed(net, batch)  # the graph is fixed to batch 1
+    from ..weights import MTCNN, resolve_detector_weights
+
+    net = cv2.dnn.readNetFromONNX(str(resolve_detector_weights(MTCNN)[model].path))
+
+    def run(batch: np.ndarray):
+        net.setInput(np.ascontiguousarray(batch.transpose(0, 3, 2, 1)))  # NCHW -> swapped NHWC
+        return net.forward()
+
+    return run
+
+
+def _child(model: str, backend: str, batch_sizes: Sequence[int], repeats: int, threads: int, seconds: float) -> list[dict]:
+    """Runs in a fresh process: time every batch size, report latencies and this process's peak RSS."""
+    import time
+
+    from .harness import peak_rss_mb
+
+    run = _engine(model, backend, threads)
+    _, item_shape = SHAPES[model]
+    rng = np.random.default_rng(0)
+    rows = []
+    for bs in batch_sizes:
+        batch = rng.uniform(-1, 1, (bs, *item_shape)).astype(np.float32)
+        run(batch)  # warm-up
+        times: list[float] = []
+        started = time.perf_counter()
+        while len(times) < repeats or (time.perf_counter() - started < seconds and len(times) < 200):
+            t0 = time.perf_counter()
+            run(batch)
+            times.append(time.perf_counter() - t0)
+        ms = np.array(times) * 1e3
+        spread = (ms.max() - ms.min()) / np.median(ms)
+        rows.append(asdict(ModelRow(model, backend, bs, bs / np.median(ms) * 1e3, float(ms.mean()),
+                                    float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), float(ms.min()),
+                                    float(ms.max()), len(ms), bool(spread > 0.15), peak_rss_mb(), threads)))
+    return rows
+
+
+def bench_models(models: Sequence[str] = tuple(SHAPES), backends: Sequence[str] = BACKENDS,
+                 batch_sizes: dict[str, Sequence[int]] | None = None, repeats: int = 5, threads: int = 2,
+                 seconds: float = 3.0) -> list[dict]:
+    """Rows for every (model, backend, batch size); each (model, backend) in a fresh process."""
+    unknown = [m for m in models if m not in SHAPES] + [b for b in backends if b not in BACKENDS]
+    if unknown:
+        raise ValueError(f"Unknown model or backend {', '.join(unknown)}. Models: {', '.join(SHAPES)}; "
+                         f"backends: {', '.join(BACKENDS)}.")
+    rows: list[dict] = []
+    context = multiprocessing.get_context("spawn")
+    for model in models:
+        sizes = (batch_sizes or {}).get(model, SHAPES[model][0])
+        for backend in backends:
+            with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+                rows += pool.submit(_child, model, backend, list(sizes), repeats, threads, seconds).result()
+            log.info("bench %s on %s done", model, backend)
+    return rows
+
+
+def facenet_flops(size: int = 160) -> float:
+    """Floating-point operations (2 per multiply-add) of one FaceNet image, counted from the torch model."""
+    import torch
+
+    from ..models.inception_resnet_v1 import InceptionResnetV1
+
+    net = InceptionResnetV1(folded=True).eval()
+    total = [0]
+
+    def conv_hook(module, inputs, output):
+        k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
+        total[0] += 2 * output.numel() * k
+
+    def linear_hook(module, inputs, output):
+        total[0] += 2 * output.numel() * module.in_features
+
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(conv_hook)
+        elif isinstance(m, torch.nn.Linear):
+            m.register_forward_hook(linear_hook)
+    with torch.no_grad():
+        net(torch.zeros(1, 3, size, size))
+    return float(total[0])
