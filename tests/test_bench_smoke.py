@@ -33,3 +33,14 @@ def test_unknown_suite_is_refused(tmp_path):
 
     with pytest.raises(ValueError, match="detection"):
         run_benchmarks(["speed"])
+
+
+def test_models_suite_tiny(tmp_path, built_default, built_mtcnn):
+    from facenet_offline.bench.models import bench_models, facenet_flops
+    from facenet_offline.bench.report import model_tables
+
+    rows = bench_models(["rnet"], ["onnxruntime", "opencv-peer"], {"rnet": [4]}, repeats=2, seconds=0.0)
+    assert [(r["backend"], r["batch_size"]) for r in rows] == [("onnxruntime", 4), ("opencv-peer", 4)]
+    assert all(r["items_per_s"] > 0 and r["peak_rss_mb"] > 50 and r["runs"] >= 2 for r in rows)
+    assert "| onnxruntime | 4 |" in "\n".join(model_tables({"rows": rows}, None))
+    assert abs(facenet_flops() / 1e9 - 2.83) < 0.01  # the published figure

@@ -20,6 +20,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"one of {', '.join(MODELS)} (default {DEFAULT_MODEL})")
     p.add_argument("--weights", help="path to the weights file (for user-supplied models such as vggface2)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
+    p.add_argument("--calibration", default="minmax", choices=["minmax", "entropy", "percentile"],
+                   help="INT8 calibration method (default minmax)")
 
 
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
@@ -43,13 +46,16 @@ def cmd_models(args: argparse.Namespace) -> int:
             acc = f"{spec.published_lfw_accuracy:.4f}" if spec.published_lfw_accuracy else "-"
             print(f"{spec.name:15s} {spec.tag}  {spec.training_set:14s} LFW {acc} ({spec.published_by})  {where}")
         return 0
-    built = build_facenet(BuildOptions(model=args.model, weights_path=args.weights, opset=args.opset), force=args.force)
+    built = build_facenet(BuildOptions(model=args.model, weights_path=args.weights, opset=args.opset,
+                                       precision=args.precision, calibration=args.calibration), force=args.force)
     if args.action == "path":
         print(built.path)
     else:
         print(f"{built.spec.name}: {built.path}")
-        print(f"  weights sha256 {built.record['weights']['sha256']}, opset {built.record['opset']}, "
-              f"parity vs torch {built.record['parity_max_abs_diff']:.2e}")
+        check = (f"parity vs torch {built.record['parity_max_abs_diff']:.2e}" if "parity_max_abs_diff" in built.record
+                 else f"vs fp32: min cosine {built.record['vs_fp32']['min_cosine']:.5f}")
+        print(f"  {built.record['precision']}, weights sha256 {built.record['weights']['sha256']}, "
+              f"opset {built.record['opset']}, {check}")
     return 0
 
 
@@ -69,7 +75,8 @@ def _open_embedder(args: argparse.Namespace):
     from .embedder import open_embedder
 
     providers = args.providers.split(",") if args.providers else None
-    return open_embedder(args.model, args.backend, args.threads, providers, args.weights)
+    return open_embedder(args.model, args.backend, args.threads, providers, args.weights, args.precision,
+                         args.calibration)
 
 
 def _align_config(args: argparse.Namespace):
@@ -211,9 +218,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench.report import render_markdown, write_report
     from .bench.run import run_benchmarks
 
+    model_sizes = None
+    if args.model_batch_sizes:
+        sizes = [int(b) for b in args.model_batch_sizes.split(",")]
+        model_sizes = {m: sizes for m in ("pnet", "rnet", "onet", "facenet")}
     results = run_benchmarks(args.suites.split(","), images=args.images, repeats=args.repeats,
                              batch_sizes=[int(b) for b in args.batch_sizes.split(",")],
-                             backends=args.backends.split(","), peer_images=args.peer_images)
+                             backends=args.backends.split(","), peer_images=args.peer_images,
+                             models=args.models.split(",") if args.models else None,
+                             model_backends=args.model_backends.split(",") if args.model_backends else None,
+                             model_batch_sizes=model_sizes)
     json_path, md_path = write_report(results, args.out)
     print(render_markdown(results))
     print(f"wrote {md_path} and {json_path}")
@@ -282,7 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_lfw)
 
     p = sub.add_parser("bench", help="measure throughput against peers and the machine's ceiling")
-    p.add_argument("--suites", default="detection", help="comma-separated: detection")
+    p.add_argument("--suites", default="models,detection,e2e", help="comma-separated: models, detection, e2e")
+    p.add_argument("--models", default=None, help="models suite: comma-separated pnet,rnet,onet,facenet")
+    p.add_argument("--model-backends", default=None,
+                   help="models suite: comma-separated onnxruntime,openvino,torch,opencv-peer")
+    p.add_argument("--model-batch-sizes", default=None, help="models suite: override the reference batch sizes")
     p.add_argument("--out", default="docs", help="folder for benchmarks.md and benchmarks.json")
     p.add_argument("--images", type=int, default=256, help="LFW images per detection run")
     p.add_argument("--peer-images", type=int, default=64, help="LFW images per peer run (the peer is slow)")

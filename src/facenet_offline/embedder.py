@@ -41,9 +41,12 @@ class Embedder:
 
 
 def open_embedder(model: str = "casia-webface", backend: str = "onnxruntime", threads: int | None = None,
-                  providers: Sequence[str] | None = None, weights_path: str | None = None) -> Embedder:
+                  providers: Sequence[str] | None = None, weights_path: str | None = None,
+                  precision: str = "fp32", calibration: str = "minmax") -> Embedder:
     """Build (or take from the cache) the model and open it on the chosen backend."""
     kind = BackendName.parse(backend)
+    if kind is BackendName.TORCH and precision != "fp32":
+        raise ValueError(f"the torch backend runs fp32 only; use --backend onnxruntime for {precision}")
     if kind is BackendName.TORCH:
         from .runtime.torch import TorchBackend
         from .weights import load_facenet
@@ -54,7 +57,9 @@ def open_embedder(model: str = "casia-webface", backend: str = "onnxruntime", th
     from .build import BuildOptions, build_facenet
     from .runtime.onnxruntime import OnnxRuntimeBackend
 
-    built = build_facenet(BuildOptions(model=model, weights_path=weights_path))
+    built = build_facenet(BuildOptions(model=model, weights_path=weights_path, precision=precision,
+                                       calibration=calibration))
     return Embedder(built.spec, OnnxRuntimeBackend(built.path, providers, threads), {
         "model": built.spec.name, "backend": "onnxruntime", "precision": built.record["precision"],
-        "weights_sha256": built.record["weights"]["sha256"], "onnx_sha256": built.record["files"]["facenet"]})
+        "weights_sha256": built.record["weights"]["sha256"], "onnx_sha256": built.record["files"]["facenet"],
+        **({"calibration": built.record["calibration"]} if built.record.get("calibration") else {})})

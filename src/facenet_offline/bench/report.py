@@ -26,6 +26,36 @@ def detection_table(rows: list[dict], images: int) -> list[str]:
     return lines
 
 
+MODEL_TITLES = {"pnet": "PNet (N x 3 x 1500 x 1500)", "rnet": "RNet (N x 3 x 24 x 24)",
+                "onet": "ONet (N x 3 x 48 x 48)", "facenet": "FaceNet (N x 3 x 160 x 160)"}
+
+
+def model_tables(section: dict, gflops_ceiling: float | None) -> list[str]:
+    rows = section["rows"]
+    flop = section.get("facenet_gflop_per_image", 0.0)
+    lines = []
+    for model in MODEL_TITLES:
+        mine = [r for r in rows if r["model"] == model]
+        if not mine:
+            continue
+        peer = {r["batch_size"]: r["items_per_s"] for r in mine if r["backend"] == "opencv-peer"}
+        lines += [f"### {MODEL_TITLES[model]}", "",
+                  "| backend | batch | items/s | vs peer | mean ms | p50 ms | p99 ms | peak RSS MB |"
+                  + (" GFLOP/s | of ceiling |" if model == "facenet" else ""),
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" + (" ---: | ---: |" if model == "facenet" else "")]
+        for r in mine:
+            ratio = r["items_per_s"] / peer[r["batch_size"]] if r["batch_size"] in peer else float("nan")
+            line = (f"| {r['backend']} | {r['batch_size']} | {r['items_per_s']:.1f}{' (noisy)' if r['noisy'] else ''} | "
+                    f"{ratio:.2f}x | {r['mean_ms']:.2f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['peak_rss_mb']:.0f} |")
+            if model == "facenet":
+                achieved = r["items_per_s"] * flop
+                share = f"{achieved / gflops_ceiling:.0%}" if gflops_ceiling else "-"
+                line += f" {achieved:.0f} | {share} |"
+            lines.append(line)
+        lines.append("")
+    return lines
+
+
 def render_markdown(results: dict) -> str:
     m = results["machine"]
     lines = ["# Benchmarks", "", f"Made by `facenet-offline bench` on {results['date']}. Not tests: this machine is",
@@ -39,6 +69,24 @@ def render_markdown(results: dict) -> str:
         lines += ["## Ceiling", "",
                   f"float32 GEMM ({c['n']}^3, torch, {c['threads']} threads): **{c['gflops']:.1f} GFLOP/s** "
                   f"(median of {len(c['timing']['runs_s'])} runs{_flag(c['timing'])}).", ""]
+    if "models" in results:
+        ceiling = results.get("ceiling", {}).get("gflops")
+        lines += ["## Models at the reference deployments' shapes", "",
+                  "Each backend in its own process (so peak RSS is its own), 2 threads, random input; a warm-up",
+                  "run, then timed batches for at least 3 s (at least 5 runs). `opencv-peer` runs the shipped",
+                  "files as their packages do (FaceNet one image at a time: the graph's flatten is fixed to batch",
+                  f"1). FaceNet is {results['models']['facenet_gflop_per_image']:.3f} GFLOP per image (2 per multiply-add).",
+                  ""] + model_tables(results["models"], ceiling)
+    if "e2e" in results:
+        e = results["e2e"]
+        s = e["stages_s"]
+        lines += ["## End to end: the LFW job", "",
+                  f"All {e['images']:,} images of pairs.txt from raw JPEG to report, no caches, default settings "
+                  f"(model {e['model']['model']}, {e['model']['precision']}, {e['model']['backend']}; detection on OpenVINO):",
+                  f"**{e['wall_s']:.0f} s, {e['images_per_s']:.1f} images/s**, accuracy {e['accuracy']:.5f}.", "",
+                  "| decode (waiting) | detect | align | embed (incl. flips) | protocol |", "| ---: | ---: | ---: | ---: | ---: |",
+                  f"| {s['decode_wait']:.1f} | {s['detect']:.1f} | {s['align']:.1f} | {s['embed']:.1f} | {s['protocol']:.1f} |",
+                  "", "Stage times overlap (embedding runs beside detection), so they add up to more than the wall time.", ""]
     if "detection" in results:
         d = results["detection"]
         lines += ["## Face detection (MTCNN)", ""] + detection_table(d["rows"], d["images"]) + [""]

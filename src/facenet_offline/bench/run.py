@@ -11,7 +11,7 @@ from .harness import MachineInfo, library_versions
 
 log = logging.getLogger(__name__)
 
-SUITES = ("detection",)
+SUITES = ("models", "detection", "e2e")
 
 
 def _lfw_images(count: int):
@@ -24,7 +24,8 @@ def _lfw_images(count: int):
 
 def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: int = 3,
                    batch_sizes: Sequence[int] = (1, 16, 64), backends: Sequence[str] = ("openvino", "onnxruntime"),
-                   peer_images: int = 64) -> dict:
+                   peer_images: int = 64, models: Sequence[str] | None = None,
+                   model_backends: Sequence[str] | None = None, model_batch_sizes: dict | None = None) -> dict:
     """Every figure of the requested suites, with the machine and its ceiling measured in the same run."""
     unknown = [s for s in suites if s not in SUITES]
     if unknown:
@@ -37,6 +38,13 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
     import torch
 
     results["ceiling"] = {"n": 2048, "threads": torch.get_num_threads(), "gflops": gflops, "timing": timing.summary()}
+    if "models" in suites:
+        from .models import BACKENDS, SHAPES, bench_models, facenet_flops
+
+        rows = bench_models(models or tuple(SHAPES), model_backends or BACKENDS, model_batch_sizes, repeats=repeats)
+        results["models"] = {"rows": rows, "facenet_gflop_per_image": facenet_flops() / 1e9}
+    if "e2e" in suites:
+        results["e2e"] = _end_to_end()
     if "detection" in suites:
         from .detection import bench_detection
 
@@ -46,3 +54,26 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
             {"engine": r.engine, "batch_size": r.batch_size, "faces": r.faces, "timing": r.timing.summary()}
             for r in rows]}
     return results
+
+
+def _end_to_end() -> dict:
+    """The whole LFW job from raw JPEG to report, without caches, at the default (best) settings."""
+    import tempfile
+    import time
+
+    from ..detect import open_detector
+    from ..embedder import open_embedder
+    from ..evaluate.lfw import run_lfw
+    from ..evaluate.report import write_report
+
+    embedder, detector = open_embedder(), open_detector()
+    started = time.perf_counter()
+    run = run_lfw(embedder, detector, {"backend": "openvino", "config": "default"}, use_cache=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_report(run, tmp)
+    wall = time.perf_counter() - started
+    t = run.timings
+    return {"images": run.images, "pairs": len(run.pairs), "wall_s": wall, "images_per_s": run.images / wall,
+            "accuracy": run.result.accuracy_mean, "model": run.model, "options": run.options.to_dict(),
+            "stages_s": {"decode_wait": t.decode, "detect": t.detect, "align": t.align, "embed": t.embed,
+                         "protocol": t.protocol}}

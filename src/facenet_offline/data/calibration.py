@@ -1,0 +1,74 @@
+"""The INT8 calibration set: a named, reproducible set of aligned LFW faces that no evaluated pair uses."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..cache import atomic_path, home, options_key
+from ..errors import FacenetOfflineError
+from .lfw import check_lfw_dir, images_in_pairs, images_outside_pairs, read_pairs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    """``count`` images spread evenly over the LFW images outside pairs.txt (sorted by path)."""
+
+    count: int = 256
+    name: str = "lfw-outside-pairs"
+
+    def paths(self, lfw_dir: str | os.PathLike | None = None) -> list[Path]:
+        pool = images_outside_pairs(check_lfw_dir(lfw_dir))
+        if self.count > len(pool):
+            raise FacenetOfflineError(f"calibration set {self.name}: asked for {self.count} images, {len(pool)} exist")
+        return [pool[i] for i in np.linspace(0, len(pool) - 1, self.count).round().astype(int)]
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}-{self.count}"
+
+
+def check_disjoint(calibration: list[Path], pairs_file: str | os.PathLike, lfw_dir: str | os.PathLike) -> None:
+    """Refuse a calibration set that shares images with the pairs being evaluated."""
+    evaluated = set(images_in_pairs(lfw_dir, read_pairs(pairs_file)))
+    shared = sorted(str(p) for p in calibration if Path(p) in evaluated)
+    if shared:
+        more = f" ... and {len(shared) - 5} more" if len(shared) > 5 else ""
+        raise FacenetOfflineError(
+            f"calibration set overlaps the evaluated pairs of {pairs_file} in {len(shared)} image(s): "
+            f"{', '.join(shared[:5])}{more}. Calibrate on images outside the evaluation (the default set does).")
+
+
+def calibration_faces(spec, calibration: CalibrationSet = CalibrationSet(), lfw_dir: str | None = None) -> np.ndarray:
+    """Aligned (default LFW alignment), standardised faces of the set: N x 3 x 160 x 160, cached."""
+    from ..data.tensors import standardise
+    from ..detect import AlignConfig, open_detector
+    from ..detect.align import align_face, centre_box
+    from .images import load_rgb
+
+    root = check_lfw_dir(lfw_dir)
+    paths = calibration.paths(root)
+    check_disjoint(paths, root / "pairs.txt", root)
+    cache = home() / "calibration" / f"{calibration.label}-{options_key({'size': spec.input_size})}.npz"
+    if cache.is_file():
+        with np.load(cache) as z:
+            faces = z["faces"]
+    else:
+        detector, crops = open_detector(), []
+        for start in range(0, len(paths), 16):
+            images = [load_rgb(p) for p in paths[start:start + 16]]
+            for img, det in zip(images, detector.detect(images)):
+                face = det.select("centre-weighted")
+                box = face.boxes[0] if len(face) else centre_box(img.shape[1], img.shape[0])
+                crops.append(align_face(img, box, None, AlignConfig(image_size=spec.input_size)))
+        faces = np.stack(crops)
+        with atomic_path(cache, ".npz") as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, faces=faces, paths=np.array([str(p) for p in paths]))
+        log.info("calibration set %s: %d faces cached in %s", calibration.label, len(faces), cache)
+    return standardise(faces, spec.mean, spec.std)

@@ -1,0 +1,107 @@
+"""Lower-precision models, file in and file out: FP16 by onnxconverter-common, INT8 by ONNX Runtime's
+static quantization (QDQ, per-channel weights) calibrated on a named set of real aligned faces.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from ..cache import atomic_path
+from ..choices import parse_choice
+
+log = logging.getLogger(__name__)
+
+
+class Precision(str, Enum):
+    FP32 = "fp32"
+    FP16 = "fp16"
+    INT8 = "int8"
+
+    @classmethod
+    def parse(cls, value: str) -> Precision:
+        return parse_choice(cls, value, "precision")
+
+
+class CalibrationMethod(str, Enum):
+    MINMAX = "minmax"
+    ENTROPY = "entropy"
+    PERCENTILE = "percentile"
+
+    @classmethod
+    def parse(cls, value: str) -> CalibrationMethod:
+        return parse_choice(cls, value, "calibration method")
+
+
+@dataclass(frozen=True)
+class Int8Config:
+    """How to quantize: calibration method, and ONNX Runtime's knobs that matter on x86."""
+
+    method: CalibrationMethod = CalibrationMethod.MINMAX
+    per_channel: bool = True
+    # AVX2 without VNNI multiplies u8 x s8 with 16-bit intermediate sums that can saturate;
+    # 7-bit weights avoid it (ONNX Runtime's documented advice for such CPUs). With VNNI the
+    # full 8 bits are safe and more accurate.
+    reduce_range: bool = field(default_factory=lambda: not cpu_has_vnni())
+
+    def __post_init__(self):
+        object.__setattr__(self, "method", CalibrationMethod(self.method))
+
+
+def cpu_has_vnni() -> bool:
+    """Whether this x86 CPU has VNNI (AVX512-VNNI or AVX-VNNI): int8 dot products without saturation."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+def to_fp16(source: str | Path, target: str | Path) -> Path:
+    """FP16 weights and arithmetic, float32 inputs and outputs kept (onnxconverter-common)."""
+    from onnxconverter_common import float16
+
+    model = float16.convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
+    onnx.checker.check_model(model)
+    with atomic_path(target, ".onnx") as tmp:
+        onnx.save(model, str(tmp))
+    return Path(target)
+
+
+class _Batches:
+    """ONNX Runtime's CalibrationDataReader over an array of model inputs."""
+
+    def __init__(self, input_name: str, data: np.ndarray, batch_size: int = 16):
+        self._it: Iterator[dict] = ({input_name: data[i:i + batch_size]} for i in range(0, len(data), batch_size))
+
+    def get_next(self) -> dict | None:
+        return next(self._it, None)
+
+
+def to_int8(source: str | Path, target: str | Path, calibration: np.ndarray, config: Int8Config = Int8Config()) -> Path:
+    """Static INT8 (QDQ) of ``source`` calibrated on ``calibration`` (N x C x H x W float32, model-ready)."""
+    import tempfile
+
+    from onnxruntime.quantization import CalibrationMethod as OrtMethod
+    from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static
+
+    methods = {CalibrationMethod.MINMAX: OrtMethod.MinMax, CalibrationMethod.ENTROPY: OrtMethod.Entropy,
+               CalibrationMethod.PERCENTILE: OrtMethod.Percentile}
+    input_name = onnx.load(str(source), load_external_data=False).graph.input[0].name
+    with tempfile.TemporaryDirectory() as tmp_dir, atomic_path(target, ".onnx") as tmp:
+        prepared = Path(tmp_dir) / "prepared.onnx"
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        quantize_static(str(prepared), str(tmp), _Batches(input_name, calibration), quant_format=QuantFormat.QDQ,
+                        per_channel=config.per_channel, reduce_range=config.reduce_range,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=methods[config.method],
+                        extra_options={"CalibTensorRangeSymmetric": False})
+        onnx.checker.check_model(str(tmp))
+    log.info("quantized %s -> %s (%s, %d calibration inputs)", source, target, config.method.value, len(calibration))
+    return Path(target)
