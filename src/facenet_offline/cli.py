@@ -296,7 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_lfw)
 
     p = sub.add_parser("bench", help="measure throughput against peers and the machine's ceiling")
-    p.add_argument("--suites", default="models,detection,e2e", help="comma-separated: models, detection, e2e")
+    p.add_argument("--suites", default="models,detection,e2e,precision",
+                   help="comma-separated: models, detection, e2e, precision")
     p.add_argument("--models", default=None, help="models suite: comma-separated pnet,rnet,onet,facenet")
     p.add_argument("--model-backends", default=None,
                    help="models suite: comma-separated onnxruntime,openvino,torch,opencv-peer")

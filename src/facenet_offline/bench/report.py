@@ -78,15 +78,20 @@ def render_markdown(results: dict) -> str:
                   f"1). FaceNet is {results['models']['facenet_gflop_per_image']:.3f} GFLOP per image (2 per multiply-add).",
                   ""] + model_tables(results["models"], ceiling)
     if "e2e" in results:
-        e = results["e2e"]
-        s = e["stages_s"]
         lines += ["## End to end: the LFW job", "",
-                  f"All {e['images']:,} images of pairs.txt from raw JPEG to report, no caches, default settings "
-                  f"(model {e['model']['model']}, {e['model']['precision']}, {e['model']['backend']}; detection on OpenVINO):",
-                  f"**{e['wall_s']:.0f} s, {e['images_per_s']:.1f} images/s**, accuracy {e['accuracy']:.5f}.", "",
-                  "| decode (waiting) | detect | align | embed (incl. flips) | protocol |", "| ---: | ---: | ---: | ---: | ---: |",
-                  f"| {s['decode_wait']:.1f} | {s['detect']:.1f} | {s['align']:.1f} | {s['embed']:.1f} | {s['protocol']:.1f} |",
-                  "", "Stage times overlap (embedding runs beside detection), so they add up to more than the wall time.", ""]
+                  "All images of pairs.txt from raw JPEG to report, no caches, default settings (detection on",
+                  "OpenVINO, embedding on ONNX Runtime, flips included). Stage times overlap (embedding runs beside",
+                  "detection), so they add up to more than the wall time.", "",
+                  "| precision | images | wall s | images/s | accuracy | decode (waiting) | detect | align | embed |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for precision, e in results["e2e"].items():
+            s = e["stages_s"]
+            lines.append(f"| {precision} | {e['images']:,} | **{e['wall_s']:.0f}** | {e['images_per_s']:.1f} | "
+                         f"{e['accuracy']:.5f} | {s['decode_wait']:.1f} | {s['detect']:.1f} | {s['align']:.1f} | "
+                         f"{s['embed']:.1f} |")
+        lines.append("")
+    if "precision" in results:
+        lines += ["## Precision", "", "FP32, FP16 and INT8 with LFW accuracy beside throughput: `precision.md`.", ""]
     if "detection" in results:
         d = results["detection"]
         lines += ["## Face detection (MTCNN)", ""] + detection_table(d["rows"], d["images"]) + [""]
@@ -98,6 +103,10 @@ def write_report(results: dict, out_dir: str | Path) -> tuple[Path, Path]:
     json_path, md_path = out_dir / "benchmarks.json", out_dir / "benchmarks.md"
     atomic_write_json(json_path, results)
     atomic_write_bytes(md_path, render_markdown(results).encode())
+    if "precision" in results:
+        from .precision import precision_markdown
+
+        atomic_write_bytes(out_dir / "precision.md", precision_markdown(results["precision"], results["date"]).encode())
     return json_path, md_path
 
 

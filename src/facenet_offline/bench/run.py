@@ -11,7 +11,7 @@ from .harness import MachineInfo, library_versions
 
 log = logging.getLogger(__name__)
 
-SUITES = ("models", "detection", "e2e")
+SUITES = ("models", "detection", "e2e", "precision")
 
 
 def _lfw_images(count: int):
@@ -44,7 +44,11 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
         rows = bench_models(models or tuple(SHAPES), model_backends or BACKENDS, model_batch_sizes, repeats=repeats)
         results["models"] = {"rows": rows, "facenet_gflop_per_image": facenet_flops() / 1e9}
     if "e2e" in suites:
-        results["e2e"] = _end_to_end()
+        results["e2e"] = {"fp32": _end_to_end("fp32"), "int8": _end_to_end("int8")}
+    if "precision" in suites:
+        from .precision import bench_precision
+
+        results["precision"] = bench_precision()
     if "detection" in suites:
         from .detection import bench_detection
 
@@ -56,7 +60,7 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
     return results
 
 
-def _end_to_end() -> dict:
+def _end_to_end(precision: str) -> dict:
     """The whole LFW job from raw JPEG to report, without caches, at the default (best) settings."""
     import tempfile
     import time
@@ -66,7 +70,7 @@ def _end_to_end() -> dict:
     from ..evaluate.lfw import run_lfw
     from ..evaluate.report import write_report
 
-    embedder, detector = open_embedder(), open_detector()
+    embedder, detector = open_embedder(precision=precision), open_detector()
     started = time.perf_counter()
     run = run_lfw(embedder, detector, {"backend": "openvino", "config": "default"}, use_cache=False)
     with tempfile.TemporaryDirectory() as tmp:
