@@ -83,3 +83,13 @@ def test_parity_failure_is_reported(tmp_path):
 def test_unavailable_provider_lists_available_ones(built_default):
     with pytest.raises(ValueError, match="CPUExecutionProvider"):
         make_session(built_default.path, providers=["NoSuchExecutionProvider"])
+
+
+def test_openvino_backend_runs_our_onnx_model_with_the_same_result(built_default, lfw_faces):
+    from facenet_offline.data.tensors import resize_face, standardise
+    from facenet_offline.runtime.openvino import OpenVinoBackend
+
+    batch = standardise(np.stack([resize_face(f, 160) for f in lfw_faces[:6]]), 127.5, 128.0)
+    (ours,) = OnnxRuntimeBackend(built_default.path).run(batch)
+    (theirs,) = OpenVinoBackend(built_default.path, threads=2).run(batch)
+    assert np.max(np.abs(ours - theirs)) <= 1e-4

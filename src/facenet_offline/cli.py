@@ -21,12 +21,13 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"one of {', '.join(MODELS)} (default {DEFAULT_MODEL})")
     p.add_argument("--weights", help="path to the weights file (for user-supplied models such as vggface2)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
-    p.add_argument("--calibration", default="minmax", choices=["minmax", "entropy", "percentile"],
-                   help="INT8 calibration method (default minmax)")
+    p.add_argument("--calibration", default="percentile", choices=["minmax", "entropy", "percentile"],
+                   help="INT8 calibration method (default percentile, the most accurate in docs/precision.md)")
 
 
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", default="onnxruntime", help="onnxruntime (default) or torch")
+    p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "openvino", "torch"],
+                   help="embedding backend (default onnxruntime)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
     p.add_argument("--providers", default=None,
                    help="comma-separated ONNX Runtime providers, e.g. CUDAExecutionProvider,CPUExecutionProvider")

@@ -16,6 +16,7 @@ from .weights import ModelSpec
 
 class BackendName(str, enum.Enum):
     ONNXRUNTIME = "onnxruntime"
+    OPENVINO = "openvino"
     TORCH = "torch"
 
     @classmethod
@@ -42,7 +43,7 @@ class Embedder:
 
 def open_embedder(model: str = "casia-webface", backend: str = "onnxruntime", threads: int | None = None,
                   providers: Sequence[str] | None = None, weights_path: str | None = None,
-                  precision: str = "fp32", calibration: str = "minmax") -> Embedder:
+                  precision: str = "fp32", calibration: str = "percentile") -> Embedder:
     """Build (or take from the cache) the model and open it on the chosen backend."""
     kind = BackendName.parse(backend)
     if kind is BackendName.TORCH and precision != "fp32":
@@ -55,11 +56,18 @@ def open_embedder(model: str = "casia-webface", backend: str = "onnxruntime", th
         return Embedder(net.spec, TorchBackend(net, threads), {
             "model": net.spec.name, "backend": "torch", "precision": "fp32", "weights_sha256": net.weights.sha256})
     from .build import BuildOptions, build_facenet
-    from .runtime.onnxruntime import OnnxRuntimeBackend
 
     built = build_facenet(BuildOptions(model=model, weights_path=weights_path, precision=precision,
                                        calibration=calibration))
-    return Embedder(built.spec, OnnxRuntimeBackend(built.path, providers, threads), {
-        "model": built.spec.name, "backend": "onnxruntime", "precision": built.record["precision"],
+    if kind is BackendName.OPENVINO:
+        from .runtime.openvino import OpenVinoBackend
+
+        engine = OpenVinoBackend(built.path, threads)
+    else:
+        from .runtime.onnxruntime import OnnxRuntimeBackend
+
+        engine = OnnxRuntimeBackend(built.path, providers, threads)
+    return Embedder(built.spec, engine, {
+        "model": built.spec.name, "backend": kind.value, "precision": built.record["precision"],
         "weights_sha256": built.record["weights"]["sha256"], "onnx_sha256": built.record["files"]["facenet"],
         **({"calibration": built.record["calibration"]} if built.record.get("calibration") else {})})

@@ -60,8 +60,11 @@ def calibration_faces(spec, calibration: CalibrationSet = CalibrationSet(), lfw_
         with np.load(cache) as z:
             faces = z["faces"]
     else:
+        from tqdm import tqdm
+
         detector, crops = open_detector(), []
-        for start in range(0, len(paths), 16):
+        for start in tqdm(range(0, len(paths), 16), desc=f"calibration faces ({calibration.label})", unit="batch",
+                          disable=None):
             images = [load_rgb(p) for p in paths[start:start + 16]]
             for img, det in zip(images, detector.detect(images)):
                 face = det.select("centre-weighted")
