@@ -14,3 +14,12 @@ def parse_choice(kind: type[E], value: str | E, what: str) -> E:
         return kind(value)
     except ValueError:
         raise ValueError(f"Unknown {what} {value!r}. Valid: {', '.join(str(m.value) for m in kind)}.") from None
+
+
+class Choice(str, Enum):
+    """A string enum for a user choice; ``parse`` names the choice and lists the valid values on error."""
+
+    @classmethod
+    def parse(cls, value: str | Choice) -> Choice:
+        words = "".join(f" {c.lower()}" if c.isupper() else c for c in cls.__name__).strip()
+        return parse_choice(cls, value, words)

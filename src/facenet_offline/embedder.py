@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from .choices import parse_choice
+from .choices import Choice
 from .data.tensors import resize_face, standardise
 from .runtime.base import Backend
 from .weights import ModelSpec
 
 
-class BackendName(str, enum.Enum):
+class BackendName(Choice):
     ONNXRUNTIME = "onnxruntime"
     OPENVINO = "openvino"
     TORCH = "torch"
-
-    @classmethod
-    def parse(cls, value: str) -> BackendName:
-        return parse_choice(cls, value, "backend")
 
 
 @dataclass

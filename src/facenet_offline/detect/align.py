@@ -11,23 +11,18 @@ The geometry is pure numpy; resampling uses OpenCV.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 
 import cv2
 import numpy as np
 
-from ..choices import parse_choice
+from ..choices import Choice
 from ..data.tensors import resize_face
 
 
-class AlignMethod(str, Enum):
+class AlignMethod(Choice):
     MARGIN = "margin"
     DSB_MARGIN = "dsb-margin"
     SIMILARITY = "similarity"
-
-    @classmethod
-    def parse(cls, value: str) -> AlignMethod:
-        return parse_choice(cls, value, "alignment")
 
 
 # Landmark template for ``similarity`` in a 160x160 crop (left eye, right eye, nose, mouth left,

@@ -12,12 +12,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from enum import Enum
 
 import cv2
 import numpy as np
 
-from ..choices import parse_choice
+from ..choices import Choice
 from ..data.tensors import to_nchw
 from ..runtime.base import Backend
 from ..weights.registry import MTCNN, DetectorSpec
@@ -48,17 +47,13 @@ class MTCNNConfig:
             raise ValueError(f"thresholds must lie in [0, 1], got {self.thresholds}")
 
 
-class Selection(str, Enum):
+class Selection(Choice):
     """Which face of an image to keep when one is wanted."""
 
     LARGEST = "largest"
     PROBABLE = "probable"
     CENTRE_WEIGHTED = "centre-weighted"  # large and near the centre (facenet-pytorch's center_weighted_size)
     ALL = "all"
-
-    @classmethod
-    def parse(cls, value: str) -> Selection:
-        return parse_choice(cls, value, "face selection")
 
 
 @dataclass

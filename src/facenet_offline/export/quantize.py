@@ -7,36 +7,27 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 
 import numpy as np
 import onnx
 
 from ..cache import atomic_path
-from ..choices import parse_choice
+from ..choices import Choice
 
 log = logging.getLogger(__name__)
 
 
-class Precision(str, Enum):
+class Precision(Choice):
     FP32 = "fp32"
     FP16 = "fp16"
     INT8 = "int8"
 
-    @classmethod
-    def parse(cls, value: str) -> Precision:
-        return parse_choice(cls, value, "precision")
 
-
-class CalibrationMethod(str, Enum):
+class CalibrationMethod(Choice):
     MINMAX = "minmax"
     ENTROPY = "entropy"
     PERCENTILE = "percentile"
-
-    @classmethod
-    def parse(cls, value: str) -> CalibrationMethod:
-        return parse_choice(cls, value, "calibration method")
 
 
 @dataclass(frozen=True)
