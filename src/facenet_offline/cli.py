@@ -228,7 +228,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                              backends=args.backends.split(","), peer_images=args.peer_images,
                              models=args.models.split(",") if args.models else None,
                              model_backends=args.model_backends.split(",") if args.model_backends else None,
-                             model_batch_sizes=model_sizes)
+                             model_batch_sizes=model_sizes, precisions=args.precisions.split(","))
     json_path, md_path = write_report(results, args.out)
     print(render_markdown(results))
     print(f"wrote {md_path} and {json_path}")
@@ -303,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-backends", default=None,
                    help="models suite: comma-separated onnxruntime,openvino,torch,opencv-peer")
     p.add_argument("--model-batch-sizes", default=None, help="models suite: override the reference batch sizes")
+    p.add_argument("--precisions", default="fp32,fp16,int8",
+                   help="precision suite: comma-separated fp32,fp16,int8 (fp32 is the baseline and always needed)")
     p.add_argument("--out", default="docs", help="folder for benchmarks.md and benchmarks.json")
     p.add_argument("--images", type=int, default=256, help="LFW images per detection run")
     p.add_argument("--peer-images", type=int, default=64, help="LFW images per peer run (the peer is slow)")

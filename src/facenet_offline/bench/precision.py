@@ -45,7 +45,9 @@ def bench_precision(variants: Sequence[tuple[str, str]] = VARIANTS, batch_size: 
 
 
 def precision_markdown(rows: list[dict], date: str) -> str:
-    base = next(r for r in rows if r["precision"] == "fp32")
+    base = next((r for r in rows if r["precision"] == "fp32"), None)
+    if base is None:
+        raise ValueError("the precision table needs the fp32 baseline; include fp32 in --precisions")
     lines = ["# Precision: what FP16 and INT8 cost and buy", "",
              f"Made by `facenet-offline bench --suites precision --out docs` on {date}, all rows in one run on this",
              "machine. LFW View 2 (6,000 pairs, 10 folds) with the job's default options (margin-32 crops, angular",

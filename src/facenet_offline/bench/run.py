@@ -25,7 +25,8 @@ def _lfw_images(count: int):
 def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: int = 3,
                    batch_sizes: Sequence[int] = (1, 16, 64), backends: Sequence[str] = ("openvino", "onnxruntime"),
                    peer_images: int = 64, models: Sequence[str] | None = None,
-                   model_backends: Sequence[str] | None = None, model_batch_sizes: dict | None = None) -> dict:
+                   model_backends: Sequence[str] | None = None, model_batch_sizes: dict | None = None,
+                   precisions: Sequence[str] = ("fp32", "fp16", "int8")) -> dict:
     """Every figure of the requested suites, with the machine and its ceiling measured in the same run."""
     unknown = [s for s in suites if s not in SUITES]
     if unknown:
@@ -46,9 +47,9 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
     if "e2e" in suites:
         results["e2e"] = {"fp32": _end_to_end("fp32"), "int8": _end_to_end("int8")}
     if "precision" in suites:
-        from .precision import bench_precision
+        from .precision import VARIANTS, bench_precision
 
-        results["precision"] = bench_precision()
+        results["precision"] = bench_precision([v for v in VARIANTS if v[0] in precisions])
     if "detection" in suites:
         from .detection import bench_detection
 
