@@ -58,9 +58,10 @@ def model_tables(section: dict, gflops_ceiling: float | None) -> list[str]:
 
 def render_markdown(results: dict) -> str:
     m = results["machine"]
-    lines = ["# Benchmarks", "", f"Made by `facenet-offline bench` on {results['date']}. Not tests: this machine is",
+    lines = ["# Benchmarks", "", f"Made by `facenet-offline bench` (last run {results['date']}). Not tests: this machine is",
              "shared and noisy, so every figure is a median of repeated runs with its spread, and results whose",
-             f"spread exceeds 15% of the median are marked (noisy).", "",
+             "spread exceeds 15% of the median are marked (noisy). A run of some suites keeps the other sections",
+             "of the previous run; every ratio in a section is against peers measured in that section's run.", "",
              "## Machine", "",
              f"- CPU: {m['cpu']}, {m['cores']} cores; Python {m['python']}",
              "- Libraries: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()), ""]
@@ -70,12 +71,14 @@ def render_markdown(results: dict) -> str:
                   f"float32 GEMM ({c['n']}^3, torch, {c['threads']} threads): **{c['gflops']:.1f} GFLOP/s** "
                   f"(median of {len(c['timing']['runs_s'])} runs{_flag(c['timing'])}).", ""]
     if "models" in results:
-        ceiling = results.get("ceiling", {}).get("gflops")
+        ceiling = results["models"].get("ceiling_gflops") or results.get("ceiling", {}).get("gflops")
         lines += ["## Models at the reference deployments' shapes", "",
                   "Each backend in its own process (so peak RSS is its own), 2 threads, random input; a warm-up",
                   "run, then timed batches for at least 3 s (at least 5 runs). `opencv-peer` runs the shipped",
                   "files as their packages do (FaceNet one image at a time: the graph's flatten is fixed to batch",
-                  f"1). FaceNet is {results['models']['facenet_gflop_per_image']:.3f} GFLOP per image (2 per multiply-add).",
+                  f"1). FaceNet is {results['models']['facenet_gflop_per_image']:.3f} GFLOP per image (2 per multiply-add);",
+                  f"its share of the ceiling uses the GEMM ceiling measured in the same run ({ceiling:.1f} GFLOP/s, "
+                  f"{results['models'].get('date', results['date'])}).",
                   ""] + model_tables(results["models"], ceiling)
     if "e2e" in results:
         lines += ["## End to end: the LFW job", "",
@@ -98,9 +101,18 @@ def render_markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(results: dict, out_dir: str | Path) -> tuple[Path, Path]:
+def merge_previous(results: dict, previous: dict) -> dict:
+    """Keep the sections of an earlier run that this run did not measure (each section keeps its own peers)."""
+    merged = dict(previous)
+    merged.update(results)
+    return merged
+
+
+def write_report(results: dict, out_dir: str | Path, keep_other_sections: bool = True) -> tuple[Path, Path]:
     out_dir = Path(out_dir)
     json_path, md_path = out_dir / "benchmarks.json", out_dir / "benchmarks.md"
+    if keep_other_sections and json_path.is_file():
+        results = merge_previous(results, load_results(json_path))
     atomic_write_json(json_path, results)
     atomic_write_bytes(md_path, render_markdown(results).encode())
     if "precision" in results:

@@ -43,7 +43,8 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
         from .models import BACKENDS, SHAPES, bench_models, facenet_flops
 
         rows = bench_models(models or tuple(SHAPES), model_backends or BACKENDS, model_batch_sizes, repeats=repeats)
-        results["models"] = {"rows": rows, "facenet_gflop_per_image": facenet_flops() / 1e9}
+        results["models"] = {"rows": rows, "facenet_gflop_per_image": facenet_flops() / 1e9,
+                             "ceiling_gflops": gflops, "date": results["date"]}
     if "e2e" in suites:
         results["e2e"] = {"fp32": _end_to_end("fp32"), "int8": _end_to_end("int8")}
     if "precision" in suites:
