@@ -24,6 +24,8 @@ SHAPES: dict[str, tuple[tuple[int, ...], tuple[int, int, int]]] = {
     "facenet": ((1, 4, 8, 16, 32, 64), (3, 160, 160)),
 }
 BACKENDS = ("onnxruntime", "openvino", "torch", "opencv-peer")
+# FaceNet also runs at lower precision (MTCNN stays float32: docs/mtcnn-int8.md).
+FACENET_EXTRA = ("onnxruntime-fp16", "onnxruntime-int8", "openvino-int8")
 
 
 @dataclass
@@ -44,7 +46,9 @@ class ModelRow:
 
 
 def _engine(model: str, backend: str, threads: int):
-    """A callable running one NCHW float32 batch through ``model`` on ``backend``."""
+    """A callable running one NCHW float32 batch through ``model`` on ``backend`` ("name" or "name-precision")."""
+    backend, _, precision = backend.partition("-") if backend != "opencv-peer" else (backend, "", "")
+    precision = precision or "fp32"
     if backend == "opencv-peer":
         return _opencv_peer(model)
     if backend == "torch":
@@ -53,9 +57,11 @@ def _engine(model: str, backend: str, threads: int):
 
         net = load_facenet() if model == "facenet" else load_mtcnn()[model]
         return TorchBackend(net, threads).run
-    from ..build import build_facenet, build_mtcnn
+    from ..build import BuildOptions, build_facenet, build_mtcnn
 
-    path = build_facenet().path if model == "facenet" else build_mtcnn().files[model]
+    if model != "facenet" and precision != "fp32":
+        raise ValueError(f"{model} is benchmarked in float32 only")
+    path = build_facenet(BuildOptions(precision=precision)).path if model == "facenet" else build_mtcnn().files[model]
     if backend == "openvino":
         from ..runtime.openvino import OpenVinoBackend
 
@@ -116,15 +122,15 @@ def bench_models(models: Sequence[str] = tuple(SHAPES), backends: Sequence[str] 
                  batch_sizes: dict[str, Sequence[int]] | None = None, repeats: int = 5, threads: int = 2,
                  seconds: float = 3.0) -> list[dict]:
     """Rows for every (model, backend, batch size); each (model, backend) in a fresh process."""
-    unknown = [m for m in models if m not in SHAPES] + [b for b in backends if b not in BACKENDS]
+    unknown = [m for m in models if m not in SHAPES] + [b for b in backends if b not in BACKENDS + FACENET_EXTRA]
     if unknown:
         raise ValueError(f"Unknown model or backend {', '.join(unknown)}. Models: {', '.join(SHAPES)}; "
-                         f"backends: {', '.join(BACKENDS)}.")
+                         f"backends: {', '.join(BACKENDS + FACENET_EXTRA)}.")
     rows: list[dict] = []
     context = multiprocessing.get_context("spawn")
     for model in models:
         sizes = (batch_sizes or {}).get(model, SHAPES[model][0])
-        for backend in backends:
+        for backend in [b for b in backends if model == "facenet" or b in BACKENDS]:
             with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
                 rows += pool.submit(_child, model, backend, list(sizes), repeats, threads, seconds).result()
             log.info("bench %s on %s done", model, backend)
