@@ -115,6 +115,12 @@ def _child(model: str, backend: str, batch_sizes: Sequence[int], repeats: int, t
         rows.append(asdict(ModelRow(model, backend, bs, bs / np.median(ms) * 1e3, float(ms.mean()),
                                     float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), float(ms.min()),
                                     float(ms.max()), len(ms), bool(spread > 0.15), peak_rss_mb(), threads)))
+    if model == "facenet":  # the ceiling, measured in the same process right after, under the same load
+        from .ceiling import gemm_gflops
+
+        ceiling = gemm_gflops(threads=threads)[0]
+        for row in rows:
+            row["ceiling_gflops"] = ceiling
     return rows
 
 

@@ -80,7 +80,8 @@ def render_markdown(results: dict) -> str:
                   "run, then timed batches for at least 3 s (at least 5 runs). `opencv-peer` runs the shipped",
                   "files as their packages do (FaceNet one image at a time: the graph's flatten is fixed to batch",
                   f"1). FaceNet is {results['models']['facenet_gflop_per_image']:.3f} GFLOP per image (2 per multiply-add);",
-                  "its share of the ceiling uses the GEMM ceiling measured in the same run as the row. FaceNet also",
+                  "its share of the ceiling uses the GEMM ceiling (fastest of 5 runs) measured in the same process right",
+                  "after that backend's runs, so both see the same machine load. FaceNet also",
                   "runs at FP16 and INT8 (`onnxruntime-int8` ...); its GFLOP/s there counts the same float operations.",
                   ""] + model_tables(results["models"], ceiling)
     if "e2e" in results:
