@@ -2,7 +2,6 @@
 
 import json
 
-import pytest
 
 from facenet_offline.cli import main
 from facenet_offline.data.lfw import read_pairs

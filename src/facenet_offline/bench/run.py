@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict
 
 from .harness import MachineInfo, library_versions
 
