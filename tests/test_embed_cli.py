@@ -51,14 +51,17 @@ def test_same_person_pairs_are_closer_than_different_ones(lfw_dir, lfw_pairs, bu
 
 
 @pytest.mark.parametrize("content,label", [(b"", "empty"), (b"name,age\nann,3\n", "not an image")])
-def test_bad_single_input_fails_naming_the_file_and_writes_nothing(tmp_path, capsys, built_default, content, label):
+def test_bad_single_input_fails_naming_the_file_and_records_its_status(tmp_path, capsys, built_default, content,
+                                                                        label):
     bad = tmp_path / "face.jpg"
     bad.write_bytes(content)
     out = tmp_path / "out.npz"
-    assert main(["embed", str(bad), "--aligned", "--out", str(out)]) != 0
+    assert main(["embed", str(bad), "--aligned", "--out", str(out)]) == 1  # nothing succeeded
     err = capsys.readouterr().err
     assert str(bad) in err and label in err
-    assert not out.exists() and not list(tmp_path.glob(".out.npz*"))
+    result = EmbeddingSet.load(out)
+    assert result.status[0].startswith("error:") and label in result.status[0] and np.isnan(result.embeddings).all()
+    assert not list(tmp_path.glob(".out.npz*")) and not (tmp_path / "out.npz.parts").exists()
 
 
 def test_missing_path_is_an_error_and_writes_nothing(tmp_path, capsys):

@@ -18,14 +18,15 @@ def test_detect_writes_a_line_per_image_and_crops(tmp_path, lfw_dir, detector):
     face = image_path(lfw_dir, "Tony_Blair", 1)
     out, crops = tmp_path / "det.jsonl", tmp_path / "crops"
     assert main(["detect", str(face), str(blank), str(broken), "--out", str(out), "--save-crops", str(crops)]) == 0
-    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    meta, *lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert meta["meta"]["detector"] == "openvino" and meta["meta"]["run"]["inputs"]["count"] == 3
     assert [line["status"] for line in lines][:2] == ["ok", "ok"] and lines[2]["status"].startswith("error:")
     assert len(lines[0]["faces"]) >= 1 and lines[1]["faces"] == [] and lines[2]["faces"] == []
     first = lines[0]["faces"][0]
     assert len(first["box"]) == 4 and len(first["landmarks"]) == 5 and first["score"] > 0.9
     assert Image.open(first["crop"]).size == (160, 160)
-    assert main(["detect", str(broken), "--out", str(tmp_path / "none.jsonl")]) != 0
-    assert not (tmp_path / "none.jsonl").exists()
+    assert main(["detect", str(broken), "--out", str(tmp_path / "none.jsonl")]) == 1  # nothing could be read
+    assert json.loads((tmp_path / "none.jsonl").read_text().splitlines()[1])["status"].startswith("error:")
 
 
 def test_verify_same_and_different_people(lfw_dir, built_default, capsys):

@@ -22,7 +22,7 @@ import onnxruntime
 import torch
 
 from . import __version__
-from .cache import atomic_write_json, file_lock, home, options_key, sha256_file
+from .cache import atomic_write_json, file_lock, home, options_key, remove_stale_temporaries, sha256_file
 from .data.tensors import standardise
 from .export.onnx import DEFAULT_OPSET, ExportConfig, check_parity, export_onnx, max_abs_difference
 from .data.calibration import CalibrationSet, calibration_faces
@@ -121,6 +121,10 @@ def _cached_build(folder: Path, force: bool, make: Callable[[Path], dict]) -> Bu
     with file_lock(folder.with_name(folder.name + ".lock")):
         if not force and (built := _read_valid(folder)):
             return built
+        # From here the folder is incomplete until the new record lands: drop the old record first,
+        # and the temporary files a killed build may have left.
+        (folder / RECORD).unlink(missing_ok=True)
+        remove_stale_temporaries(folder)
         started = time.perf_counter()
         record = make(folder)
         record["files"] = {name: sha256_file(folder / f"{name}.onnx") for name in record.pop("names")}

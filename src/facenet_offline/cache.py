@@ -57,6 +57,18 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def remove_stale_temporaries(folder: str | os.PathLike) -> int:
+    """Delete the temporary files ``atomic_path`` leaves when its process is killed; return how many.
+
+    Only safe while holding the lock of whatever writes into ``folder``.
+    """
+    folder = Path(folder)
+    stale = list(folder.glob(".*.tmp")) if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

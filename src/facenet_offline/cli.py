@@ -33,6 +33,15 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
                    help="comma-separated ONNX Runtime providers, e.g. CUDAExecutionProvider,CPUExecutionProvider")
 
 
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    from .jobs import DEFAULT_CHUNK_SIZE
+
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run with the same --out, settings and inputs (finished chunks kept)")
+    p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE,
+                   help=f"inputs per chunk written to <out>.parts/ as the run goes (default {DEFAULT_CHUNK_SIZE})")
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .build import BuildOptions, build_facenet
     from .weights import MODELS, resolve_weights
@@ -92,36 +101,43 @@ def _progress(total: int, desc: str):
     return tqdm(total=total, unit="img", desc=desc, disable=None, dynamic_ncols=True)
 
 
+def _run_config(args: argparse.Namespace):
+    from .jobs import RunConfig
+
+    return RunConfig(Path(args.out), args.chunk_size, args.resume)
+
+
+def _report_failures(paths, statuses, is_failure) -> int:
+    failed = 0
+    for path, status in zip(paths, statuses):
+        if is_failure(status):
+            print(status if str(path) in status else f"{path}: {status}", file=sys.stderr)
+            failed += 1
+    return failed
+
+
 def cmd_embed(args: argparse.Namespace) -> int:
     from .detect import Selection, open_detector
-    from .embeddings import distance_matrix
-    from .pipeline import embed_aligned, embed_images
+    from .embeddings import OK, distance_matrix
+    from .jobs import embed_run
 
-    out = Path(args.out)
-    if out.suffix != ".npz":
-        raise FacenetOfflineError(f"{out}: the output must be a .npz file (embeddings, paths, status).")
+    if Path(args.out).suffix != ".npz":
+        raise FacenetOfflineError(f"{args.out}: the output must be a .npz file (embeddings, paths, status).")
     paths = _input_paths(args.paths)
     embedder = _open_embedder(args)
-    with _progress(len(paths), "embed") as bar:
-        if args.aligned:
-            result = embed_aligned(paths, embedder, args.batch_size, progress=bar.update)
-        else:
-            detector = open_detector(args.detector_backend, args.threads)
-            result = embed_images(paths, detector, embedder, _align_config(args), Selection.parse(args.select),
-                                  args.batch_size, progress=bar.update)
-    n_ok = int(result.ok.sum())
-    for path, status in zip(result.paths, result.status):
-        if status != "ok":
-            print(f"{path}: {status}", file=sys.stderr)
-    if n_ok == 0:
-        print(f"error: none of {len(paths)} inputs could be embedded; nothing written.", file=sys.stderr)
-        return 1
-    result.save(out)
+    detector = None if args.aligned else open_detector(args.detector_backend, args.threads)
+    result = embed_run(paths, embedder, _run_config(args), detector, args.detector_backend, _align_config(args),
+                       Selection.parse(args.select), args.batch_size, progress_factory=_progress)
+    failed = _report_failures(result.paths, result.status, lambda s: s != OK)
+    n_ok = len(paths) - failed
     print(f"embedded {n_ok}/{len(paths)} images with {embedder.description['model']} "
-          f"({embedder.backend.name}) -> {out}")
+          f"({embedder.backend.name}) -> {args.out}")
+    if n_ok == 0:
+        print(f"error: none of {len(paths)} inputs could be embedded (statuses in {args.out}).", file=sys.stderr)
+        return 1
     if args.print_distances:
         _print_distances(result.paths, result.embeddings, result.ok, distance_matrix)
-    return 0 if n_ok == len(paths) or not args.strict else 1
+    return 1 if args.strict and failed else 0
 
 
 def _print_distances(paths, embeddings, ok, distance_matrix) -> None:
@@ -135,29 +151,19 @@ def _print_distances(paths, embeddings, ok, distance_matrix) -> None:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    from .cache import atomic_path
     from .detect import open_detector
-    from .detect.jsonl import detection_record, save_crops
-    from .pipeline import OK, detect_batches
+    from .jobs import detect_run
 
-    out = Path(args.out)
     paths = _input_paths(args.paths)
     detector = open_detector(args.detector_backend, args.threads)
-    align = _align_config(args)
-    images = faces = no_face = errors = 0
-    with atomic_path(out, ".jsonl") as tmp, open(tmp, "w", encoding="utf-8") as fh, _progress(len(paths), "detect") as bar:
-        for results in detect_batches(paths, detector, args.batch_size, progress=bar.update):
-            for item in results:
-                det = item.detection.select(args.select)
-                crops = save_crops(item, det, align, args.save_crops, images) if args.save_crops else []
-                fh.write(json.dumps(detection_record(item, det, crops)) + "\n")
-                images, faces = images + 1, faces + len(det)
-                no_face += item.status == OK and len(det) == 0
-                errors += item.status != OK
-        if errors == images:
-            raise FacenetOfflineError(f"none of {images} inputs could be read; nothing written.")
-    print(f"{faces} faces in {images} images ({no_face} without a face, {errors} unreadable) -> {out}")
-    return 1 if args.strict and errors else 0
+    summary = detect_run(paths, detector, _run_config(args), args.detector_backend, _align_config(args), args.select,
+                         args.batch_size, Path(args.save_crops) if args.save_crops else None, _progress)
+    print(f"{summary.faces} faces in {summary.images} images ({summary.no_face} without a face, "
+          f"{summary.errors} unreadable) -> {args.out}")
+    if summary.errors == summary.images:
+        print(f"error: none of {summary.images} inputs could be read (statuses in {args.out}).", file=sys.stderr)
+        return 1
+    return 1 if args.strict and summary.errors else 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -253,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aligned", action="store_true", help="inputs are ready face crops (resized to 160x160)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--strict", action="store_true", help="exit non-zero if any input failed")
+    _add_run_args(p)
     p.add_argument("--print-distances", action="store_true", help="print the pairwise distance matrix")
     _add_model_args(p)
     _add_runtime_args(p)
@@ -265,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-crops", metavar="DIR", help="also write each face's aligned crop as PNG")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--strict", action="store_true", help="exit non-zero if any input failed")
+    _add_run_args(p)
     p.add_argument("--threads", type=int, default=None)
     _add_face_args(p, select="all")
     p.set_defaults(func=cmd_detect)

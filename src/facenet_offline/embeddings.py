@@ -31,16 +31,28 @@ class EmbeddingSet:
         """Write an ``.npz`` atomically: a failed run leaves no file behind."""
         path = Path(path)
         with atomic_path(path, ".npz") as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, embeddings=self.embeddings.astype(np.float32), paths=np.array(self.paths, dtype=str),
-                         status=np.array(self.status, dtype=str), meta=np.array(json.dumps(self.meta)))
+            self.write(tmp)
         return path
+
+    def write(self, path: str | os.PathLike) -> None:
+        """Write the ``.npz`` in place (``save`` is the atomic form)."""
+        with open(path, "wb") as fh:
+            np.savez(fh, embeddings=self.embeddings.astype(np.float32), paths=np.array(self.paths, dtype=str),
+                     status=np.array(self.status, dtype=str), meta=np.array(json.dumps(self.meta)))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> EmbeddingSet:
         with np.load(path, allow_pickle=False) as data:
             return cls([str(p) for p in data["paths"]], data["embeddings"], [str(s) for s in data["status"]],
                        json.loads(str(data["meta"])))
+
+    @classmethod
+    def concat(cls, parts: list[EmbeddingSet], meta: dict) -> EmbeddingSet:
+        """The rows of ``parts`` in order, under one ``meta``."""
+        if not parts:
+            raise ValueError("nothing to concatenate")
+        return cls([p for part in parts for p in part.paths], np.concatenate([part.embeddings for part in parts]),
+                   [s for part in parts for s in part.status], meta)
 
 
 def distance_matrix(embeddings: np.ndarray) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Streaming jobs over many images: decode (in threads, one batch ahead), detect, align, embed.
 
-Every input gets a status ("ok", "no face", or "error: ..."); a bad input never stops a run.
+Every input gets a status: "ok", "no face", "too small" (smaller than the smallest face the
+detector looks for) or "error: <what is wrong and what to do>"; a bad input never stops a run.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.images import load_rgb
+from .data.images import DEFAULT_MAX_SIDE, DecodedImage, load_image
 from .detect.align import AlignConfig, align_face
 from .detect.mtcnn import Detection, MTCNNDetector, Selection
 from .embedder import Embedder
@@ -23,29 +24,44 @@ from .errors import ImageError
 log = logging.getLogger(__name__)
 
 NO_FACE = "no face"
+TOO_SMALL = "too small"
+ERROR = "error"
 Progress = Callable[[int], None] | None
 
 
-def _decode(path: Path) -> np.ndarray | str:
+def is_error(status: str) -> bool:
+    """The input could not be read at all (as opposed to being read and holding no face)."""
+    return status.startswith(ERROR)
+
+
+def _decode(path: Path, max_side: int | None) -> DecodedImage | str:
     try:
-        return load_rgb(path)
+        return load_image(path, max_side)
     except ImageError as exc:
-        log.warning("%s", exc)
-        return f"error: {exc}"
+        log.info("%s", exc)  # reported through the input's status
+        return f"{ERROR}: {exc}"
 
 
-def decoded_batches(paths: Sequence[Path], batch_size: int, workers: int = 2) -> Iterator[list[np.ndarray | str]]:
-    """Batches of decoded images (or error strings), decoded in threads one batch ahead."""
+def decoded_batches(paths: Sequence[Path], batch_size: int, workers: int = 2,
+                    max_side: int | None = DEFAULT_MAX_SIDE) -> Iterator[list[DecodedImage | str]]:
+    """Batches of decoded images (or error strings), decoded in threads one batch ahead.
+
+    At most two batches are held at once, so memory does not grow with the number of inputs.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+
+    def decode(path: Path) -> DecodedImage | str:
+        return _decode(path, max_side)
+
     starts = list(range(0, len(paths), batch_size))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
-        pending = pool.map(_decode, paths[:batch_size]) if starts else None
+        pending = pool.map(decode, paths[:batch_size]) if starts else None
         for i, start in enumerate(starts):
             current = list(pending)
             if i + 1 < len(starts):
                 nxt = starts[i + 1]
-                pending = pool.map(_decode, paths[nxt:nxt + batch_size])
+                pending = pool.map(decode, paths[nxt:nxt + batch_size])
             yield current
 
 
@@ -57,7 +73,7 @@ def embed_aligned(paths: Sequence[Path], embedder: Embedder, batch_size: int = 3
         start = len(status)
         good = [j for j, d in enumerate(batch) if not isinstance(d, str)]
         if good:
-            out[[start + j for j in good]] = embedder.embed([batch[j] for j in good])
+            out[[start + j for j in good]] = embedder.embed([batch[j].pixels for j in good])
         status += [d if isinstance(d, str) else OK for d in batch]
         if progress:
             progress(len(batch))
@@ -66,12 +82,19 @@ def embed_aligned(paths: Sequence[Path], embedder: Embedder, batch_size: int = 3
 
 @dataclass
 class ImageFaces:
-    """One input image: its path, status, decoded pixels (None if undecodable) and detection."""
+    """One input image: its path, status, decoded image (None if undecodable) and detection.
+
+    The detection is in the decoded image's pixels (see ``DecodedImage.scale`` for a downscaled one).
+    """
 
     path: Path
     status: str
-    image: np.ndarray | None
+    decoded: DecodedImage | None
     detection: Detection
+
+    @property
+    def image(self) -> np.ndarray | None:
+        return None if self.decoded is None else self.decoded.pixels
 
 
 def detect_batches(paths: Sequence[Path], detector: MTCNNDetector, batch_size: int = 16,
@@ -79,9 +102,16 @@ def detect_batches(paths: Sequence[Path], detector: MTCNNDetector, batch_size: i
     """Detect faces in every image, one batch of results at a time, in input order."""
     done = 0
     for batch in decoded_batches(paths, batch_size):
-        found = iter(detector.detect([d for d in batch if not isinstance(d, str)]))
-        yield [ImageFaces(paths[done + k], d, None, Detection()) if isinstance(d, str)
-               else ImageFaces(paths[done + k], OK, d, next(found)) for k, d in enumerate(batch)]
+        found = iter(detector.detect([d.pixels for d in batch if not isinstance(d, str)]))
+        results = []
+        for k, d in enumerate(batch):
+            if isinstance(d, str):
+                results.append(ImageFaces(paths[done + k], d, None, Detection()))
+            else:
+                det = next(found)
+                small = min(d.pixels.shape[:2]) < detector.config.min_face
+                results.append(ImageFaces(paths[done + k], TOO_SMALL if small else OK, d, det))
+        yield results
         done += len(batch)
         if progress:
             progress(len(batch))
@@ -99,7 +129,7 @@ def embed_images(paths: Sequence[Path], detector: MTCNNDetector, embedder: Embed
             if item.image is not None and len(face):
                 rows.append(len(status))
                 crops.append(align_face(item.image, face.boxes[0], face.landmarks[0], align))
-            status.append(item.status if item.image is None else (OK if len(face) else NO_FACE))
+            status.append(item.status if item.status != OK else (OK if len(face) else NO_FACE))
         if crops:
             out[rows] = embedder.embed(crops)
     meta = dict(embedder.description, align=align.method.value, margin=align.margin, select=Selection(select).value)

@@ -71,6 +71,13 @@ class Detection:
     def take(self, index: np.ndarray) -> Detection:
         return Detection(self.boxes[index], self.scores[index], self.landmarks[index], self.image_size)
 
+    def unscaled(self, scale: tuple[float, float], size: tuple[int, int]) -> Detection:
+        """This detection in the coordinates of the original image, of ``size``, that was shrunk by ``scale`` (x, y)."""
+        fx, fy = scale
+        factors = np.array([fx, fy], np.float32)
+        return Detection((self.boxes.reshape(-1, 2, 2) / factors).reshape(-1, 4).astype(np.float32), self.scores,
+                         (self.landmarks / factors).astype(np.float32), tuple(size))
+
     def select(self, how: Selection | str = Selection.LARGEST) -> Detection:
         """At most one face (or all, sorted by score), chosen as ``how`` says."""
         how = Selection(how)

@@ -1,7 +1,7 @@
 """The LFW job: raw images of the pairs -> detections -> aligned crops -> embeddings -> protocol.
 
-Detections and embeddings are cached (keyed by everything they depend on), so scoring again
-with other protocol options takes seconds. Images where no face is found fall back to a
+Detections and embeddings are cached in chunks (keyed by everything they depend on), so scoring
+again with other protocol options takes seconds and an interrupted run resumes where it stopped. Images where no face is found fall back to a
 centre crop with the same margin; they are counted and listed, never dropped.
 """
 
@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cache import atomic_path, home, options_key
+from ..cache import home, options_key
+from ..chunks import ChunkStore, is_complete, run_manifest
 from ..data.lfw import Pair, check_lfw_dir, images_in_pairs, read_pairs
 from ..detect.align import AlignConfig, align_face, centre_box
 from ..detect.mtcnn import Detection, MTCNNDetector, Selection
@@ -106,17 +107,17 @@ def _timed_batches(paths: list[Path], batch_size: int, timings: Timings,
                    progress: Callable[[int], None] | None) -> Iterator[tuple[int, list[np.ndarray]]]:
     """(index of the first image, decoded images) per batch; time spent waiting for decoding is counted."""
     done = 0
-    batches = decoded_batches(paths, batch_size)
+    batches = decoded_batches(paths, batch_size, max_side=None)
     while True:
         start = time.perf_counter()
         batch = next(batches, None)
         timings.decode += time.perf_counter() - start
         if batch is None:
             return
-        bad = [str(paths[done + k]) for k, d in enumerate(batch) if isinstance(d, str)]
+        bad = [d for d in batch if isinstance(d, str)]
         if bad:
-            raise FacenetOfflineError(f"LFW images could not be read: {', '.join(bad)}")
-        yield done, batch
+            raise FacenetOfflineError("LFW images could not be read (check the LFW copy):\n" + "\n".join(bad))
+        yield done, [d.pixels for d in batch]
         done += len(batch)
         if progress:
             progress(len(batch))
@@ -174,45 +175,81 @@ def _process(root: Path, rel: list[str], detector: MTCNNDetector, known: Detecti
     return det, emb, emb_flip
 
 
-def _cache_file(kind: str, key: dict) -> Path:
-    return home() / "lfw" / f"{kind}-{options_key(key)}.npz"
+CACHE_CHUNK = 1024  # images per cached chunk: an interrupted run loses at most this much work
+
+
+def _store_dir(kind: str, key: dict) -> Path:
+    return home() / "lfw" / f"{kind}-{options_key(key)}"
+
+
+def _store(kind: str, key: dict, rel: list[str]) -> ChunkStore:
+    """A cache entry of ``kind``, in chunks: an interrupted run picks up where it stopped."""
+    return ChunkStore.open(_store_dir(kind, key), run_manifest(kind, key, rel, CACHE_CHUNK), ".npz", resume=True)
 
 
 def _save_npz(path: Path, **arrays) -> None:
-    with atomic_path(path, ".npz") as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
+    with open(path, "wb") as fh:
+        np.savez(fh, **{k: v for k, v in arrays.items() if v is not None})
+
+
+def _load_chunks(store: ChunkStore) -> dict[str, np.ndarray]:
+    parts: dict[str, list[np.ndarray]] = {}
+    for path in store.files():
+        with np.load(path) as z:
+            for name in z.files:
+                parts.setdefault(name, []).append(z[name])
+    return {name: np.concatenate(arrays) for name, arrays in parts.items()}
 
 
 def lfw_embeddings(root: Path, rel: list[str], embedder: Embedder, detector: MTCNNDetector, detector_key: dict,
                    options: LfwOptions, use_cache: bool = True, timings: Timings | None = None,
                    progress_factory: Callable[[int, str], object] | None = None
                    ) -> tuple[Detections, np.ndarray, np.ndarray | None]:
-    """Detections, embeddings and (when flips are asked for) flipped-image embeddings of ``rel`` images."""
+    """Detections, embeddings and (when flips are asked for) flipped-image embeddings of ``rel`` images.
+
+    With the cache, results are kept per chunk of images under keys naming everything they depend
+    on, so a killed run resumes by itself and other protocol options re-score in seconds.
+    """
     timings = timings if timings is not None else Timings()
     flips = options.flip is not Flip.NONE
+    if not use_cache:
+        with _bar(progress_factory, len(rel), "detect + embed") as bar:
+            return _process(root, rel, detector, None, embedder, options, flips, timings, bar.update)
     det_key = {"detector": detector_key, "select": options.select.value, "images": options_key({"rel": rel})}
     emb_key = {"detections": det_key, "model": embedder.description, "align": _plain(asdict(options.align))}
-    det_file = _cache_file("detections", det_key)
-    det = emb = emb_flip = None
-    if use_cache and det_file.is_file():
-        with np.load(det_file) as z:
-            det = Detections(rel, z["boxes"], z["landmarks"], z["found"])
-        timings.cached.append("detections")
-    for kind in (("embeddings-flip",) if flips else ("embeddings-flip", "embeddings")):
-        if use_cache and det is not None and _cache_file(kind, emb_key).is_file():
-            with np.load(_cache_file(kind, emb_key)) as z:
-                emb, emb_flip = z["emb"], (z["emb_flip"] if "emb_flip" in z else None)
-            timings.cached.append("embeddings")
-            return det, emb, emb_flip
-    with _bar(progress_factory, len(rel), "detect + embed" if det is None else "embed") as bar:
-        fresh = det is None
-        det, emb, emb_flip = _process(root, rel, detector, det, embedder, options, flips, timings, bar.update)
-    if use_cache:
-        if fresh:
-            _save_npz(det_file, boxes=det.boxes, landmarks=det.landmarks, found=det.found)
-        arrays = {"emb": emb, "emb_flip": emb_flip} if flips else {"emb": emb}
-        _save_npz(_cache_file("embeddings-flip" if flips else "embeddings", emb_key), **arrays)
-    return det, emb, emb_flip
+    # A complete entry with flipped-image embeddings also serves a run without flips.
+    with_flips = flips or is_complete(_store_dir("embeddings-flip", emb_key), len(rel), CACHE_CHUNK, ".npz")
+    with _store("detections", det_key, rel) as det_store, \
+            _store("embeddings-flip" if with_flips else "embeddings", emb_key, rel) as emb_store:
+        return _fill(root, rel, det_store, emb_store, embedder, detector, options, flips, timings, progress_factory)
+
+
+def _fill(root: Path, rel: list[str], det_store: ChunkStore, emb_store: ChunkStore, embedder: Embedder,
+          detector: MTCNNDetector, options: LfwOptions, flips: bool, timings: Timings,
+          progress_factory) -> tuple[Detections, np.ndarray, np.ndarray | None]:
+    """Compute the chunks the cache lacks, then read the whole result from it."""
+    det_done, emb_done = set(det_store.finished()), set(emb_store.finished())
+    todo = [i for i in range(emb_store.count) if i not in emb_done]
+    if todo:
+        remaining = sum(len(rel[i * CACHE_CHUNK:(i + 1) * CACHE_CHUNK]) for i in todo)
+        desc = "embed" if set(todo) <= det_done else "detect + embed"
+        with _bar(progress_factory, remaining, desc) as bar:
+            for index in todo:
+                part = rel[index * CACHE_CHUNK:(index + 1) * CACHE_CHUNK]
+                known = None
+                if index in det_done:
+                    with np.load(det_store.path(index)) as z:
+                        known = Detections(part, z["boxes"], z["landmarks"], z["found"])
+                det, emb, emb_flip = _process(root, part, detector, known, embedder, options, flips, timings,
+                                              bar.update)
+                if known is None:
+                    det_store.write(index, lambda tmp: _save_npz(tmp, boxes=det.boxes, landmarks=det.landmarks,
+                                                                 found=det.found))
+                emb_store.write(index, lambda tmp: _save_npz(tmp, emb=emb, emb_flip=emb_flip))
+    timings.cached += [name for name, done in (("detections", det_done), ("embeddings", emb_done))
+                       if len(done) == emb_store.count]
+    d, e = _load_chunks(det_store), _load_chunks(emb_store)
+    return Detections(rel, d["boxes"], d["landmarks"], d["found"]), e["emb"], e.get("emb_flip") if flips else None
 
 
 def run_lfw(embedder: Embedder, detector: MTCNNDetector, detector_key: dict, lfw_dir: str | None = None,
