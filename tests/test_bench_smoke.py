@@ -44,3 +44,16 @@ def test_models_suite_tiny(tmp_path, built_default, built_mtcnn):
     assert all(r["items_per_s"] > 0 and r["peak_rss_mb"] > 50 and r["runs"] >= 2 for r in rows)
     assert "| onnxruntime | 4 |" in "\n".join(model_tables({"rows": rows}, None))
     assert abs(facenet_flops() / 1e9 - 2.83) < 0.01  # the published figure
+
+
+def test_memory_suite_tiny(tmp_path, built_default, built_mtcnn):
+    from facenet_offline.bench.memory import bench_memory
+    from facenet_offline.bench.report import memory_table
+
+    section = bench_memory([3, 6])
+    assert [(r["set"], r["mode"], r["images"]) for r in section["rows"]] == [
+        ("lfw", "streaming", 3), ("lfw", "load-all", 3), ("lfw", "streaming", 6), ("lfw", "load-all", 6),
+        ("mixed", "streaming", 3), ("mixed", "streaming", 6)]
+    assert all(r["peak_mib"] > 100 and r["wall_s"] > 0 for r in section["rows"])
+    table = "\n".join(memory_table(section, 24.0))
+    assert "| 6 |" in table and "Streaming peak, mixed sizes, from 3 to 6 photos" in table

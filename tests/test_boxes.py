@@ -106,3 +106,19 @@ def test_border_puts_every_box_inside(items, width, height):
     shifted = pixels + pad
     assert shifted.min() >= 0
     assert np.all(shifted[:, 2] < width + 2 * pad) and np.all(shifted[:, 3] < height + 2 * pad)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(box_st, st.tuples(*[st.floats(-0.5, 0.5)] * 4)), min_size=1, max_size=20), st.booleans())
+def test_regression_properties(items, inclusive):
+    boxes = np.array([b for b, _ in items], np.float32)
+    reg = np.array([r for _, r in items], np.float32)
+    assert np.array_equal(bx.regress(boxes, np.zeros_like(reg), inclusive), boxes)  # no offset: no change
+    out = bx.regress(boxes, reg, inclusive)
+    extra = 1.0 if inclusive else 0.0
+    w = boxes[:, 2] - boxes[:, 0] + extra
+    # Each edge moves by its offset times the box size, independently of the others.
+    assert np.allclose(out[:, 0] - boxes[:, 0], reg[:, 0] * w, atol=1e-3)
+    assert np.allclose((out[:, 2] - out[:, 0]) - (boxes[:, 2] - boxes[:, 0]), (reg[:, 2] - reg[:, 0]) * w, atol=1e-3)
+    shifted = bx.regress(boxes + 7.0, reg, inclusive)  # translating the box translates the result
+    assert np.allclose(shifted - 7.0, out, atol=1e-3)

@@ -89,3 +89,20 @@ def test_selection(detector, lfw_images):
 def test_bad_input_is_a_clear_error(detector):
     with pytest.raises(ValueError, match="uint8 RGB"):
         detector.detect([np.zeros((10, 10), np.float32)])
+
+
+def test_rnet_and_onet_runs_are_padded_to_a_few_shapes(built_mtcnn, lfw_images):
+    """Candidate counts vary every batch; the runtimes must only ever see multiples of the bucket."""
+    from facenet_offline.detect import MTCNNConfig, open_detector
+
+    detector = open_detector("onnxruntime", config=MTCNNConfig(batch_bucket=32, rnet_batch=100))
+    seen = []
+    for net in ("rnet", "onet"):
+        backend = getattr(detector, net)
+        real = backend.run
+        backend.run = lambda batch, real=real: seen.append(len(batch)) or real(batch)
+    plain = open_detector("onnxruntime", config=MTCNNConfig(batch_bucket=1, rnet_batch=100))
+    padded, unpadded = detector.detect(lfw_images[:8]), plain.detect(lfw_images[:8])
+    assert seen and all(n % 32 == 0 or n == 100 for n in seen), seen
+    for a, b in zip(padded, unpadded):
+        assert len(a) == len(b) and np.allclose(a.boxes, b.boxes, atol=1e-3)

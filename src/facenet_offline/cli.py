@@ -234,7 +234,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                              backends=args.backends.split(","), peer_images=args.peer_images,
                              models=args.models.split(",") if args.models else None,
                              model_backends=args.model_backends.split(",") if args.model_backends else None,
-                             model_batch_sizes=model_sizes, precisions=args.precisions.split(","))
+                             model_batch_sizes=model_sizes, precisions=args.precisions.split(","),
+                             memory_sizes=[int(n) for n in args.memory_images.split(",")])
     json_path, md_path = write_report(results, args.out)
     print(render_markdown(results))
     print(f"wrote {md_path} and {json_path}")
@@ -305,14 +306,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_lfw)
 
     p = sub.add_parser("bench", help="measure throughput against peers and the machine's ceiling")
-    p.add_argument("--suites", default="models,detection,e2e,precision",
-                   help="comma-separated: models, detection, e2e, precision")
+    p.add_argument("--suites", default="models,detection,e2e,precision,memory",
+                   help="comma-separated: models, detection, e2e, precision, memory")
     p.add_argument("--models", default=None, help="models suite: comma-separated pnet,rnet,onet,facenet")
     p.add_argument("--model-backends", default=None,
                    help="models suite: comma-separated onnxruntime,openvino,torch,opencv-peer")
     p.add_argument("--model-batch-sizes", default=None, help="models suite: override the reference batch sizes")
     p.add_argument("--precisions", default="fp32,fp16,int8",
                    help="precision suite: comma-separated fp32,fp16,int8 (fp32 is the baseline and always needed)")
+    p.add_argument("--memory-images", default="500,2000,5000",
+                   help="memory suite: numbers of LFW photos to embed, each in a fresh process")
     p.add_argument("--out", default="docs", help="folder for benchmarks.md and benchmarks.json")
     p.add_argument("--images", type=int, default=256, help="LFW images per detection run")
     p.add_argument("--peer-images", type=int, default=64, help="LFW images per peer run (the peer is slow)")

@@ -57,7 +57,18 @@ def measure(work: Callable[[], object], items: int, repeats: int = 5, warmup: in
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (MB)."""
+    """Peak resident memory of this process so far (MiB).
+
+    Linux's VmHWM, which starts afresh at exec; ``ru_maxrss`` would carry over the peak of the
+    process that spawned this one.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -71,10 +82,16 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def memory_gib() -> float:
+    """Physical memory of the machine (GiB): the ceiling beside the peak-memory figures."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+
+
 @dataclass
 class MachineInfo:
     cpu: str = field(default_factory=cpu_model)
     cores: int = field(default_factory=lambda: os.cpu_count() or 1)
+    memory_gib: float = field(default_factory=lambda: round(memory_gib(), 1))
     python: str = field(default_factory=platform.python_version)
     versions: dict = field(default_factory=dict)
 

@@ -58,6 +58,40 @@ def model_tables(section: dict, gflops_ceiling: float | None) -> list[str]:
     return lines
 
 
+def memory_table(section: dict, machine_gib: float | None) -> list[str]:
+    rows = section["rows"]
+    by = {(r.get("set", "lfw"), r["mode"], r["images"]): r for r in rows}
+    sizes = sorted({r["images"] for r in rows})
+    low, high = section.get("mixed_sides", ["?", "?"])
+    lines = ["## Memory: embedding many photos", "",
+             f"Run of {section.get('date', '-')}. Peak resident memory (VmHWM) of a fresh process that detects, aligns",
+             "and embeds the first N LFW photos: `facenet-offline embed` (streaming: two batches decoded at a",
+             "time, results in chunks on disk) against a script that decodes every photo into a list first",
+             f"(load-all). The mixed set is the same photos resized to random sizes ({low} to {high} px a side),",
+             "streaming only. The ceiling is the machine's memory"
+             + (f", {machine_gib:.1f} GiB." if machine_gib else "."), "",
+             "| photos | LFW streaming peak MiB | of memory | photos/s | LFW load-all peak MiB | load-all / streaming "
+             "| mixed sizes streaming peak MiB | photos/s |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+
+    def cell(row, key, fmt):
+        return format(row[key], fmt) if row else "-"
+
+    for n in sizes:
+        s, b, m = by.get(("lfw", "streaming", n)), by.get(("lfw", "load-all", n)), by.get(("mixed", "streaming", n))
+        share = f"{s['peak_mib'] / 1024 / machine_gib:.1%}" if s and machine_gib else "-"
+        ratio = f"{b['peak_mib'] / s['peak_mib']:.2f}x" if s and b else "-"
+        lines.append(f"| {n:,} | {cell(s, 'peak_mib', '.0f')} | {share} | {cell(s, 'images_per_s', '.1f')} | "
+                     f"{cell(b, 'peak_mib', '.0f')} | {ratio} | {cell(m, 'peak_mib', '.0f')} | "
+                     f"{cell(m, 'images_per_s', '.1f')} |")
+    for photo_set, label in (("lfw", "LFW"), ("mixed", "mixed sizes")):
+        peaks = [by[(photo_set, "streaming", n)]["peak_mib"] for n in sizes if (photo_set, "streaming", n) in by]
+        if len(peaks) > 1:
+            lines += ["", f"Streaming peak, {label}, from {sizes[0]:,} to {sizes[-1]:,} photos: "
+                      f"{peaks[0]:.0f} -> {peaks[-1]:.0f} MiB ({peaks[-1] - peaks[0]:+.0f} MiB)."]
+    return lines + [""]
+
+
 def render_markdown(results: dict) -> str:
     m = results["machine"]
     lines = ["# Benchmarks", "", f"Made by `facenet-offline bench` (last run {results['date']}). Not tests: this machine is",
@@ -65,7 +99,8 @@ def render_markdown(results: dict) -> str:
              "spread exceeds 15% of the median are marked (noisy). A run of some suites keeps the other sections",
              "of the previous run; every ratio in a section is against peers measured in that section's run.", "",
              "## Machine", "",
-             f"- CPU: {m['cpu']}, {m['cores']} cores; Python {m['python']}",
+             f"- CPU: {m['cpu']}, {m['cores']} cores"
+             + (f", {m['memory_gib']:.1f} GiB memory" if m.get("memory_gib") else "") + f"; Python {m['python']}",
              "- Libraries: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()), ""]
     if "ceiling" in results:
         c = results["ceiling"]
@@ -102,6 +137,8 @@ def render_markdown(results: dict) -> str:
     if "detection" in results:
         d = results["detection"]
         lines += ["## Face detection (MTCNN)", ""] + detection_table(d["rows"], d["images"]) + [""]
+    if "memory" in results:
+        lines += memory_table(results["memory"], m.get("memory_gib"))
     return "\n".join(lines) + "\n"
 
 

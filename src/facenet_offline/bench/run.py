@@ -10,7 +10,7 @@ from .harness import MachineInfo, library_versions
 
 log = logging.getLogger(__name__)
 
-SUITES = ("models", "detection", "e2e", "precision")
+SUITES = ("models", "detection", "e2e", "precision", "memory")
 
 
 def _lfw_images(count: int):
@@ -25,7 +25,8 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
                    batch_sizes: Sequence[int] = (1, 16, 64), backends: Sequence[str] = ("openvino", "onnxruntime"),
                    peer_images: int = 64, models: Sequence[str] | None = None,
                    model_backends: Sequence[str] | None = None, model_batch_sizes: dict | None = None,
-                   precisions: Sequence[str] = ("fp32", "fp16", "int8")) -> dict:
+                   precisions: Sequence[str] = ("fp32", "fp16", "int8"),
+                   memory_sizes: Sequence[int] = (500, 2000, 5000)) -> dict:
     """Every figure of the requested suites, with the machine and its ceiling measured in the same run."""
     unknown = [s for s in suites if s not in SUITES]
     if unknown:
@@ -54,6 +55,10 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
         from .precision import VARIANTS, bench_precision
 
         results["precision"] = bench_precision([v for v in VARIANTS if v[0] in precisions])
+    if "memory" in suites:
+        from .memory import bench_memory
+
+        results["memory"] = {**bench_memory(memory_sizes), "date": results["date"]}
     if "detection" in suites:
         from .detection import bench_detection
 

@@ -23,10 +23,17 @@ def open_detector(backend: str = "openvino", threads: int | None = None, config:
 
     built = build_mtcnn(DetectorBuildOptions(weights_dir=weights_dir))
     if backend == "openvino":
-        from ..runtime.openvino import OpenVinoBackend as Engine
+        from ..runtime.openvino import OpenVinoBackend
+
+        nets = [OpenVinoBackend(built.files[n], threads=threads) for n in ("pnet", "rnet", "onet")]
     else:
-        from ..runtime.onnxruntime import OnnxRuntimeBackend as Engine
-    return MTCNNDetector(*(Engine(built.files[n], threads=threads) for n in ("pnet", "rnet", "onet")), config=config)
+        from ..runtime.onnxruntime import OnnxRuntimeBackend
+
+        # PNet sees a new input shape per pyramid level of every new photo size (RNet and ONet
+        # runs are padded to a few sizes), so only PNet gives up ORT's per-shape memory plans.
+        nets = [OnnxRuntimeBackend(built.files[n], threads=threads, varying_shapes=n == "pnet")
+                for n in ("pnet", "rnet", "onet")]
+    return MTCNNDetector(*nets, config=config)
 
 
 __all__ = ["AlignConfig", "AlignMethod", "DETECTOR_BACKENDS", "Detection", "MTCNNConfig", "MTCNNDetector",

@@ -39,10 +39,11 @@ class MTCNNConfig:
     rnet_batch: int = 2000
     onet_batch: int = 1000
     pnet_batch_pixels: int = 1 << 23  # bound on one PNet run's input size
+    batch_bucket: int = 32  # RNet/ONet runs are padded to a multiple of this (bounds the shapes runtimes see)
 
     def __post_init__(self):
-        if self.rnet_batch < 1 or self.onet_batch < 1:
-            raise ValueError("rnet_batch and onet_batch must be at least 1")
+        if self.rnet_batch < 1 or self.onet_batch < 1 or self.batch_bucket < 1:
+            raise ValueError("rnet_batch, onet_batch and batch_bucket must be at least 1")
         if not all(0 <= t <= 1 for t in self.thresholds):
             raise ValueError(f"thresholds must lie in [0, 1], got {self.thresholds}")
 
@@ -157,7 +158,19 @@ class MTCNNDetector:
         return cands
 
     def _run_chunked(self, backend: Backend, patches: np.ndarray, chunk: int) -> tuple[np.ndarray, ...]:
-        outs = [backend.run(patches[s:s + chunk]) for s in range(0, len(patches), chunk)]
+        """Run in chunks of at most ``chunk``, each padded up to a multiple of ``batch_bucket`` rows.
+
+        Runtimes keep per-shape state (kernels, memory plans); with a candidate count that differs
+        every batch it would pile up over a long run. Rounding up bounds the shapes they ever see.
+        """
+        bucket = self.config.batch_bucket
+        outs = []
+        for s in range(0, len(patches), chunk):
+            part = patches[s:s + chunk]
+            rows = min(chunk, -(-len(part) // bucket) * bucket)
+            if rows > len(part):
+                part = np.concatenate([part, np.zeros((rows - len(part), *part.shape[1:]), part.dtype)])
+            outs.append(tuple(o[:len(patches[s:s + chunk])] for o in backend.run(part)))
         return tuple(np.concatenate(parts) for parts in zip(*outs))
 
     def _patches(self, images: Sequence[np.ndarray], cands: _Candidates, size: int) -> np.ndarray:

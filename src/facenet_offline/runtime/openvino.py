@@ -8,6 +8,12 @@ import os
 import numpy as np
 
 
+# Kernels and memory prepared per input shape are kept in an LRU cache of this many entries.
+# OpenVINO's default (5,000) let a detect run over photos of mixed sizes grow from 1.0 to 1.75 GiB
+# in 1,200 photos; at 100 it stays within about 0.1 GiB of its start, at the same speed (measured).
+SHAPE_CACHE_ENTRIES = 100
+
+
 class OpenVinoBackend:
     """Runs an ONNX model with OpenVINO's CPU plugin; outputs in the model's order."""
 
@@ -15,7 +21,8 @@ class OpenVinoBackend:
         import openvino as ov
 
         core = ov.Core()
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",
+                  "CPU_RUNTIME_CACHE_CAPACITY": SHAPE_CACHE_ENTRIES}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         self.compiled = core.compile_model(core.read_model(str(model_path)), device, config)

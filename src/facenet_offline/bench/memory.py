@@ -1,0 +1,123 @@
+"""Peak memory of embedding many photos: the streaming `embed` job against decoding everything first.
+
+Each run is a fresh process over the first N LFW photos (detection, alignment and embedding), so
+its peak resident memory is its own. The load-everything baseline is what a straightforward script
+does (decode all photos into a list, then detect and embed in batches); it shows what streaming saves.
+The "mixed" set is the same photos resized to random sizes (120 to 1600 px a side, seeded), as in a
+real collection: every new size is a new input shape for the detector's runtimes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MODES = ("streaming", "load-all")
+MIXED_SIDES = (120, 1600)
+
+
+def lfw_photos(count: int) -> list[Path]:
+    """The first ``count`` LFW photos in name order (all 13,233 are available)."""
+    from ..data.images import iter_image_paths
+    from ..data.lfw import check_lfw_dir
+
+    paths = []
+    for path in iter_image_paths([check_lfw_dir() / "lfw-deepfunneled"]):
+        paths.append(path)
+        if len(paths) == count:
+            return paths
+    raise ValueError(f"LFW has only {len(paths)} photos; asked for {count}")
+
+
+def load_all_baseline(folder: str, batch_size: int = 16) -> dict:
+    """Decode every photo into memory first, then detect, align and embed in batches."""
+    from ..data.images import iter_image_paths, load_rgb
+    from ..detect import open_detector
+    from ..detect.align import AlignConfig, align_face
+    from ..embedder import open_embedder
+
+    detector, embedder = open_detector(), open_embedder()
+    images = [load_rgb(p) for p in iter_image_paths([folder])]
+    embedded = 0
+    for start in range(0, len(images), batch_size):
+        batch = images[start:start + batch_size]
+        crops = []
+        for img, det in zip(batch, detector.detect(batch)):
+            face = det.select("largest")
+            if len(face):
+                crops.append(align_face(img, face.boxes[0], face.landmarks[0], AlignConfig()))
+        embedded += len(embedder.embed(crops))
+    return {"embedded": embedded}
+
+
+_CHILD = """
+import json, sys, time
+from facenet_offline.bench.harness import peak_rss_mb
+started = time.perf_counter()
+if sys.argv[1] == "streaming":
+    from facenet_offline.cli import main
+    code = main(["embed", sys.argv[2], "--out", sys.argv[3]])
+    assert code == 0, code
+else:
+    from facenet_offline.bench.memory import load_all_baseline
+    load_all_baseline(sys.argv[2])
+print("RESULT", json.dumps({"peak_mib": peak_rss_mb(), "wall_s": time.perf_counter() - started}))
+"""
+
+
+def _measure(mode: str, folder: Path, out: Path) -> dict:
+    done = subprocess.run([sys.executable, "-c", _CHILD, mode, str(folder), str(out)], capture_output=True, text=True,
+                          env=dict(os.environ, TQDM_DISABLE="1"))
+    if done.returncode != 0:
+        raise RuntimeError(f"memory run ({mode}, {folder}) failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.split("RESULT", 1)[1])
+
+
+def _mixed_copy(path: Path, target: Path, rng) -> None:
+    from PIL import Image
+
+    size = (int(rng.integers(*MIXED_SIDES)), int(rng.integers(*MIXED_SIDES)))
+    with Image.open(path) as img:
+        img.resize(size, Image.Resampling.BILINEAR).save(target, quality=90)
+
+
+def bench_memory(sizes: Sequence[int] = (500, 2000, 5000), modes: Sequence[str] = MODES,
+                 mixed: bool = True) -> dict:
+    """Peak RSS and wall time per (photo set, mode, number of photos), each in a fresh process.
+
+    The mixed set runs streaming only: decoded all at once it would need many GiB.
+    """
+    import numpy as np
+
+    photos = lfw_photos(max(sizes))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="facenet-offline-memory-") as tmp:
+        sets = [("lfw", list(modes))] + ([("mixed", ["streaming"])] if mixed else [])
+        for photo_set, set_modes in sets:
+            rng = np.random.default_rng(0)
+            for n in sizes:
+                folder = Path(tmp) / f"{photo_set}-{n}"
+                folder.mkdir()
+                for k, path in enumerate(photos[:n]):
+                    target = folder / f"{k:05d}_{path.name}"
+                    if photo_set == "lfw":
+                        target.symlink_to(path)
+                    else:
+                        _mixed_copy(path, target, rng)
+                for mode in set_modes:
+                    figures = _measure(mode, folder, Path(tmp) / f"{photo_set}-{mode}-{n}.npz")
+                    rows.append({"set": photo_set, "mode": mode, "images": n, **figures,
+                                 "images_per_s": n / figures["wall_s"]})
+                    log.info("memory %s %s %d photos: %.0f MiB peak, %.0f s", photo_set, mode, n,
+                             figures["peak_mib"], figures["wall_s"])
+                shutil.rmtree(folder)
+    return {"rows": rows, "mixed_sides": list(MIXED_SIDES)}
