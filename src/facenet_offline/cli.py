@@ -221,6 +221,84 @@ def cmd_lfw(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export.targets import export_target
+
+    result = export_target(args.target, args.out, args.model, args.weights,
+                           [int(b) for b in args.facenet_batches.split(",")])
+    for name, path in result.files.items():
+        print(f"{path}  (max abs difference vs generic {result.parity[name]:.1e})")
+    for note in result.notes:
+        print(note)
+    print(f"{result.folder / 'README.md'} says what was changed")
+    return 0
+
+
+def cmd_preprocess(args: argparse.Namespace) -> int:
+    from .detect import Selection, open_detector
+    from .offline import PreprocessConfig, preprocess
+    from .weights import get_spec
+
+    spec = get_spec(args.model)
+    detector = open_detector(args.detector_backend, args.threads)
+    if args.lfw:
+        from .evaluate.lfw import LfwOptions, lfw_inputs
+
+        folds = [int(f) - 1 for f in args.folds.split(",")] if args.folds else None
+        root, _, rel = lfw_inputs(args.lfw_dir, args.pairs, folds)
+        options = LfwOptions(batch_size=args.batch_size // 2)
+        config = PreprocessConfig(args.batch_size, flip=True, select=options.select, align=options.align,
+                                  fallback=True, pad_last=not args.no_pad)
+        lfw = {"lfw_dir": str(root), "pairs": str(args.pairs or root / "pairs.txt"), "folds": folds,
+               "options": options.to_dict()}
+        paths, labels = [root / r for r in rel], rel
+    else:
+        if not args.paths:
+            raise FacenetOfflineError("give image files or folders, or --lfw for the LFW pairs.")
+        paths = _input_paths(args.paths)
+        config = PreprocessConfig(args.batch_size, flip=args.flip, select=Selection.parse(args.select),
+                                  align=_align_config(args), pad_last=not args.no_pad)
+        lfw, labels = None, None
+    info = preprocess(paths, args.out, detector, spec, config, labels, lfw, args.resume, _progress)
+    ok = sum(img["status"] == "ok" for img in info["images"])
+    print(f"{len(info['batches'])} batches of {config.batch_size} rows ({ok}/{len(info['images'])} images with a face"
+          + (", mirror images included" if config.flip else "") + f") -> {Path(args.out) / 'input'}; "
+          f"rows listed in {Path(args.out) / 'info.json'}")
+    return 0 if ok else 1
+
+
+def cmd_infer(args: argparse.Namespace) -> int:
+    from .offline import infer
+
+    if args.model.endswith(".onnx"):
+        path, description = Path(args.model), {"model": args.model}
+        if not path.is_file():
+            raise FacenetOfflineError(f"{path}: not found; give an .onnx file or a model name.")
+    else:
+        from .build import BuildOptions, build_facenet
+
+        built = build_facenet(BuildOptions(model=args.model, precision=args.precision))
+        path = built.path
+        description = {"model": built.spec.name, "backend": "onnxruntime", "precision": built.record["precision"],
+                       "weights_sha256": built.record["weights"]["sha256"],
+                       "onnx_sha256": built.record["files"]["facenet"]}
+    n = infer(path, args.input, args.output, description, args.threads, args.resume, _progress)
+    print(f"ran {n} input files through {path.name} -> {args.output}")
+    return 0
+
+
+def cmd_postprocess(args: argparse.Namespace) -> int:
+    from .offline import postprocess
+
+    result, report = postprocess(args.outputs, args.info, args.out, args.report)
+    print(f"{int(result.ok.sum())}/{len(result.paths)} images embedded" + (f" -> {args.out}" if args.out else ""))
+    if report:
+        r = report["result"]
+        print(f"LFW {report['pairs']} pairs: accuracy {r['accuracy_mean']:.5f} +- {r['accuracy_std']:.5f}   "
+              f"AUC {r['auc']:.4f}   EER {r['eer']:.4f}" + (f"   report: {args.report}" if args.report else ""))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench.report import render_markdown, write_report
     from .bench.run import run_benchmarks
@@ -304,6 +382,47 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime_args(p)
     _add_face_args(p, select="centre-weighted")
     p.set_defaults(func=cmd_lfw)
+
+    p = sub.add_parser("export", help="ONNX models for accelerator toolchains: generic, npu, tensorrt")
+    p.add_argument("--target", required=True, choices=["generic", "npu", "tensorrt"])
+    p.add_argument("--out", required=True, help="folder for the models and their tool files")
+    p.add_argument("--model", default=None, help="FaceNet model (default casia-webface)")
+    p.add_argument("--weights", default=None, help="weights file for a user-supplied model")
+    p.add_argument("--facenet-batches", default="1,16", help="npu: FaceNet's static batch sizes (default 1,16)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("preprocess", help="detect and align, then write model inputs as raw .bin batches")
+    p.add_argument("paths", nargs="*", help="image files or folders (or --lfw)")
+    p.add_argument("--format", default="bin", choices=["bin"], help="raw float32 NCHW (docs/bin-format.md)")
+    p.add_argument("--out", required=True, help="folder: input/batch-NNNNNN.bin and info.json")
+    p.add_argument("--batch-size", type=int, default=32, help="rows per .bin file (default 32)")
+    p.add_argument("--flip", action="store_true", help="add each face's mirror image (rows: faces, then mirrors)")
+    p.add_argument("--no-pad", action="store_true", help="do not pad the last batch to --batch-size rows")
+    p.add_argument("--lfw", action="store_true", help="the images of the LFW pairs, prepared as the lfw job does")
+    p.add_argument("--lfw-dir", default=None)
+    p.add_argument("--pairs", default=None)
+    p.add_argument("--folds", default=None, help="with --lfw: only these folds, 1-based, e.g. 1")
+    p.add_argument("--model", default="casia-webface", help="the model whose input to prepare")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run (finished batches kept)")
+    p.add_argument("--threads", type=int, default=None)
+    _add_face_args(p, select="largest")
+    p.set_defaults(func=cmd_preprocess)
+
+    p = sub.add_parser("infer", help="offline runner: each input .bin through the model, one output .bin each")
+    p.add_argument("--model", default="casia-webface", help="a model name or an .onnx file")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
+    p.add_argument("--input", required=True, help="folder of input .bin files")
+    p.add_argument("--output", required=True, help="folder for <name>_0.bin outputs")
+    p.add_argument("--resume", action="store_true", help="skip inputs whose outputs exist (same model only)")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_infer)
+
+    p = sub.add_parser("postprocess", help="runner outputs back to embeddings, and for LFW the report")
+    p.add_argument("--outputs", required=True, help="the runner's output folder")
+    p.add_argument("--info", required=True, help="info.json written by preprocess")
+    p.add_argument("--out", default=None, help="embeddings .npz")
+    p.add_argument("--report", default=None, help="folder for the LFW report (when preprocess used --lfw)")
+    p.set_defaults(func=cmd_postprocess)
 
     p = sub.add_parser("bench", help="measure throughput against peers and the machine's ceiling")
     p.add_argument("--suites", default="models,detection,e2e,precision,memory",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .choices import Choice
-from .data.tensors import resize_face, standardise
+from .data.tensors import face_batch
 from .runtime.base import Backend
 from .weights import ModelSpec
 
@@ -31,8 +31,10 @@ class Embedder:
         """N faces (H x W x 3 uint8 RGB) -> N x D float32 embeddings."""
         if len(faces) == 0:
             return np.zeros((0, self.spec.embedding_dim), np.float32)
-        size = self.spec.input_size
-        batch = standardise(np.stack([resize_face(f, size) for f in faces]), self.spec.mean, self.spec.std)
+        return self.run(face_batch(faces, self.spec.input_size, self.spec.mean, self.spec.std))
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """A ready N x 3 x H x W float32 input (see ``face_batch``) -> N x D embeddings."""
         return self.backend.run(batch)[0].astype(np.float32, copy=False)
 
 

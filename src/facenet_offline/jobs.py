@@ -21,7 +21,7 @@ from .detect.jsonl import detection_record, iter_records, read_meta, save_crops
 from .detect.mtcnn import MTCNNDetector, Selection
 from .embedder import Embedder
 from .embeddings import EmbeddingSet
-from .pipeline import detect_batches, embed_aligned, embed_images, is_error
+from .pipeline import detect_batches, embed_aligned, embed_images, is_error, progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +36,6 @@ class RunConfig:
     out: Path
     chunk_size: int = DEFAULT_CHUNK_SIZE
     resume: bool = False
-
-
-class _NoBar:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def update(self, n: int) -> None:
-        pass
 
 
 def _open_store(command: str, settings: dict, paths: Sequence[Path], run: RunConfig, suffix: str,
@@ -64,13 +53,6 @@ def _open_store(command: str, settings: dict, paths: Sequence[Path], run: RunCon
     return ChunkStore.open(parts_dir(run.out), manifest, suffix, run.resume), manifest
 
 
-def _bar(progress_factory: ProgressFactory, total: int, desc: str, done: int):
-    bar = progress_factory(total, desc) if progress_factory else _NoBar()
-    if done:
-        bar.update(done)
-    return bar
-
-
 def embed_run(paths: Sequence[Path], embedder: Embedder, run: RunConfig, detector: MTCNNDetector | None = None,
               detector_name: str = "", align: AlignConfig = AlignConfig(), select: Selection = Selection.LARGEST,
               batch_size: int = 32, progress_factory: ProgressFactory = None) -> EmbeddingSet:
@@ -86,7 +68,7 @@ def embed_run(paths: Sequence[Path], embedder: Embedder, run: RunConfig, detecto
     store, manifest = _open_store("embed", settings, paths, run, ".npz", finished)
     if store is None:
         return EmbeddingSet.load(run.out)
-    with store, _bar(progress_factory, len(paths), "embed", store.done_items()) as bar:
+    with store, progress_bar(progress_factory, len(paths), "embed", store.done_items()) as bar:
         for index, chunk in store.pending(paths):
             if detector is None:
                 part = embed_aligned(chunk, embedder, batch_size, progress=bar.update)
@@ -121,7 +103,7 @@ def detect_run(paths: Sequence[Path], detector: MTCNNDetector, run: RunConfig, d
 
     store, manifest = _open_store("detect", settings, paths, run, ".jsonl", finished)
     if store is not None:
-        with store, _bar(progress_factory, len(paths), "detect", store.done_items()) as bar:
+        with store, progress_bar(progress_factory, len(paths), "detect", store.done_items()) as bar:
             for index, chunk in store.pending(paths):
                 first = index * run.chunk_size
                 lines = []

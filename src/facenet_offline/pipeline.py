@@ -29,6 +29,25 @@ ERROR = "error"
 Progress = Callable[[int], None] | None
 
 
+class _NoBar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n: int) -> None:
+        pass
+
+
+def progress_bar(factory: Callable[[int, str], object] | None, total: int, desc: str, done: int = 0):
+    """A progress bar from ``factory(total, desc)`` (the CLI's tqdm), or one that shows nothing."""
+    bar = factory(total, desc) if factory else _NoBar()
+    if done:
+        bar.update(done)
+    return bar
+
+
 def is_error(status: str) -> bool:
     """The input could not be read at all (as opposed to being read and holding no face)."""
     return status.startswith(ERROR)

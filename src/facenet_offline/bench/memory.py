@@ -38,8 +38,8 @@ def lfw_photos(count: int) -> list[Path]:
     raise ValueError(f"LFW has only {len(paths)} photos; asked for {count}")
 
 
-def load_all_baseline(folder: str, batch_size: int = 16) -> dict:
-    """Decode every photo into memory first, then detect, align and embed in batches."""
+def load_all_baseline(folder: str, batch_size: int = 32) -> dict:
+    """Decode every photo into memory first, then detect, align and embed in batches (of `embed`'s default size)."""
     from ..data.images import iter_image_paths, load_rgb
     from ..detect import open_detector
     from ..detect.align import AlignConfig, align_face

@@ -32,3 +32,33 @@ def standardise(faces: np.ndarray, mean: float, std: float) -> np.ndarray:
     if batch.ndim != 4 or batch.shape[-1] != 3:
         raise ValueError(f"expected N x H x W x 3 RGB faces, got shape {batch.shape}")
     return to_nchw(batch, mean, std)
+
+
+def face_batch(faces, size: int, mean: float, std: float) -> np.ndarray:
+    """Face crops of any size (H x W x 3 uint8 RGB) -> the model's N x 3 x size x size float32 input."""
+    return standardise(np.stack([resize_face(f, size) for f in faces]), mean, std)
+
+
+# --- raw .bin tensors: the file contract of offline accelerator runners ---------------------------
+# A .bin file is the tensor's bytes and nothing else: float32, little-endian, C order (row-major),
+# so an N x 3 x 160 x 160 batch is N * 3 * 160 * 160 * 4 bytes, element [n, c, y, x] at float index
+# ((n * 3 + c) * 160 + y) * 160 + x. Shapes travel beside the files (info.json), not in them.
+BIN_DTYPE = np.dtype("<f4")
+
+
+def write_bin(path, tensor: np.ndarray) -> None:
+    """Write ``tensor`` as raw little-endian float32 in C order, atomically."""
+    from ..cache import atomic_path
+
+    with atomic_path(path, ".bin") as tmp:
+        np.ascontiguousarray(tensor, dtype=BIN_DTYPE).tofile(tmp)
+
+
+def read_bin(path, row_shape: tuple[int, ...]) -> np.ndarray:
+    """Read a raw float32 ``.bin`` as N x ``row_shape``; refuses a size that is not a whole number of rows."""
+    data = np.fromfile(path, dtype=BIN_DTYPE)
+    per_row = int(np.prod(row_shape))
+    if data.size == 0 or data.size % per_row:
+        raise ValueError(f"{path}: {data.size * 4} bytes is not a whole number of float32 rows of shape "
+                         f"{tuple(row_shape)} ({per_row * 4} bytes each); is it the right file?")
+    return data.reshape(-1, *row_shape).astype(np.float32, copy=False)

@@ -24,7 +24,7 @@ from ..detect.align import AlignConfig, align_face, centre_box
 from ..detect.mtcnn import Detection, MTCNNDetector, Selection
 from ..embedder import Embedder
 from ..errors import FacenetOfflineError
-from ..pipeline import decoded_batches
+from ..pipeline import decoded_batches, progress_bar
 from .verification import Distance, ProtocolOptions, VerificationResult, evaluate
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,11 @@ class LfwOptions:
 
     def to_dict(self) -> dict:
         return _plain(asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LfwOptions:
+        return cls(align=AlignConfig(**d["align"]), select=d["select"], flip=d["flip"],
+                   protocol=ProtocolOptions(**d["protocol"]), batch_size=d["batch_size"])
 
 
 def _plain(obj):
@@ -123,7 +128,7 @@ def _timed_batches(paths: list[Path], batch_size: int, timings: Timings,
             progress(len(batch))
 
 
-def _choose_face(det: Detection, select: Selection, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+def choose_face(det: Detection, select: Selection, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     """(box, landmarks, found) of the selected face, or the centre-crop fallback."""
     face = det.select(select)
     if len(face):
@@ -159,7 +164,7 @@ def _process(root: Path, rel: list[str], detector: MTCNNDetector, known: Detecti
             if known is None:
                 start = time.perf_counter()
                 for k, (img, found) in enumerate(zip(batch, detector.detect(batch))):
-                    det.boxes[done + k], det.landmarks[done + k], det.found[done + k] = _choose_face(found, options.select, img)
+                    det.boxes[done + k], det.landmarks[done + k], det.found[done + k] = choose_face(found, options.select, img)
                 timings.detect += time.perf_counter() - start
             if embedder is None:
                 continue
@@ -213,7 +218,7 @@ def lfw_embeddings(root: Path, rel: list[str], embedder: Embedder, detector: MTC
     timings = timings if timings is not None else Timings()
     flips = options.flip is not Flip.NONE
     if not use_cache:
-        with _bar(progress_factory, len(rel), "detect + embed") as bar:
+        with progress_bar(progress_factory, len(rel), "detect + embed") as bar:
             return _process(root, rel, detector, None, embedder, options, flips, timings, bar.update)
     det_key = {"detector": detector_key, "select": options.select.value, "images": options_key({"rel": rel})}
     emb_key = {"detections": det_key, "model": embedder.description, "align": _plain(asdict(options.align))}
@@ -233,7 +238,7 @@ def _fill(root: Path, rel: list[str], det_store: ChunkStore, emb_store: ChunkSto
     if todo:
         remaining = sum(len(rel[i * CACHE_CHUNK:(i + 1) * CACHE_CHUNK]) for i in todo)
         desc = "embed" if set(todo) <= det_done else "detect + embed"
-        with _bar(progress_factory, remaining, desc) as bar:
+        with progress_bar(progress_factory, remaining, desc) as bar:
             for index in todo:
                 part = rel[index * CACHE_CHUNK:(index + 1) * CACHE_CHUNK]
                 known = None
@@ -252,24 +257,37 @@ def _fill(root: Path, rel: list[str], det_store: ChunkStore, emb_store: ChunkSto
     return Detections(rel, d["boxes"], d["landmarks"], d["found"]), e["emb"], e.get("emb_flip") if flips else None
 
 
+def lfw_inputs(lfw_dir: str | None = None, pairs_file: str | None = None,
+               folds: list[int] | None = None) -> tuple[Path, list[Pair], list[str]]:
+    """(LFW root, the pairs to score, every image they use relative to the root, in order)."""
+    root = check_lfw_dir(lfw_dir)
+    pairs = read_pairs(pairs_file or root / "pairs.txt")
+    if folds is not None:
+        pairs = [p for p in pairs if p.fold in set(folds)]
+    return root, pairs, [p.relative_to(root).as_posix() for p in images_in_pairs(root, pairs)]
+
+
 def run_lfw(embedder: Embedder, detector: MTCNNDetector, detector_key: dict, lfw_dir: str | None = None,
             pairs_file: str | None = None, options: LfwOptions = LfwOptions(), use_cache: bool = True,
             progress_factory: Callable[[int, str], object] | None = None, folds: list[int] | None = None) -> LfwRun:
     """Evaluate ``embedder`` on LFW pairs; ``folds`` restricts to some folds (0-based) of the pairs file."""
     started = time.perf_counter()
-    root = check_lfw_dir(lfw_dir)
-    pairs = read_pairs(pairs_file or root / "pairs.txt")
-    if folds is not None:
-        pairs = [p for p in pairs if p.fold in set(folds)]
-    rel = [p.relative_to(root).as_posix() for p in images_in_pairs(root, pairs)]
+    root, pairs, rel = lfw_inputs(lfw_dir, pairs_file, folds)
     timings = Timings()
     det, emb, emb_flip = lfw_embeddings(root, rel, embedder, detector, detector_key, options, use_cache, timings,
                                         progress_factory)
+    return finish_run(root, pairs, rel, det, emb, emb_flip, options, dict(embedder.description), timings, started)
+
+
+def finish_run(root: Path, pairs: list[Pair], rel: list[str], det: Detections, emb: np.ndarray,
+               emb_flip: np.ndarray | None, options: LfwOptions, model: dict, timings: Timings,
+               started: float) -> LfwRun:
+    """Score the pairs on finished embeddings: the end of both the direct job and the .bin workflow."""
     start = time.perf_counter()
     result = score_pairs(root, pairs, rel, combine_flips(emb, emb_flip, options.flip), options.protocol)
     timings.protocol = time.perf_counter() - start
     timings.wall = time.perf_counter() - started
-    return LfwRun(pairs, result, det, options, dict(embedder.description), timings, len(rel))
+    return LfwRun(pairs, result, det, options, model, timings, len(rel))
 
 
 def score_pairs(root: Path, pairs: list[Pair], rel: list[str], emb: np.ndarray,
@@ -282,18 +300,3 @@ def score_pairs(root: Path, pairs: list[Pair], rel: list[str], emb: np.ndarray,
     i2 = [index[image_path(root, p.name2, p.num2).relative_to(root).as_posix()] for p in pairs]
     same = np.array([p.same for p in pairs])
     return evaluate(emb[i1], emb[i2], same, protocol, np.array([p.fold for p in pairs]))
-
-
-class _NullBar:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def update(self, n: int) -> None:
-        pass
-
-
-def _bar(factory, total: int, desc: str):
-    return factory(total, desc) if factory else _NullBar()

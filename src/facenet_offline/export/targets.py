@@ -1,0 +1,343 @@
+"""ONNX variants for accelerator toolchains, each checked against the generic export under ONNX Runtime.
+
+- ``generic``: the models as this project runs them (opset 17, dynamic batch; PNet also dynamic
+  height and width).
+- ``npu``: what NPU graph compilers accept, as the NPU reference deployment prepared them: opset
+  11, PReLU rewritten as Relu/Sub/Mul/Add (no slope-shape rules to meet), every Clip with constant
+  min and max, FaceNet at static batch sizes; beside them the compiler commands (``atc.sh``) with
+  the reference's shape ranges.
+- ``tensorrt``: dynamic batch with explicit tensor names an engine builder can look up
+  (``embeddings``, ``last_bn``, ``avgpool``), optimisation profiles, and engines built (FP16, and
+  INT8 with our calibration set) only where the ``tensorrt`` package and a GPU exist.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from ..cache import atomic_path, atomic_write_bytes, atomic_write_json
+from ..choices import Choice
+from ..errors import ExportParityError, FacenetOfflineError
+
+log = logging.getLogger(__name__)
+
+NPU_OPSET = 11
+FLOAT_MAX = float(np.finfo(np.float32).max)
+# The NPU reference's dynamic shape ranges (batch, height, width) and its static FaceNet batches.
+NPU_RANGES = {"pnet": "input:[1~32,3,1~1500,1~1500]", "rnet": "input:[1~2000,3,24,24]",
+              "onet": "input:[1~1000,3,48,48]"}
+NPU_FACENET_BATCHES = (1, 16)
+# TensorRT optimisation profiles: (min, opt, max) batch; PNet also (min, opt, max) side.
+TRT_PROFILES = {"facenet": (1, 64, 128), "rnet": (1, 512, 2000), "onet": (1, 256, 1000), "pnet": (1, 1, 32)}
+TRT_NAMES = {"GlobalAveragePool": "avgpool", "BatchNormalization": "last_bn"}
+
+
+class Target(Choice):
+    GENERIC = "generic"
+    NPU = "npu"
+    TENSORRT = "tensorrt"
+
+
+@dataclass
+class ExportedSet:
+    """What ``export_target`` wrote: model files, their parity against the generic export, and notes."""
+
+    target: Target
+    folder: Path
+    files: dict[str, Path] = field(default_factory=dict)
+    parity: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+# --- graph rewrites (pure functions on ModelProto) -------------------------------------------------
+
+def _initializers(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
+    return {t.name: t for t in model.graph.initializer}
+
+
+def prelu_to_relu(model: onnx.ModelProto) -> int:
+    """Replace every PRelu(x, slope) by Relu(x) + slope * (x - Relu(x)); returns how many.
+
+    The two forms are equal in float arithmetic too: x - Relu(x) is exactly min(x, 0).
+    """
+    nodes, count = [], 0
+    for node in model.graph.node:
+        if node.op_type != "PRelu":
+            nodes.append(node)
+            continue
+        x, slope = node.input
+        (y,) = node.output
+        base = node.name or f"prelu_{count}"
+        relu, neg, scaled = f"{base}/relu", f"{base}/negative_part", f"{base}/scaled"
+        nodes += [helper.make_node("Relu", [x], [relu], name=f"{base}/Relu"),
+                  helper.make_node("Sub", [x, relu], [neg], name=f"{base}/Sub"),
+                  helper.make_node("Mul", [neg, slope], [scaled], name=f"{base}/Mul"),
+                  helper.make_node("Add", [relu, scaled], [y], name=f"{base}/Add")]
+        count += 1
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return count
+
+
+def constant_clips(model: onnx.ModelProto) -> int:
+    """Give every Clip constant min and max initializers (opset 11 form); returns how many were changed.
+
+    A bound computed at run time cannot be made constant: that raises, naming the node.
+    """
+    inits = _initializers(model)
+    constants = {n.output[0]: n for n in model.graph.node if n.op_type == "Constant"}
+    changed = 0
+    for node in model.graph.node:
+        if node.op_type != "Clip":
+            continue
+        bounds = list(node.input[1:]) + [""] * (3 - len(node.input))
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}  # opset < 11 form
+        new = []
+        for k, (name, default) in enumerate(zip(bounds[:2], (-FLOAT_MAX, FLOAT_MAX))):
+            if name and name in inits:
+                new.append(name)
+                continue
+            if name and name in constants:
+                value = numpy_helper.to_array(constants[name].attribute[0].t)
+            elif name:
+                raise FacenetOfflineError(f"Clip node {node.name!r}: its {'max' if k else 'min'} bound {name!r} is "
+                                          "computed at run time; it cannot be made constant for an NPU compiler.")
+            else:
+                value = np.float32(attrs.get("max" if k else "min", default))
+            const = f"{node.name or 'clip'}/{'max' if k else 'min'}"
+            model.graph.initializer.append(numpy_helper.from_array(np.asarray(value, np.float32).reshape(()), const))
+            new.append(const)
+        if list(node.input[1:3]) != new:
+            changed += 1
+        del node.input[1:]
+        node.input.extend(new)
+        del node.attribute[:]
+    return changed
+
+
+def rename_tensor(model: onnx.ModelProto, old: str, new: str) -> None:
+    """Rename a tensor everywhere it is produced, consumed or declared."""
+    for node in model.graph.node:
+        for seq in (node.input, node.output):
+            for i, name in enumerate(seq):
+                if name == old:
+                    seq[i] = new
+    for value in list(model.graph.output) + list(model.graph.value_info):
+        if value.name == old:
+            value.name = new
+
+
+def name_intermediates(model: onnx.ModelProto) -> dict[str, str]:
+    """Give the last global average pool and the last batch norm the names engine builders look up."""
+    renamed = {}
+    for op, new in TRT_NAMES.items():
+        last = [n for n in model.graph.node if n.op_type == op]
+        if last:
+            old = last[-1].output[0]
+            rename_tensor(model, old, new)
+            renamed[old] = new
+    return renamed
+
+
+def graph_problems(model: onnx.ModelProto) -> list[str]:
+    """What an NPU compiler would reject here: PRelu nodes, and Clip bounds that are not constant initializers."""
+    inits = _initializers(model)
+    problems = [f"PRelu node {n.name!r}" for n in model.graph.node if n.op_type == "PRelu"]
+    for n in model.graph.node:
+        if n.op_type == "Clip":
+            bounds = list(n.input[1:3])
+            if len(bounds) < 2 or not all(b in inits for b in bounds):
+                problems.append(f"Clip node {n.name!r} without constant min and max")
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset != NPU_OPSET:
+        problems.append(f"opset {opset}, not {NPU_OPSET}")
+    return problems
+
+
+# --- writing a target ---------------------------------------------------------------------------
+
+def _rewrite(path: Path, change) -> onnx.ModelProto:
+    """Load ``path``, apply ``change(model)``, check it and save it back atomically."""
+    model = onnx.load(str(path))
+    change(model)
+    onnx.checker.check_model(model, full_check=True)
+    with atomic_path(path, ".onnx") as tmp:
+        onnx.save(model, str(tmp))
+    return model
+
+
+def _npu_fix(model: onnx.ModelProto) -> None:
+    prelu_to_relu(model)
+    constant_clips(model)
+    problems = graph_problems(model)
+    if problems:
+        raise FacenetOfflineError(f"NPU export still has: {', '.join(problems)}")
+
+
+def _parity_inputs(name: str, spec, batch: int | None = None) -> np.ndarray:
+    from ..build import mtcnn_parity_patches, parity_batch
+
+    x = parity_batch(spec) if name == "facenet" else mtcnn_parity_patches(name)
+    if batch is not None:
+        x = np.resize(x, (batch, *x.shape[1:]))  # repeat the real samples up to a static batch
+    return x
+
+
+def check_against_generic(variant: Path, generic: Path, x: np.ndarray, atol: float = 1e-4) -> float:
+    """Largest |variant - generic| over every output under ONNX Runtime; raises above ``atol``."""
+    from ..runtime.onnxruntime import OnnxRuntimeBackend
+
+    from .onnx import max_abs_difference
+
+    worst = max(max_abs_difference(a, b) for a, b in zip(OnnxRuntimeBackend(variant).run(x),
+                                                         OnnxRuntimeBackend(generic).run(x)))
+    if worst > atol:
+        raise ExportParityError(f"{variant}: differs from the generic export by {worst:.3g} (tolerance {atol:g}).")
+    return worst
+
+
+def export_target(target: Target | str, out: str | Path, model: str | None = None, weights: str | None = None,
+                  facenet_batches: Sequence[int] = NPU_FACENET_BATCHES) -> ExportedSet:
+    """Write ``target``'s FaceNet and MTCNN models (and its tool files) into ``out``, each checked."""
+    import torch
+
+    from ..build import _MTCNN_EXPORTS, MTCNN_INPUT_SIZES, BuildOptions, build_facenet, build_mtcnn
+    from ..weights import DEFAULT_MODEL, load_facenet, load_mtcnn
+    from .onnx import ExportConfig, export_onnx
+
+    target = Target.parse(target)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    built = build_facenet(BuildOptions(model=model or DEFAULT_MODEL, weights_path=weights))
+    spec = built.spec
+    generic = {"facenet": built.path, **build_mtcnn().files}
+    result = ExportedSet(target, out)
+    if target is Target.NPU:
+        net = load_facenet(spec, weights)
+        for b in facenet_batches:
+            path = export_onnx(net, torch.zeros(b, 3, spec.input_size, spec.input_size), out / f"facenet_bs{b}.onnx",
+                               ExportConfig(opset=NPU_OPSET))
+            _rewrite(path, _npu_fix)
+            result.files[f"facenet_bs{b}"] = path
+            result.parity[f"facenet_bs{b}"] = check_against_generic(path, generic["facenet"],
+                                                                    _parity_inputs("facenet", spec, b))
+        for name, net in load_mtcnn().items():
+            size = MTCNN_INPUT_SIZES[name] or 64
+            config = ExportConfig(**{**_MTCNN_EXPORTS[name].__dict__, "opset": NPU_OPSET})
+            path = export_onnx(net, torch.zeros(2, 3, size, size), out / f"{name}.onnx", config)
+            _rewrite(path, _npu_fix)
+            result.files[name] = path
+        _write_atc(out, facenet_batches, spec.input_size)
+    else:
+        for name, src in generic.items():
+            path = out / f"{name}.onnx"
+            with atomic_path(path, ".onnx") as tmp:
+                shutil.copyfile(src, tmp)
+            if target is Target.TENSORRT and name == "facenet":
+                renamed = {}
+                _rewrite(path, lambda m: renamed.update(name_intermediates(m)))
+                result.notes.append("renamed " + ", ".join(f"{a} -> {b}" for a, b in renamed.items()))
+            result.files[name] = path
+        if target is Target.TENSORRT:
+            result.notes += _tensorrt_files(out, spec)
+    for name, path in result.files.items():
+        if name not in result.parity:
+            base = "facenet" if name.startswith("facenet") else name
+            result.parity[name] = check_against_generic(path, generic[base], _parity_inputs(base, spec))
+    _write_readme(result, spec)
+    return result
+
+
+def _write_atc(out: Path, facenet_batches: Sequence[int], size: int) -> None:
+    lines = ["#!/bin/sh", "# Compile the NPU variants with the vendor's ATC compiler (shape ranges as the NPU reference).",
+             "# Set SOC_VERSION to your chip (see `npu-smi info`).", "set -e", 'SOC="${SOC_VERSION:-Ascend310P3}"']
+    for name, shape in NPU_RANGES.items():
+        lines.append(f'atc --framework=5 --model={name}.onnx --output={name} --input_format=NCHW '
+                     f'--input_shape_range="{shape}" --soc_version="$SOC"')
+    for b in facenet_batches:
+        lines.append(f'atc --framework=5 --model=facenet_bs{b}.onnx --output=facenet_bs{b} --input_format=NCHW '
+                     f'--input_shape="input:{b},3,{size},{size}" --soc_version="$SOC"')
+    atomic_write_bytes(out / "atc.sh", ("\n".join(lines) + "\n").encode())
+    (out / "atc.sh").chmod(0o755)
+
+
+def _trt_shapes(name: str, size: int) -> dict[str, str]:
+    lo, opt, hi = TRT_PROFILES[name]
+    if name == "pnet":
+        return {"min": f"input:{lo}x3x12x12", "opt": f"input:{opt}x3x500x500", "max": f"input:{hi}x3x1500x1500"}
+    side = {"facenet": size, "rnet": 24, "onet": 48}[name]
+    return {k: f"input:{b}x3x{side}x{side}" for k, b in zip(("min", "opt", "max"), (lo, opt, hi))}
+
+
+def _tensorrt_files(out: Path, spec) -> list[str]:
+    """Profiles, trtexec commands, the INT8 calibration batch; engines only where TensorRT and a GPU exist."""
+    from ..data.calibration import CalibrationSet, calibration_faces
+    from ..data.tensors import write_bin
+
+    profiles = {name: _trt_shapes(name, spec.input_size) for name in TRT_PROFILES}
+    atomic_write_json(out / "profiles.json", profiles)
+    lines = ["#!/bin/sh", "# Build TensorRT engines with trtexec (FP16). For INT8 use build_engines in", "# facenet_offline.export.targets, which calibrates on calibration.bin.", "set -e"]
+    for name, p in profiles.items():
+        lines.append(f"trtexec --onnx={name}.onnx --minShapes={p['min']} --optShapes={p['opt']} --maxShapes={p['max']} "
+                     f"--fp16 --saveEngine={name}_fp16.plan")
+    atomic_write_bytes(out / "trtexec.sh", ("\n".join(lines) + "\n").encode())
+    (out / "trtexec.sh").chmod(0o755)
+    set_ = CalibrationSet()
+    faces = calibration_faces(spec, set_)
+    write_bin(out / "calibration.bin", faces)
+    atomic_write_json(out / "calibration.json", {"set": set_.label, "shape": list(faces.shape), "dtype": "float32",
+                                                 "layout": "NCHW", "standardisation": [spec.mean, spec.std]})
+    return [build_engines(out / "facenet.onnx", out, faces)]
+
+
+def build_engines(onnx_path: Path, out: Path, calibration: np.ndarray) -> str:
+    """FP16 and INT8 TensorRT engines of ``onnx_path``, or the reason they cannot be built here."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt") is None:
+        return "TensorRT engines not built: the tensorrt package is not installed (run trtexec.sh on the target)."
+    import torch
+
+    if not torch.cuda.is_available():
+        return "TensorRT engines not built: no CUDA GPU is visible (run trtexec.sh on the target)."
+    from .tensorrt import build_engine  # pragma: no cover - needs TensorRT and a GPU
+
+    made = [build_engine(onnx_path, out / f"facenet_{p}.plan", p, calibration) for p in ("fp16", "int8")]
+    return "TensorRT engines built: " + ", ".join(str(m) for m in made)
+
+
+def _what_changed(result: ExportedSet) -> list[str]:
+    if result.target is Target.GENERIC:
+        return ["The models as facenet-offline runs them: opset 17, dynamic batch (PNet also dynamic height and width)."]
+    if result.target is Target.NPU:
+        batches = [n.split("_bs")[1] for n in result.files if n.startswith("facenet_bs")]
+        return [f"Opset {NPU_OPSET}, as NPU graph compilers accept it.",
+                "PReLU rewritten as Relu(x) + slope * (x - Relu(x)) (Relu, Sub, Mul, Add): equal to PReLU, and free "
+                "of the slope-shape rules compilers put on PRelu.",
+                "Every Clip given constant min and max initializers (FaceNet's L2 normalisation clamps its norm).",
+                f"FaceNet at static batch sizes {', '.join(batches)}.",
+                "atc.sh compiles them with the NPU reference's shape ranges: "
+                + "; ".join(f"{k} {v}" for k, v in NPU_RANGES.items()) + "."]
+    return ["Dynamic batch, opset 17; output `embeddings`, and the tensors engine builders look up named `avgpool` "
+            "(global average pool) and `last_bn` (the bottleneck's batch norm).",
+            "profiles.json: min/opt/max shapes per model; trtexec.sh builds FP16 engines with them.",
+            "calibration.bin: the INT8 calibration faces (see calibration.json), float32 NCHW."]
+
+
+def _write_readme(result: ExportedSet, spec) -> None:
+    what = _what_changed(result)
+    lines = [f"# facenet-offline export: {result.target.value}", "", f"Model: {spec.name} ({spec.tag}) and MTCNN.", ""]
+    lines += [f"- {w}" for w in what + result.notes]
+    lines += ["", "Each file was run under ONNX Runtime on real inputs and compared with the generic export:", "",
+              "| file | max abs difference |", "| --- | ---: |"]
+    lines += [f"| {p.name} | {result.parity[n]:.2e} |" for n, p in result.files.items()]
+    atomic_write_bytes(result.folder / "README.md", ("\n".join(lines) + "\n").encode())
