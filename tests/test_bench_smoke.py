@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+
 import pytest
 
 from facenet_offline.bench.harness import Timing, measure
@@ -57,3 +59,15 @@ def test_memory_suite_tiny(tmp_path, built_default, built_mtcnn):
     assert all(r["peak_mib"] > 100 and r["wall_s"] > 0 for r in section["rows"])
     table = "\n".join(memory_table(section, 24.0))
     assert "| 6 |" in table and "Streaming peak, mixed sizes, from 3 to 6 photos" in table
+
+
+def test_search_suite_tiny():
+    from facenet_offline.bench.report import search_table
+    from facenet_offline.bench.search import bench_search, synthetic_gallery
+
+    vectors, queries = synthetic_gallery(500)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5) and queries.shape == (1000, 512)
+    section = bench_search([2000])
+    rows = section["sizes"][0]["rows"]
+    assert rows["exact (flat)"]["recall_at_1"] == 1.0 and 0 < list(rows.values())[1]["recall_at_1"] <= 1.0
+    assert "| 2,000 | exact (flat) |" in "\n".join(search_table({**section, "ceiling_gflops": 300}, 24))

@@ -299,6 +299,96 @@ def cmd_postprocess(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_gallery(args: argparse.Namespace, embedder=None, create: bool = False):
+    from .recognition import Gallery
+
+    return Gallery.open(args.gallery, embedder.description if embedder else None, create=create)
+
+
+def cmd_gallery(args: argparse.Namespace) -> int:
+    if args.action in ("list", "remove"):
+        with _open_gallery(args) as gallery:
+            if args.action == "remove":
+                if not args.name:
+                    raise FacenetOfflineError("gallery remove needs --name NAME")
+                print(f"removed {args.name} ({gallery.remove(args.name)} faces) from {args.gallery}")
+                return 0
+            model = gallery.model
+            print(f"{args.gallery}: {len(gallery)} faces of {len(gallery.people())} people; model {model.get('model')} "
+                  f"({model.get('precision')})")
+            for name, count in gallery.people():
+                print(f"  {name}: {count}")
+        return 0
+    from .detect import open_detector
+    from .recognition.enrol import enrol, people_folders
+
+    embedder = _open_embedder(args)
+    detector = open_detector(args.detector_backend, args.threads)
+    if args.action == "add":
+        if not args.name:
+            raise FacenetOfflineError("gallery add needs --name NAME")
+        todo = {args.name: _input_paths(args.paths)}
+    else:
+        if len(args.paths) != 1:
+            raise FacenetOfflineError("gallery build takes one folder with a sub-folder per person")
+        todo = people_folders(args.paths[0])
+    failed = 0
+    with _open_gallery(args, embedder, create=True) as gallery, \
+            _progress(sum(len(p) for p in todo.values()), f"gallery {args.action}") as bar:
+        added, status = enrol(gallery, todo, detector, embedder, progress=bar.update)
+    for path, st in status.items():
+        if st != "ok":
+            failed += 1
+            print(st if path in st else f"{path}: {st}", file=sys.stderr)
+    print(f"added {added} faces of {len(todo)} people to {args.gallery}" + (f" ({failed} photos without a usable "
+                                                                             "face)" if failed else ""))
+    return 0 if added else 1
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    from .detect import open_detector
+    from .recognition import identify
+    from .recognition.identify import default_threshold
+
+    embedder = _open_embedder(args)
+    threshold, source = (args.threshold, "given") if args.threshold is not None else default_threshold(embedder)
+    with _open_gallery(args) as gallery:
+        results, status = identify(_input_paths(args.paths), gallery, open_detector(args.detector_backend, args.threads),
+                                   embedder, args.top_k, threshold)
+    print(f"open-set threshold: squared L2 distance {threshold:.3f} ({source}); farther is \"unknown\"")
+    rows = []
+    for r in results:
+        top = ", ".join(f"{m.name} {m.distance:.3f}" for m in r.matches)
+        print(f"{r.source} face {r.face}: {r.identity}   [{top}]")
+        rows.append({"source": r.source, "face": r.face, "box": r.box, "identity": r.identity,
+                     "distance": r.distance, "matches": [{"name": m.name, "distance": m.distance} for m in r.matches]})
+    for path, st in status.items():
+        if st != "ok":
+            print(st if path in st else f"{path}: {st}", file=sys.stderr)
+    if args.out:
+        from .cache import atomic_write_json
+
+        atomic_write_json(args.out, {"threshold": threshold, "threshold_source": source, "faces": rows,
+                                     "images": status})
+    return 0 if results else 1
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from .detect import open_detector
+    from .recognition import cluster
+
+    embedder = _open_embedder(args)
+    paths = _input_paths(args.paths)
+    with _progress(len(paths), "cluster") as bar:
+        result = cluster(paths, open_detector(args.detector_backend, args.threads), embedder, args.out,
+                         args.threshold, progress=bar.update)
+    multi = [c for c in result["clusters"] if c["size"] > 1]
+    print(f"{result['faces']} faces in {result['images']} images -> {len(result['clusters'])} clusters "
+          f"({len(multi)} with two or more faces; cosine distance cut {result['threshold_cosine_distance']:.3f}) "
+          f"-> {Path(args.out) / 'clusters.json'} and contact sheets")
+    return 0 if result["faces"] else 1
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench.report import render_markdown, write_report
     from .bench.run import run_benchmarks
@@ -313,7 +403,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                              models=args.models.split(",") if args.models else None,
                              model_backends=args.model_backends.split(",") if args.model_backends else None,
                              model_batch_sizes=model_sizes, precisions=args.precisions.split(","),
-                             memory_sizes=[int(n) for n in args.memory_images.split(",")])
+                             memory_sizes=[int(n) for n in args.memory_images.split(",")],
+                             search_sizes=[int(n) for n in args.search_sizes.split(",")])
     json_path, md_path = write_report(results, args.out)
     print(render_markdown(results))
     print(f"wrote {md_path} and {json_path}")
@@ -424,9 +515,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", default=None, help="folder for the LFW report (when preprocess used --lfw)")
     p.set_defaults(func=cmd_postprocess)
 
+    p = sub.add_parser("gallery", help="a gallery of known people: add, build, list, remove")
+    p.add_argument("action", choices=["add", "build", "list", "remove"])
+    p.add_argument("paths", nargs="*", help="add: photos of one person; build: a folder with a sub-folder per person")
+    p.add_argument("--gallery", required=True, help="gallery folder (SQLite database and FAISS index)")
+    p.add_argument("--name", help="add / remove: the person")
+    _add_model_args(p)
+    _add_runtime_args(p)
+    p.add_argument("--detector-backend", default="openvino", choices=["openvino", "onnxruntime", "torch"])
+    p.set_defaults(func=cmd_gallery)
+
+    p = sub.add_parser("identify", help="who is in these photos, against a gallery")
+    p.add_argument("paths", nargs="+", help="image files or folders")
+    p.add_argument("--gallery", required=True)
+    p.add_argument("--top-k", type=int, default=3, help="best matching people per face (default 3)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="squared L2 distance beyond which a face is unknown (default: the model's LFW threshold)")
+    p.add_argument("--out", default=None, help="also write the results as JSON")
+    _add_model_args(p)
+    _add_runtime_args(p)
+    p.add_argument("--detector-backend", default="openvino", choices=["openvino", "onnxruntime", "torch"])
+    p.set_defaults(func=cmd_identify)
+
+    p = sub.add_parser("cluster", help="group the faces of a folder by person, with contact sheets")
+    p.add_argument("paths", nargs="+", help="image files or folders")
+    p.add_argument("--out", required=True, help="folder for clusters.json and cluster-NNN.png")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="cosine distance at which groups stop merging (default: the model's threshold / 2)")
+    _add_model_args(p)
+    _add_runtime_args(p)
+    p.add_argument("--detector-backend", default="openvino", choices=["openvino", "onnxruntime", "torch"])
+    p.set_defaults(func=cmd_cluster)
+
     p = sub.add_parser("bench", help="measure throughput against peers and the machine's ceiling")
-    p.add_argument("--suites", default="models,detection,e2e,precision,memory",
-                   help="comma-separated: models, detection, e2e, precision, memory")
+    p.add_argument("--suites", default="models,detection,e2e,precision,memory,search",
+                   help="comma-separated: models, detection, e2e, precision, memory, search")
     p.add_argument("--models", default=None, help="models suite: comma-separated pnet,rnet,onet,facenet")
     p.add_argument("--model-backends", default=None,
                    help="models suite: comma-separated onnxruntime,openvino,torch,opencv-peer")
@@ -435,6 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="precision suite: comma-separated fp32,fp16,int8 (fp32 is the baseline and always needed)")
     p.add_argument("--memory-images", default="500,2000,5000",
                    help="memory suite: numbers of LFW photos to embed, each in a fresh process")
+    p.add_argument("--search-sizes", default="10000,100000,1000000",
+                   help="search suite: gallery sizes (synthetic vectors)")
     p.add_argument("--out", default="docs", help="folder for benchmarks.md and benchmarks.json")
     p.add_argument("--images", type=int, default=256, help="LFW images per detection run")
     p.add_argument("--peer-images", type=int, default=64, help="LFW images per peer run (the peer is slow)")

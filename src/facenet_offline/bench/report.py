@@ -92,6 +92,29 @@ def memory_table(section: dict, machine_gib: float | None) -> list[str]:
     return lines + [""]
 
 
+def search_table(section: dict, machine_gib: float | None) -> list[str]:
+    lines = ["## Gallery search (FAISS)", "",
+             f"Run of {section.get('date', '-')}. Synthetic galleries of {section['dim']}-d unit vectors shaped like face "
+             f"embeddings ({section['faces_per_person']} faces per person around a centre), {section['queries']:,} "
+             "queries of gallery people, top-1. Exact: flat inner product; approximate: IVF (4 sqrt(N) lists, 16 "
+             "probed). Recall@1: the approximate index's answer equals the exact one. Exact search is a matrix "
+             f"product: its rate is set against the GEMM ceiling ({section.get('ceiling_gflops', 0):.0f} GFLOP/s). "
+             "Each size runs in a fresh process; peak RSS includes the vectors themselves"
+             + (f" (machine memory {machine_gib:.1f} GiB)." if machine_gib else "."), "",
+             "| vectors | index | build s | ms/query (batch of 1000) | ms/query single p50 | p99 | recall@1 | "
+             "index MiB | peak RSS MiB | GFLOP/s (of ceiling) |",
+             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    ceiling = section.get("ceiling_gflops")
+    for size in section["sizes"]:
+        for name, r in size["rows"].items():
+            rate = (f"{r['gflops']:.0f} ({r['gflops'] / ceiling:.0%})" if "gflops" in r and ceiling
+                    else "-")
+            lines.append(f"| {size['vectors']:,} | {name} | {r['build_s']:.2f} | {r['batched_ms_per_query']:.3f} | "
+                         f"{r['single_ms_p50']:.3f} | {r['single_ms_p99']:.3f} | {r['recall_at_1']:.3f} | "
+                         f"{r['index_mib']:.0f} | {size['peak_mib']:.0f} | {rate} |")
+    return lines + [""]
+
+
 def render_markdown(results: dict) -> str:
     m = results["machine"]
     lines = ["# Benchmarks", "", f"Made by `facenet-offline bench` (last run {results['date']}). Not tests: this machine is",
@@ -139,6 +162,8 @@ def render_markdown(results: dict) -> str:
         lines += ["## Face detection (MTCNN)", ""] + detection_table(d["rows"], d["images"]) + [""]
     if "memory" in results:
         lines += memory_table(results["memory"], m.get("memory_gib"))
+    if "search" in results:
+        lines += search_table(results["search"], m.get("memory_gib"))
     return "\n".join(lines) + "\n"
 
 

@@ -10,7 +10,7 @@ from .harness import MachineInfo, library_versions
 
 log = logging.getLogger(__name__)
 
-SUITES = ("models", "detection", "e2e", "precision", "memory")
+SUITES = ("models", "detection", "e2e", "precision", "memory", "search")
 
 
 def _lfw_images(count: int):
@@ -26,7 +26,8 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
                    peer_images: int = 64, models: Sequence[str] | None = None,
                    model_backends: Sequence[str] | None = None, model_batch_sizes: dict | None = None,
                    precisions: Sequence[str] = ("fp32", "fp16", "int8"),
-                   memory_sizes: Sequence[int] = (500, 2000, 5000)) -> dict:
+                   memory_sizes: Sequence[int] = (500, 2000, 5000),
+                   search_sizes: Sequence[int] = (10_000, 100_000, 1_000_000)) -> dict:
     """Every figure of the requested suites, with the machine and its ceiling measured in the same run."""
     unknown = [s for s in suites if s not in SUITES]
     if unknown:
@@ -59,6 +60,10 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
         from .memory import bench_memory
 
         results["memory"] = {**bench_memory(memory_sizes), "date": results["date"]}
+    if "search" in suites:
+        from .search import bench_search
+
+        results["search"] = {**bench_search(search_sizes), "date": results["date"], "ceiling_gflops": gflops}
     if "detection" in suites:
         from .detection import bench_detection
 
