@@ -50,6 +50,9 @@ class ModelSpec:
     env_var: str = ""  # environment variable that may point at a user-supplied weights file
     threshold: float | None = None  # squared L2 distance for "same person" in `verify`
     threshold_source: str = "not measured for this model; pass --threshold"
+    # Cosine distance at which `cluster` stops merging (average linkage): the best BCubed F on LFW
+    # people with three or four images (tools/recognition_report.py); None: threshold / 2.
+    cluster_threshold: float | None = None
     aliases: tuple[str, ...] = field(default=())
 
     @property
@@ -85,6 +88,7 @@ MODELS: dict[str, ModelSpec] = {
             threshold=1.21,
             threshold_source="mean of the 10 LFW fold thresholds, squared L2, margin-32 crops, no flips "
                              "(facenet-offline lfw --distance euclidean --flip none --no-subtract-mean)",
+            cluster_threshold=0.475,
             aliases=("20180408-102900", "casia"),
         ),
         ModelSpec(
