@@ -1,6 +1,5 @@
 """The model cache under concurrent and killed builds: a model that is not complete and verified is never used."""
 
-import os
 import signal
 import subprocess
 import sys

@@ -18,7 +18,6 @@ Run: .venv/bin/python tools/recognition_report.py
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from collections import defaultdict
 from pathlib import Path

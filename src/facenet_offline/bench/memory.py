@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -59,27 +60,30 @@ def load_all_baseline(folder: str, batch_size: int = 32) -> dict:
     return {"embedded": embedded}
 
 
-_CHILD = """
-import json, sys, time
-from facenet_offline.bench.harness import peak_rss_mb
-started = time.perf_counter()
-if sys.argv[1] == "streaming":
-    from facenet_offline.cli import main
-    code = main(["embed", sys.argv[2], "--out", sys.argv[3]])
-    assert code == 0, code
-else:
-    from facenet_offline.bench.memory import load_all_baseline
-    load_all_baseline(sys.argv[2])
-print("RESULT", json.dumps({"peak_mib": peak_rss_mb(), "wall_s": time.perf_counter() - started}))
-"""
+def _child(mode: str, folder: str, out: str, result: str) -> None:
+    """One measured run in this (fresh) process; its figures go to the JSON file ``result``."""
+    from ..cache import atomic_write_json
+    from .harness import peak_rss_mb
+
+    started = time.perf_counter()
+    if mode == "streaming":
+        from ..cli import main
+
+        code = main(["embed", folder, "--out", out])
+        if code != 0:
+            raise SystemExit(f"embed exited with {code}")
+    else:
+        load_all_baseline(folder)
+    atomic_write_json(result, {"peak_mib": peak_rss_mb(), "wall_s": time.perf_counter() - started})
 
 
 def _measure(mode: str, folder: Path, out: Path) -> dict:
-    done = subprocess.run([sys.executable, "-c", _CHILD, mode, str(folder), str(out)], capture_output=True, text=True,
-                          env=dict(os.environ, TQDM_DISABLE="1"))
+    result = out.with_suffix(".json")
+    done = subprocess.run([sys.executable, "-m", __name__, mode, str(folder), str(out), str(result)],
+                          capture_output=True, text=True, env=dict(os.environ, TQDM_DISABLE="1"))
     if done.returncode != 0:
         raise RuntimeError(f"memory run ({mode}, {folder}) failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.split("RESULT", 1)[1])
+    return json.loads(result.read_text())
 
 
 def _mixed_copy(path: Path, target: Path, rng) -> None:
@@ -121,3 +125,7 @@ def bench_memory(sizes: Sequence[int] = (500, 2000, 5000), modes: Sequence[str] 
                              figures["peak_mib"], figures["wall_s"])
                 shutil.rmtree(folder)
     return {"rows": rows, "mixed_sides": list(MIXED_SIDES)}
+
+
+if __name__ == "__main__":
+    _child(*sys.argv[1:5])

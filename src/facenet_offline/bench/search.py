@@ -93,17 +93,24 @@ def measure_size(n: int) -> dict:
             "peak_mib_before_indexes": base}
 
 
-_CHILD = "import json, sys; from facenet_offline.bench.search import measure_size; " \
-         "print('RESULT', json.dumps(measure_size(int(sys.argv[1]))))"
-
-
 def bench_search(sizes: Sequence[int] = (10_000, 100_000, 1_000_000)) -> dict:
+    import tempfile
+    from pathlib import Path
+
     out = []
-    for n in sizes:
-        done = subprocess.run([sys.executable, "-c", _CHILD, str(n)], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"search benchmark at {n} vectors failed:\n{done.stderr[-2000:]}")
-        out.append(json.loads(done.stdout.split("RESULT", 1)[1]))
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            result = Path(tmp) / f"{n}.json"
+            done = subprocess.run([sys.executable, "-m", __name__, str(n), str(result)], capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"search benchmark at {n} vectors failed:\n{done.stderr[-2000:]}")
+            out.append(json.loads(result.read_text()))
         log.info("search %d vectors: %s", n, out[-1]["rows"])
     return {"sizes": out, "dim": DIM, "queries": QUERIES, "faces_per_person": FACES_PER_PERSON, "noise": NOISE,
             "hnsw": {"M": HNSW_M, "ef_construction": EF_CONSTRUCTION, "ef_search": EF_SEARCH}}
+
+
+if __name__ == "__main__":
+    from ..cache import atomic_write_json
+
+    atomic_write_json(sys.argv[2], measure_size(int(sys.argv[1])))

@@ -1,0 +1,109 @@
+"""Arguments and helpers every subcommand shares."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import FacenetOfflineError
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    from ..weights import DEFAULT_MODEL, MODELS
+
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"one of {', '.join(MODELS)} (default {DEFAULT_MODEL})")
+    p.add_argument("--weights", help="path to the weights file (for user-supplied models such as vggface2)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
+    p.add_argument("--calibration", default="percentile", choices=["minmax", "entropy", "percentile"],
+                   help="INT8 calibration method (default percentile, the most accurate in docs/precision.md)")
+
+
+def _add_runtime_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "openvino", "torch"],
+                   help="embedding backend (default onnxruntime)")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
+    p.add_argument("--providers", default=None,
+                   help="comma-separated ONNX Runtime providers, e.g. CUDAExecutionProvider,CPUExecutionProvider")
+
+
+def _add_run_args(p: argparse.ArgumentParser, out_help: str, batch_size: int) -> None:
+    """Inputs, output, batch size and the resumable-run options of a long run over photos."""
+    from ..jobs import DEFAULT_CHUNK_SIZE
+
+    p.add_argument("paths", nargs="+", help="image files or folders")
+    p.add_argument("--out", required=True, help=out_help)
+    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--strict", action="store_true", help="exit non-zero if any input failed")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run with the same --out, settings and inputs (finished chunks kept)")
+    p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE,
+                   help=f"inputs per chunk written to <out>.parts/ as the run goes (default {DEFAULT_CHUNK_SIZE})")
+
+
+def _add_face_args(p: argparse.ArgumentParser, select: str) -> None:
+    from ..detect import DETECTOR_BACKENDS
+    from ..detect.align import AlignMethod
+    from ..detect.mtcnn import Selection
+
+    p.add_argument("--select", default=select, choices=[s.value for s in Selection],
+                   help=f"which face(s) of an image to use (default {select})")
+    p.add_argument("--align", default=AlignMethod.MARGIN.value, choices=[m.value for m in AlignMethod])
+    p.add_argument("--margin", type=float, default=32.0, help="crop margin in pixels (default 32)")
+    p.add_argument("--detector-backend", default="openvino", choices=DETECTOR_BACKENDS)
+
+
+def _input_paths(inputs: list[str]) -> list[Path]:
+    from ..data.images import iter_image_paths
+
+    missing = [p for p in inputs if not Path(p).exists() and not Path(p).is_symlink()]
+    if missing:
+        raise FacenetOfflineError(f"input not found: {', '.join(missing)}; check the path.")
+    paths = list(iter_image_paths(inputs))
+    if not paths:
+        raise FacenetOfflineError(f"no images found in {', '.join(inputs)}.")
+    return paths
+
+
+def _open_embedder(args: argparse.Namespace):
+    from ..embedder import open_embedder
+
+    providers = args.providers.split(",") if args.providers else None
+    return open_embedder(args.model, args.backend, args.threads, providers, args.weights, args.precision,
+                         args.calibration)
+
+
+def _align_config(args: argparse.Namespace):
+    from ..detect import AlignConfig
+
+    return AlignConfig(method=args.align, margin=args.margin)
+
+
+def _progress(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="img", desc=desc, disable=None, dynamic_ncols=True)
+
+
+def _run_config(args: argparse.Namespace):
+    from ..jobs import RunConfig
+
+    return RunConfig(Path(args.out), args.chunk_size, args.resume)
+
+
+def _report_failures(paths, statuses, is_failure) -> int:
+    failed = 0
+    for path, status in zip(paths, statuses):
+        if is_failure(status):
+            print(status if str(path) in status else f"{path}: {status}", file=sys.stderr)
+            failed += 1
+    return failed
+
+
+def _add_embedding_args(p: argparse.ArgumentParser) -> None:
+    """Model, runtime and detector backend: what a command that finds and embeds faces needs."""
+    from ..detect import DETECTOR_BACKENDS
+
+    _add_model_args(p)
+    _add_runtime_args(p)
+    p.add_argument("--detector-backend", default="openvino", choices=DETECTOR_BACKENDS)

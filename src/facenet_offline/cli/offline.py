@@ -1,0 +1,74 @@
+"""preprocess, infer, postprocess: the .bin workflow of offline accelerator runners."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import FacenetOfflineError
+from .common import _input_paths, _align_config, _progress
+
+
+def cmd_preprocess(args: argparse.Namespace) -> int:
+    from ..detect import Selection, open_detector
+    from .offline import PreprocessConfig, preprocess
+    from ..weights import get_spec
+
+    spec = get_spec(args.model)
+    detector = open_detector(args.detector_backend, args.threads)
+    if args.lfw:
+        from ..evaluate.lfw import LfwOptions, lfw_inputs
+
+        folds = [int(f) - 1 for f in args.folds.split(",")] if args.folds else None
+        root, _, rel = lfw_inputs(args.lfw_dir, args.pairs, folds)
+        options = LfwOptions(batch_size=args.batch_size // 2)
+        config = PreprocessConfig(args.batch_size, flip=True, select=options.select, align=options.align,
+                                  fallback=True, pad_last=not args.no_pad)
+        lfw = {"lfw_dir": str(root), "pairs": str(args.pairs or root / "pairs.txt"), "folds": folds,
+               "options": options.to_dict()}
+        paths, labels = [root / r for r in rel], rel
+    else:
+        if not args.paths:
+            raise FacenetOfflineError("give image files or folders, or --lfw for the LFW pairs.")
+        paths = _input_paths(args.paths)
+        config = PreprocessConfig(args.batch_size, flip=args.flip, select=Selection.parse(args.select),
+                                  align=_align_config(args), pad_last=not args.no_pad)
+        lfw, labels = None, None
+    info = preprocess(paths, args.out, detector, spec, config, labels, lfw, args.resume, _progress)
+    ok = sum(img["status"] == "ok" for img in info["images"])
+    print(f"{len(info['batches'])} batches of {config.batch_size} rows ({ok}/{len(info['images'])} images with a face"
+          + (", mirror images included" if config.flip else "") + f") -> {Path(args.out) / 'input'}; "
+          f"rows listed in {Path(args.out) / 'info.json'}")
+    return 0 if ok else 1
+
+
+def cmd_infer(args: argparse.Namespace) -> int:
+    from .offline import infer
+
+    if args.model.endswith(".onnx"):
+        path, description = Path(args.model), {"model": args.model}
+        if not path.is_file():
+            raise FacenetOfflineError(f"{path}: not found; give an .onnx file or a model name.")
+    else:
+        from ..build import BuildOptions, build_facenet
+
+        built = build_facenet(BuildOptions(model=args.model, precision=args.precision))
+        path = built.path
+        description = {"model": built.spec.name, "backend": "onnxruntime", "precision": built.record["precision"],
+                       "weights_sha256": built.record["weights"]["sha256"],
+                       "onnx_sha256": built.record["files"]["facenet"]}
+    n = infer(path, args.input, args.output, description, args.threads, args.resume, _progress)
+    print(f"ran {n} input files through {path.name} -> {args.output}")
+    return 0
+
+
+def cmd_postprocess(args: argparse.Namespace) -> int:
+    from .offline import postprocess
+
+    result, report = postprocess(args.outputs, args.info, args.out, args.report)
+    print(f"{int(result.ok.sum())}/{len(result.paths)} images embedded" + (f" -> {args.out}" if args.out else ""))
+    if report:
+        r = report["result"]
+        print(f"LFW {report['pairs']} pairs: accuracy {r['accuracy_mean']:.5f} +- {r['accuracy_std']:.5f}   "
+              f"AUC {r['auc']:.4f}   EER {r['eer']:.4f}" + (f"   report: {args.report}" if args.report else ""))
+    return 0
