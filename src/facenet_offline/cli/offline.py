@@ -11,7 +11,7 @@ from .common import _input_paths, _align_config, _progress
 
 def cmd_preprocess(args: argparse.Namespace) -> int:
     from ..detect import Selection, open_detector
-    from .offline import PreprocessConfig, preprocess
+    from ..offline import PreprocessConfig, preprocess
     from ..weights import get_spec
 
     spec = get_spec(args.model)
@@ -43,7 +43,7 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
-    from .offline import infer
+    from ..offline import infer
 
     if args.model.endswith(".onnx"):
         path, description = Path(args.model), {"model": args.model}
@@ -63,7 +63,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
 
 def cmd_postprocess(args: argparse.Namespace) -> int:
-    from .offline import postprocess
+    from ..offline import postprocess
 
     result, report = postprocess(args.outputs, args.info, args.out, args.report)
     print(f"{int(result.ok.sum())}/{len(result.paths)} images embedded" + (f" -> {args.out}" if args.out else ""))

@@ -11,7 +11,7 @@ from .common import _input_paths, _open_embedder, _progress
 
 
 def _open_gallery(args: argparse.Namespace, embedder=None, create: bool = False):
-    from .recognition import Gallery
+    from ..recognition import Gallery
 
     return Gallery.open(args.gallery, embedder.description if embedder else None, create=create)
 
@@ -58,7 +58,7 @@ def cmd_gallery(args: argparse.Namespace) -> int:
 
 def cmd_identify(args: argparse.Namespace) -> int:
     from ..detect import open_detector
-    from .recognition import identify
+    from ..recognition import identify
     from ..recognition.identify import default_threshold
 
     embedder = _open_embedder(args)
@@ -86,7 +86,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
 def cmd_cluster(args: argparse.Namespace) -> int:
     from ..detect import open_detector
-    from .recognition import cluster
+    from ..recognition import cluster
 
     embedder = _open_embedder(args)
     paths = _input_paths(args.paths)
