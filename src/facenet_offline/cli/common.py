@@ -100,10 +100,17 @@ def _report_failures(paths, statuses, is_failure) -> int:
     return failed
 
 
-def _add_embedding_args(p: argparse.ArgumentParser) -> None:
-    """Model, runtime and detector backend: what a command that finds and embeds faces needs."""
+def _add_embedding_args(p: argparse.ArgumentParser, select: str | None = None) -> None:
+    """Model, runtime and face options: what a command that finds and embeds faces needs.
+
+    With ``select`` the face selection and alignment options too (their default selection), else
+    only the detector backend.
+    """
     from ..detect import DETECTOR_BACKENDS
 
     _add_model_args(p)
     _add_runtime_args(p)
-    p.add_argument("--detector-backend", default="openvino", choices=DETECTOR_BACKENDS)
+    if select:
+        _add_face_args(p, select=select)
+    else:
+        p.add_argument("--detector-backend", default="openvino", choices=DETECTOR_BACKENDS)

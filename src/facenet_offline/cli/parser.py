@@ -7,7 +7,7 @@ import logging
 import sys
 
 from ..errors import FacenetOfflineError
-from .common import _add_embedding_args, _add_model_args, _add_runtime_args, _add_run_args, _add_face_args
+from .common import _add_embedding_args, _add_model_args, _add_run_args, _add_face_args
 from .faces import cmd_embed, cmd_detect, cmd_verify
 from .models import cmd_models, cmd_export
 from .lfw import cmd_lfw, cmd_bench
@@ -32,9 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_args(p, "output .npz (embeddings, paths, status, meta)", batch_size=32)
     p.add_argument("--aligned", action="store_true", help="inputs are ready face crops (resized to 160x160)")
     p.add_argument("--print-distances", action="store_true", help="print the pairwise distance matrix")
-    _add_model_args(p)
-    _add_runtime_args(p)
-    _add_face_args(p, select="largest")
+    _add_embedding_args(p, select="largest")
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("detect", help="detect faces (MTCNN) and write one JSON line per image")
@@ -48,9 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image1")
     p.add_argument("image2")
     p.add_argument("--threshold", type=float, default=None, help="squared L2 distance below which faces match")
-    _add_model_args(p)
-    _add_runtime_args(p)
-    _add_face_args(p, select="largest")
+    _add_embedding_args(p, select="largest")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("lfw", help="the LFW verification benchmark, raw images to report (the main job)")
@@ -66,9 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subtract-mean", action=argparse.BooleanOptionalAction, default=True,
                    help="subtract the training folds' mean embedding (default on)")
     p.add_argument("--no-cache", action="store_true", help="recompute detections and embeddings")
-    _add_model_args(p)
-    _add_runtime_args(p)
-    _add_face_args(p, select="centre-weighted")
+    _add_embedding_args(p, select="centre-weighted")
     p.set_defaults(func=cmd_lfw)
 
     p = sub.add_parser("export", help="ONNX models for accelerator toolchains: generic, npu, tensorrt")
