@@ -16,7 +16,9 @@ def test_timing_statistics():
     assert t.noisy and not Timing([1.0, 1.05, 1.02], 1).noisy
     calls = []
     timing = measure(lambda: calls.append(1), items=3, repeats=4, warmup=2)
-    assert len(calls) == 6 and len(timing.runs) == 4
+    assert len(calls) == 6 and len(timing.runs) == 4 and len(timing.cpu_runs) == 4
+    busy = Timing([2.0, 2.0], items=10, cpu_runs=[3.0, 1.0])
+    assert busy.cores_busy == 1.0 and busy.summary()["cpu_ms_per_item"] == 200.0
 
 
 def test_bench_tiny_run_writes_json_and_markdown(tmp_path, built_mtcnn, capsys):

@@ -18,6 +18,7 @@ class Timing:
 
     runs: list[float]
     items: int  # items processed per run (images, candidates, ...)
+    cpu_runs: list[float] = field(default_factory=list)  # CPU seconds of the whole process (all threads) per run
 
     @property
     def median(self) -> float:
@@ -38,8 +39,14 @@ class Timing:
         seconds = {"median": self.median, "min": min(self.runs), "max": max(self.runs)}[which]
         return self.items / seconds
 
+    @property
+    def cores_busy(self) -> float:
+        """CPU seconds per wall second over the timed runs: how much of the machine the work used."""
+        return sum(self.cpu_runs) / sum(self.runs) if self.cpu_runs else float("nan")
+
     def summary(self) -> dict:
-        return {"items": self.items, "runs_s": [round(r, 5) for r in self.runs], "median_s": round(self.median, 5),
+        return {"cpu_ms_per_item": round(1000 * sum(self.cpu_runs) / len(self.cpu_runs) / self.items, 3)
+                if self.cpu_runs else None, "cores_busy": round(self.cores_busy, 2), "items": self.items, "runs_s": [round(r, 5) for r in self.runs], "median_s": round(self.median, 5),
                 "rate_median": round(self.rate(), 2), "rate_best": round(self.rate("min"), 2),
                 "rate_worst": round(self.rate("max"), 2), "noisy": self.noisy}
 
@@ -48,12 +55,13 @@ def measure(work: Callable[[], object], items: int, repeats: int = 5, warmup: in
     """Run ``work`` ``warmup`` times untimed, then ``repeats`` times timed."""
     for _ in range(warmup):
         work()
-    runs = []
+    runs, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         work()
         runs.append(time.perf_counter() - start)
-    return Timing(runs, items)
+        cpu.append(time.process_time() - start_cpu)
+    return Timing(runs, items, cpu)
 
 
 def peak_rss_mb() -> float:

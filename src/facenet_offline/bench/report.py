@@ -12,17 +12,24 @@ def _flag(summary: dict) -> str:
     return " (noisy)" if summary.get("noisy") else ""
 
 
-def detection_table(rows: list[dict], images: int) -> list[str]:
+def _num(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def detection_table(rows: list[dict], images: int, cores: int | None) -> list[str]:
     peer = next((r for r in rows if "peer" in r["engine"]), None)
     lines = [f"Images per second over {images} LFW images (250x250 JPEG, decoded beforehand); median of the timed",
-             "runs, with the slowest and fastest run; the ratio is against the peer's median in the same run.", "",
-             "| engine | batch | images/s (median) | slowest - fastest | vs peer | faces found |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+             "runs, with the slowest and fastest run; the ratio is against the peer's median in the same run.",
+             "CPU ms per image counts every thread of the process; cores busy is CPU time over wall time, out of",
+             f"the machine's {cores or '-'} cores (its ceiling).", "",
+             "| engine | batch | images/s (median) | slowest - fastest | vs peer | CPU ms per image | cores busy | faces found |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         t = r["timing"]
         ratio = t["rate_median"] / peer["timing"]["rate_median"] if peer else float("nan")
         lines.append(f"| {r['engine']} | {r['batch_size']} | {t['rate_median']:.1f}{_flag(t)} | "
-                     f"{t['rate_worst']:.1f} - {t['rate_best']:.1f} | {ratio:.2f}x | {r['faces']} (of {t['items']} images) |")
+                     f"{t['rate_worst']:.1f} - {t['rate_best']:.1f} | {ratio:.2f}x | {_num(t.get('cpu_ms_per_item'))} | "
+                     f"{_num(t.get('cores_busy'), 2)} | {r['faces']} (of {t['items']} images) |")
     return lines
 
 
@@ -160,7 +167,7 @@ def render_markdown(results: dict) -> str:
         lines += ["## Precision", "", "FP32, FP16 and INT8 with LFW accuracy beside throughput: `precision.md`.", ""]
     if "detection" in results:
         d = results["detection"]
-        lines += ["## Face detection (MTCNN)", ""] + detection_table(d["rows"], d["images"]) + [""]
+        lines += ["## Face detection (MTCNN)", ""] + detection_table(d["rows"], d["images"], m.get("cores")) + [""]
     if "memory" in results:
         lines += memory_table(results["memory"], m.get("memory_gib"))
     if "search" in results:

@@ -129,21 +129,31 @@ class MTCNNDetector:
         cands = self._stage_rnet(images, cands)
         return self._stage_onet(images, cands)
 
+    def _pyramid(self, image: np.ndarray) -> list[tuple[float, np.ndarray]]:
+        """(scale, image at that scale) for every pyramid level, each shrunk from the full image by area averaging.
+
+        Shrinking each level from the one above would be about 2.7 times faster, but it moves the
+        final boxes (median IoU 0.95 against this on 512 LFW photos) away from the reference ports.
+        """
+        c = self.config
+        h, w = image.shape[:2]
+        return [(s, cv2.resize(image, bx.scaled_size(h, w, s)[::-1], interpolation=cv2.INTER_AREA))
+                for s in bx.pyramid_scales(h, w, c.min_face, c.factor)]
+
     def _stage_pnet(self, images: Sequence[np.ndarray]) -> _Candidates:
         c = self.config
-        jobs: dict[tuple[int, int], list[tuple[int, int, float]]] = defaultdict(list)
-        for i, img in enumerate(images):
-            h, w = img.shape[:2]
-            for level, s in enumerate(bx.pyramid_scales(h, w, c.min_face, c.factor)):
-                jobs[bx.scaled_size(h, w, s)].append((i, level, s))
+        jobs: dict[tuple[int, int], list[tuple[int, int, float, np.ndarray]]] = defaultdict(list)
+        for i, levels in enumerate(self._pool.map(self._pyramid, images)):
+            for level, (s, pixels) in enumerate(levels):
+                jobs[pixels.shape[:2]].append((i, level, s, pixels))
         parts: list[tuple[np.ndarray, ...]] = []  # boxes, scores, regressions, image, (image, level) group
         for (sh, sw), members in jobs.items():
             step = max(1, c.pnet_batch_pixels // (sh * sw))
             for start in range(0, len(members), step):
                 chunk = members[start:start + step]
-                batch = np.stack([cv2.resize(images[i], (sw, sh), interpolation=cv2.INTER_AREA) for i, _, _ in chunk])
+                batch = np.stack([pixels for *_, pixels in chunk])
                 reg, prob = self.pnet.run(to_nchw(batch, self.spec.mean, self.spec.std))
-                for k, (i, level, s) in enumerate(chunk):
+                for k, (i, level, s, _) in enumerate(chunk):
                     b, sc, r = bx.pnet_candidates(prob[k, 1], reg[k], s, c.thresholds[0])
                     parts.append((b, sc, r, np.full(len(sc), i), np.full(len(sc), i * 1000 + level)))
         if not parts:
