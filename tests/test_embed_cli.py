@@ -81,3 +81,22 @@ def test_mixed_inputs_keep_going_with_a_status_per_input(tmp_path, built_default
     result = EmbeddingSet.load(out)
     assert result.status[0] == "ok" and result.status[1].startswith("error:") and "broken.png" in result.status[1]
     assert np.isnan(result.embeddings[1]).all() and not np.isnan(result.embeddings[0]).any()
+
+
+def test_parts_are_assembled_into_one_set_without_loading_them_together(tmp_path):
+    from facenet_offline.embeddings import save_concatenated
+
+    rng = np.random.default_rng(0)
+    parts = [EmbeddingSet([f"dir/{k}-{i}.jpg" for i in range(n)], rng.standard_normal((n, 8)).astype(np.float32),
+                          ["ok"] * (n - 1) + [f"error: part {k} has a long status " + "x" * k * 10], {"part": k})
+             for k, n in enumerate((3, 1, 5))]
+    files = [p.save(tmp_path / f"part{k}.npz") for k, p in enumerate(parts)]
+    summary = save_concatenated(tmp_path / "all.npz", files, {"model": "m"})
+    whole = EmbeddingSet.load(tmp_path / "all.npz")
+    assert whole.paths == [p for part in parts for p in part.paths]
+    assert whole.status == [s for part in parts for s in part.status]
+    assert np.array_equal(whole.embeddings, np.concatenate([p.embeddings for p in parts]))
+    assert whole.meta == {"model": "m"}
+    assert (summary.rows, summary.ok) == (9, 6)
+    assert summary.failures == [(part.paths[-1], part.status[-1]) for part in parts]
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["all.npz", "part0.npz", "part1.npz", "part2.npz"]

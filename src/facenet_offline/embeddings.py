@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from numpy.lib import format as npy_format
 
 from .cache import atomic_path
 
@@ -46,13 +49,48 @@ class EmbeddingSet:
             return cls([str(p) for p in data["paths"]], data["embeddings"], [str(s) for s in data["status"]],
                        json.loads(str(data["meta"])))
 
-    @classmethod
-    def concat(cls, parts: list[EmbeddingSet], meta: dict) -> EmbeddingSet:
-        """The rows of ``parts`` in order, under one ``meta``."""
-        if not parts:
-            raise ValueError("nothing to concatenate")
-        return cls([p for part in parts for p in part.paths], np.concatenate([part.embeddings for part in parts]),
-                   [s for part in parts for s in part.status], meta)
+
+@dataclass
+class SetSummary:
+    """Counts of a saved set, and its failed inputs (path, status): what a run reports at the end."""
+
+    rows: int = 0
+    ok: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def save_concatenated(path: str | os.PathLike, part_files: Sequence[str | os.PathLike], meta: dict) -> SetSummary:
+    """Write the rows of the ``part_files`` (saved sets) in order as one ``.npz``, atomically.
+
+    Each array is streamed into the archive one part at a time, so memory holds one part, never
+    the whole set: a run over many thousands of photos ends with as little memory as it ran with.
+    The file is what ``EmbeddingSet.save`` writes (``np.load`` and ``EmbeddingSet.load`` read it).
+    """
+    summary, dim, widths = SetSummary(), 0, {"paths": 1, "status": 1}
+    for part in part_files:  # first pass: shapes and string widths, and the summary
+        with np.load(part, allow_pickle=False) as data:
+            paths, status = data["paths"], data["status"]
+            dim = data["embeddings"].shape[1]
+        widths = {"paths": max(widths["paths"], paths.dtype.itemsize // 4),
+                  "status": max(widths["status"], status.dtype.itemsize // 4)}
+        summary.rows += len(status)
+        summary.ok += int(np.sum(status == OK))
+        summary.failures += [(str(p), str(st)) for p, st in zip(paths, status) if st != OK]
+    dtypes = {"embeddings": np.dtype(np.float32), "paths": np.dtype(f"<U{widths['paths']}"),
+              "status": np.dtype(f"<U{widths['status']}")}
+    path = Path(path)
+    with atomic_path(path, ".npz") as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, dtype in dtypes.items():
+            shape = (summary.rows, dim) if name == "embeddings" else (summary.rows,)
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as fh:
+                npy_format.write_array_header_1_0(fh, {"descr": npy_format.dtype_to_descr(dtype),
+                                                       "fortran_order": False, "shape": shape})
+                for part in part_files:
+                    with np.load(part, allow_pickle=False) as data:
+                        fh.write(np.ascontiguousarray(data[name], dtype).tobytes())
+        with archive.open("meta.npy", "w") as fh:
+            npy_format.write_array(fh, np.array(json.dumps(meta)))
+    return summary
 
 
 def distance_matrix(embeddings: np.ndarray) -> np.ndarray:

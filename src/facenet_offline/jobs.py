@@ -20,7 +20,7 @@ from .detect.align import AlignConfig
 from .detect.jsonl import detection_record, iter_records, read_meta, save_crops
 from .detect.mtcnn import MTCNNDetector, Selection
 from .embedder import Embedder
-from .embeddings import EmbeddingSet
+from .embeddings import EmbeddingSet, SetSummary, save_concatenated
 from .pipeline import detect_batches, embed_aligned, embed_images, is_error, progress_bar
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,12 @@ def _open_store(command: str, settings: dict, paths: Sequence[Path], run: RunCon
 
 def embed_run(paths: Sequence[Path], embedder: Embedder, run: RunConfig, detector: MTCNNDetector | None = None,
               detector_name: str = "", align: AlignConfig = AlignConfig(), select: Selection = Selection.LARGEST,
-              batch_size: int = 32, progress_factory: ProgressFactory = None) -> EmbeddingSet:
-    """Embed every input (detecting and aligning first unless ``detector`` is None: ready crops), resumably."""
+              batch_size: int = 32, progress_factory: ProgressFactory = None) -> SetSummary:
+    """Embed every input (detecting and aligning first unless ``detector`` is None: ready crops), resumably.
+
+    The embeddings go to ``run.out`` (``EmbeddingSet.load`` reads them); what comes back is the
+    summary, so memory does not grow with the number of inputs.
+    """
     settings: dict = {"embedder": embedder.description, "aligned": detector is None}
     if detector is not None:
         settings.update(detector=detector_name, align=align.method.value, margin=align.margin,
@@ -67,7 +71,9 @@ def embed_run(paths: Sequence[Path], embedder: Embedder, run: RunConfig, detecto
 
     store, manifest = _open_store("embed", settings, paths, run, ".npz", finished)
     if store is None:
-        return EmbeddingSet.load(run.out)
+        done = EmbeddingSet.load(run.out)
+        return SetSummary(len(done.paths), int(done.ok.sum()),
+                          [(p, st) for p, st, good in zip(done.paths, done.status, done.ok) if not good])
     with store, progress_bar(progress_factory, len(paths), "embed", store.done_items()) as bar:
         for index, chunk in store.pending(paths):
             if detector is None:
@@ -75,11 +81,9 @@ def embed_run(paths: Sequence[Path], embedder: Embedder, run: RunConfig, detecto
             else:
                 part = embed_images(chunk, detector, embedder, align, select, batch_size, progress=bar.update)
             store.write(index, part.write)
-        meta = dict(settings, **settings["embedder"], run=manifest)
-        result = EmbeddingSet.concat([EmbeddingSet.load(f) for f in store.files()], meta)
-        result.save(run.out)
+        summary = save_concatenated(run.out, store.files(), dict(settings, **settings["embedder"], run=manifest))
         store.remove()
-    return result
+    return summary
 
 
 @dataclass

@@ -14,7 +14,7 @@ from .common import _input_paths, _open_embedder, _align_config, _progress, _run
 
 def cmd_embed(args: argparse.Namespace) -> int:
     from ..detect import Selection, open_detector
-    from ..embeddings import OK, distance_matrix
+    from ..embeddings import OK, EmbeddingSet, distance_matrix
     from ..jobs import embed_run
 
     if Path(args.out).suffix != ".npz":
@@ -22,16 +22,17 @@ def cmd_embed(args: argparse.Namespace) -> int:
     paths = _input_paths(args.paths)
     embedder = _open_embedder(args)
     detector = None if args.aligned else open_detector(args.detector_backend, args.threads)
-    result = embed_run(paths, embedder, _run_config(args), detector, args.detector_backend, _align_config(args),
-                       Selection.parse(args.select), args.batch_size, progress_factory=_progress)
-    failed = _report_failures(result.paths, result.status, lambda s: s != OK)
-    n_ok = len(paths) - failed
+    summary = embed_run(paths, embedder, _run_config(args), detector, args.detector_backend, _align_config(args),
+                        Selection.parse(args.select), args.batch_size, progress_factory=_progress)
+    failed = _report_failures(*zip(*summary.failures) if summary.failures else ((), ()), lambda s: s != OK)
+    n_ok = summary.ok
     print(f"embedded {n_ok}/{len(paths)} images with {embedder.description['model']} "
           f"({embedder.backend.name}) -> {args.out}")
     if n_ok == 0:
         print(f"error: none of {len(paths)} inputs could be embedded (statuses in {args.out}).", file=sys.stderr)
         return 1
     if args.print_distances:
+        result = EmbeddingSet.load(args.out)
         _print_distances(result.paths, result.embeddings, result.ok, distance_matrix)
     return 1 if args.strict and failed else 0
 
