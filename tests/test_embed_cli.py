@@ -100,3 +100,25 @@ def test_parts_are_assembled_into_one_set_without_loading_them_together(tmp_path
     assert (summary.rows, summary.ok) == (9, 6)
     assert summary.failures == [(part.paths[-1], part.status[-1]) for part in parts]
     assert sorted(f.name for f in tmp_path.iterdir()) == ["all.npz", "part0.npz", "part1.npz", "part2.npz"]
+
+
+def test_embedder_runs_are_padded_to_a_few_shapes(built_default, lfw_dir, lfw_pairs):
+    """The faces per batch vary; the runtime must only see multiples of the bucket, and padding changes nothing."""
+    from facenet_offline.data.images import load_rgb
+    from facenet_offline.data.tensors import pad_rows
+    from facenet_offline.embedder import open_embedder
+
+    batch = np.arange(3 * 2, dtype=np.float32).reshape(3, 2)
+    assert pad_rows(batch, 8).shape == (8, 2) and np.array_equal(pad_rows(batch, 8)[:3], batch)
+    assert pad_rows(batch, 8, limit=5).shape == (5, 2) and pad_rows(batch, 3) is batch
+    embedder = open_embedder()
+    seen = []
+    real = embedder.backend.run
+    embedder.backend.run = lambda b: seen.append(len(b)) or real(b)
+    p = lfw_pairs[0]
+    faces = [centre_crop(load_rgb(image_path(lfw_dir, p.name1, p.num1)))] * 3
+    padded = embedder.embed(faces)
+    embedder.batch_bucket = 1
+    plain = embedder.embed(faces)
+    assert seen == [8, 3] and padded.shape == (3, 512)
+    assert np.allclose(padded, plain, atol=1e-5)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .choices import Choice
-from .data.tensors import face_batch
+from .data.tensors import face_batch, pad_rows
 from .runtime.base import Backend
 from .weights import ModelSpec
 
@@ -26,6 +26,7 @@ class Embedder:
     spec: ModelSpec
     backend: Backend
     description: dict
+    batch_bucket: int = 8  # runs are padded to a multiple of this many rows (bounds the shapes the runtime sees)
 
     def embed(self, faces: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """N faces (H x W x 3 uint8 RGB) -> N x D float32 embeddings."""
@@ -34,8 +35,12 @@ class Embedder:
         return self.run(face_batch(faces, self.spec.input_size, self.spec.mean, self.spec.std))
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """A ready N x 3 x H x W float32 input (see ``face_batch``) -> N x D embeddings."""
-        return self.backend.run(batch)[0].astype(np.float32, copy=False)
+        """A ready N x 3 x H x W float32 input (see ``face_batch``) -> N x D embeddings.
+
+        Padded to a multiple of ``batch_bucket`` rows: the number of faces per batch varies, and each
+        new count would be a new shape for the runtime, whose memory would creep up over a long run.
+        """
+        return self.backend.run(pad_rows(batch, self.batch_bucket))[0][:len(batch)].astype(np.float32, copy=False)
 
 
 def open_embedder(model: str = "casia-webface", backend: str = "onnxruntime", threads: int | None = None,

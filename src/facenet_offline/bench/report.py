@@ -92,10 +92,11 @@ def memory_table(section: dict, machine_gib: float | None) -> list[str]:
                      f"{cell(b, 'peak_mib', '.0f')} | {ratio} | {cell(m, 'peak_mib', '.0f')} | "
                      f"{cell(m, 'images_per_s', '.1f')} |")
     for photo_set, label in (("lfw", "LFW"), ("mixed", "mixed sizes")):
-        peaks = [by[(photo_set, "streaming", n)]["peak_mib"] for n in sizes if (photo_set, "streaming", n) in by]
-        if len(peaks) > 1:
-            lines += ["", f"Streaming peak, {label}, from {sizes[0]:,} to {sizes[-1]:,} photos: "
-                      f"{peaks[0]:.0f} -> {peaks[-1]:.0f} MiB ({peaks[-1] - peaks[0]:+.0f} MiB)."]
+        runs = [(n, by[(photo_set, "streaming", n)]["peak_mib"]) for n in sizes if (photo_set, "streaming", n) in by]
+        if len(runs) > 1:
+            (first, low_peak), (last, high_peak) = runs[0], runs[-1]
+            lines += ["", f"Streaming peak, {label}, from {first:,} to {last:,} photos: "
+                      f"{low_peak:.0f} -> {high_peak:.0f} MiB ({high_peak - low_peak:+.0f} MiB)."]
     return lines + [""]
 
 

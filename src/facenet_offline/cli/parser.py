@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from ..allocator import keep_large_blocks_mapped
 from ..errors import FacenetOfflineError
 from .common import _add_embedding_args, _add_model_args, _add_run_args, _add_face_args
 from .faces import cmd_embed, cmd_detect, cmd_verify
@@ -142,8 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-batch-sizes", default=None, help="models suite: override the reference batch sizes")
     p.add_argument("--precisions", default="fp32,fp16,int8",
                    help="precision suite: comma-separated fp32,fp16,int8 (fp32 is the baseline and always needed)")
-    p.add_argument("--memory-images", default="500,2000,5000",
+    p.add_argument("--memory-images", default="500,2000,5000,13233",
                    help="memory suite: numbers of LFW photos to embed, each in a fresh process")
+    p.add_argument("--memory-mixed-images", default="500,2000,5000",
+                   help="memory suite: numbers of mixed-size photos to embed (empty: skip the mixed set)")
     p.add_argument("--search-sizes", default="10000,100000,1000000",
                    help="search suite: gallery sizes (synthetic vectors)")
     p.add_argument("--out", default="docs", help="folder for benchmarks.md and benchmarks.json")
@@ -160,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    keep_large_blocks_mapped()  # flat memory over long runs (allocator.py)
     try:
         return args.func(args)
     except (FacenetOfflineError, ValueError) as exc:

@@ -14,6 +14,20 @@ def resize_face(face: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
+def pad_rows(batch: np.ndarray, multiple: int, limit: int | None = None) -> np.ndarray:
+    """``batch`` with zero rows appended up to a multiple of ``multiple`` rows (but not beyond ``limit``).
+
+    Runtimes keep state per input shape (kernels, memory plans, arena blocks); fed a row count that
+    differs from call to call, a long run keeps meeting new shapes and its memory creeps up. Rounding
+    up bounds the shapes a runtime ever sees, for at most ``multiple - 1`` wasted rows.
+    """
+    rows = -(-len(batch) // multiple) * multiple
+    rows = min(rows, limit) if limit else rows
+    if rows <= len(batch):
+        return batch
+    return np.concatenate([batch, np.zeros((rows - len(batch), *batch.shape[1:]), batch.dtype)])
+
+
 def to_nchw(images: np.ndarray, mean: float, std: float) -> np.ndarray:
     """N x H x W x C (uint8 or float) -> N x C x H x W float32 ``(x - mean) / std``, in one pass per channel."""
     if images.ndim != 4:

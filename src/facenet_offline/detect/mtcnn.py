@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from ..choices import Choice
-from ..data.tensors import to_nchw
+from ..data.tensors import pad_rows, to_nchw
 from ..runtime.base import Backend
 from ..weights.registry import MTCNN, DetectorSpec
 from . import boxes as bx
@@ -170,17 +170,12 @@ class MTCNNDetector:
     def _run_chunked(self, backend: Backend, patches: np.ndarray, chunk: int) -> tuple[np.ndarray, ...]:
         """Run in chunks of at most ``chunk``, each padded up to a multiple of ``batch_bucket`` rows.
 
-        Runtimes keep per-shape state (kernels, memory plans); with a candidate count that differs
-        every batch it would pile up over a long run. Rounding up bounds the shapes they ever see.
+        The candidate count differs every batch; padding bounds the shapes the runtimes see (``pad_rows``).
         """
-        bucket = self.config.batch_bucket
         outs = []
         for s in range(0, len(patches), chunk):
             part = patches[s:s + chunk]
-            rows = min(chunk, -(-len(part) // bucket) * bucket)
-            if rows > len(part):
-                part = np.concatenate([part, np.zeros((rows - len(part), *part.shape[1:]), part.dtype)])
-            outs.append(tuple(o[:len(patches[s:s + chunk])] for o in backend.run(part)))
+            outs.append(tuple(o[:len(part)] for o in backend.run(pad_rows(part, self.config.batch_bucket, chunk))))
         return tuple(np.concatenate(parts) for parts in zip(*outs))
 
     def _patches(self, images: Sequence[np.ndarray], cands: _Candidates, size: int) -> np.ndarray:
