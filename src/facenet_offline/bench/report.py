@@ -94,9 +94,11 @@ def memory_table(section: dict, machine_gib: float | None) -> list[str]:
     for photo_set, label in (("lfw", "LFW"), ("mixed", "mixed sizes")):
         runs = [(n, by[(photo_set, "streaming", n)]["peak_mib"]) for n in sizes if (photo_set, "streaming", n) in by]
         if len(runs) > 1:
-            (first, low_peak), (last, high_peak) = runs[0], runs[-1]
+            (first, low_peak), (before, before_peak), (last, high_peak) = runs[0], runs[-2], runs[-1]
+            per_photo = (high_peak - before_peak) * 1024 / (last - before)
             lines += ["", f"Streaming peak, {label}, from {first:,} to {last:,} photos: "
-                      f"{low_peak:.0f} -> {high_peak:.0f} MiB ({high_peak - low_peak:+.0f} MiB)."]
+                      f"{low_peak:.0f} -> {high_peak:.0f} MiB ({high_peak - low_peak:+.0f} MiB); over the last step, "
+                      f"{before:,} to {last:,} photos, {high_peak - before_peak:+.0f} MiB ({per_photo:+.1f} KiB per photo)."]
     return lines + [""]
 
 
