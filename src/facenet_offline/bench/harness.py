@@ -45,8 +45,9 @@ class Timing:
         return sum(self.cpu_runs) / sum(self.runs) if self.cpu_runs else float("nan")
 
     def summary(self) -> dict:
-        return {"cpu_ms_per_item": round(1000 * sum(self.cpu_runs) / len(self.cpu_runs) / self.items, 3)
-                if self.cpu_runs else None, "cores_busy": round(self.cores_busy, 2), "items": self.items, "runs_s": [round(r, 5) for r in self.runs], "median_s": round(self.median, 5),
+        cpu_ms = 1000 * sum(self.cpu_runs) / len(self.cpu_runs) / self.items if self.cpu_runs else None
+        return {"items": self.items, "runs_s": [round(r, 5) for r in self.runs], "median_s": round(self.median, 5),
+                "cpu_ms_per_item": None if cpu_ms is None else round(cpu_ms, 3), "cores_busy": round(self.cores_busy, 2),
                 "rate_median": round(self.rate(), 2), "rate_best": round(self.rate("min"), 2),
                 "rate_worst": round(self.rate("max"), 2), "noisy": self.noisy}
 

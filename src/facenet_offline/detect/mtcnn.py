@@ -118,7 +118,7 @@ class MTCNNDetector:
     def __init__(self, pnet: Backend, rnet: Backend, onet: Backend, config: MTCNNConfig = MTCNNConfig(),
                  spec: DetectorSpec = MTCNN, threads: int = 2):
         self.pnet, self.rnet, self.onet, self.config, self.spec = pnet, rnet, onet, config, spec
-        self._pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="mtcnn-crop")
+        self._pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="mtcnn")
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detection]:
         """One ``Detection`` per image."""
