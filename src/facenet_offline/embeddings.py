@@ -58,6 +58,15 @@ class SetSummary:
     ok: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
 
+    def add(self, paths, status) -> None:
+        """Count rows with these paths and statuses."""
+        self.rows += len(status)
+        for p, st in zip(paths, status):
+            if st == OK:
+                self.ok += 1
+            else:
+                self.failures.append((str(p), str(st)))
+
 
 def save_concatenated(path: str | os.PathLike, part_files: Sequence[str | os.PathLike], meta: dict) -> SetSummary:
     """Write the rows of the ``part_files`` (saved sets) in order as one ``.npz``, atomically.
@@ -70,12 +79,10 @@ def save_concatenated(path: str | os.PathLike, part_files: Sequence[str | os.Pat
     for part in part_files:  # first pass: shapes and string widths, and the summary
         with np.load(part, allow_pickle=False) as data:
             paths, status = data["paths"], data["status"]
-            dim = data["embeddings"].shape[1]
+            dim = dim or data["embeddings"].shape[1]  # the same for every part: read one
         widths = {"paths": max(widths["paths"], paths.dtype.itemsize // 4),
                   "status": max(widths["status"], status.dtype.itemsize // 4)}
-        summary.rows += len(status)
-        summary.ok += int(np.sum(status == OK))
-        summary.failures += [(str(p), str(st)) for p, st in zip(paths, status) if st != OK]
+        summary.add(paths, status)
     dtypes = {"embeddings": np.dtype(np.float32), "paths": np.dtype(f"<U{widths['paths']}"),
               "status": np.dtype(f"<U{widths['status']}")}
     path = Path(path)

@@ -71,9 +71,9 @@ def embed_run(paths: Sequence[Path], embedder: Embedder, run: RunConfig, detecto
 
     store, manifest = _open_store("embed", settings, paths, run, ".npz", finished)
     if store is None:
-        done = EmbeddingSet.load(run.out)
-        return SetSummary(len(done.paths), int(done.ok.sum()),
-                          [(p, st) for p, st, good in zip(done.paths, done.status, done.ok) if not good])
+        done, summary = EmbeddingSet.load(run.out), SetSummary()
+        summary.add(done.paths, done.status)
+        return summary
     with store, progress_bar(progress_factory, len(paths), "embed", store.done_items()) as bar:
         for index, chunk in store.pending(paths):
             if detector is None:

@@ -91,13 +91,11 @@ def _run_config(args: argparse.Namespace):
     return RunConfig(Path(args.out), args.chunk_size, args.resume)
 
 
-def _report_failures(paths, statuses, is_failure) -> int:
-    failed = 0
-    for path, status in zip(paths, statuses):
-        if is_failure(status):
-            print(status if str(path) in status else f"{path}: {status}", file=sys.stderr)
-            failed += 1
-    return failed
+def _report_failures(failures: list[tuple[str, str]]) -> int:
+    """Print each failed input (path, status) to stderr; return how many."""
+    for path, status in failures:
+        print(status if str(path) in status else f"{path}: {status}", file=sys.stderr)
+    return len(failures)
 
 
 def _add_embedding_args(p: argparse.ArgumentParser, select: str | None = None) -> None:

@@ -14,7 +14,7 @@ from .common import _input_paths, _open_embedder, _align_config, _progress, _run
 
 def cmd_embed(args: argparse.Namespace) -> int:
     from ..detect import Selection, open_detector
-    from ..embeddings import OK, EmbeddingSet, distance_matrix
+    from ..embeddings import EmbeddingSet, distance_matrix
     from ..jobs import embed_run
 
     if Path(args.out).suffix != ".npz":
@@ -24,7 +24,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     detector = None if args.aligned else open_detector(args.detector_backend, args.threads)
     summary = embed_run(paths, embedder, _run_config(args), detector, args.detector_backend, _align_config(args),
                         Selection.parse(args.select), args.batch_size, progress_factory=_progress)
-    failed = _report_failures(*zip(*summary.failures) if summary.failures else ((), ()), lambda s: s != OK)
+    failed = _report_failures(summary.failures)
     n_ok = summary.ok
     print(f"embedded {n_ok}/{len(paths)} images with {embedder.description['model']} "
           f"({embedder.backend.name}) -> {args.out}")
