@@ -54,14 +54,31 @@ def test_memory_suite_tiny(tmp_path, built_default, built_mtcnn):
     from facenet_offline.bench.memory import bench_memory
     from facenet_offline.bench.report import memory_table
 
-    section = bench_memory([3, 6], mixed_sizes=[2, 3])
+    section = bench_memory([3, 6], mixed_sizes=[2, 3], largest_sizes=[2])
     assert [(r["set"], r["mode"], r["images"]) for r in section["rows"]] == [
         ("lfw", "streaming", 3), ("lfw", "load-all", 3), ("lfw", "streaming", 6), ("lfw", "load-all", 6),
-        ("mixed", "streaming", 2), ("mixed", "streaming", 3)]
+        ("mixed", "streaming", 2), ("mixed", "streaming", 3), ("largest", "streaming", 2)]
     assert all(r["peak_mib"] > 100 and r["wall_s"] > 0 for r in section["rows"])
+    assert all(50 < r["settled_mib"] <= r["peak_mib"] for r in section["rows"])
     table = "\n".join(memory_table(section, 24.0))
-    assert "| 6 |" in table and "Streaming peak, mixed sizes, from 2 to 3 photos" in table
-    assert "Streaming peak, LFW, from 3 to 6 photos" in table
+    assert "| LFW | load-all | 6 |" in table and "| largest size | streaming | 2 |" in table
+    assert "Streaming, mixed sizes, from 2 to 3 photos: peak" in table
+    assert "Streaming, LFW, from 3 to 6 photos: peak" in table and "Highest mixed-size peak" in table
+
+
+def test_rss_sampler_sees_memory_taken_and_given_back():
+    import time
+
+    from facenet_offline.bench.harness import RssSampler
+
+    with RssSampler(every_s=0.01) as rss:
+        time.sleep(0.1)
+        block = np.ones(64 * 2**20, np.uint8)  # 64 MiB, touched
+        time.sleep(0.1)
+        del block
+        time.sleep(0.1)
+    assert max(rss.samples) - min(rss.samples) > 48
+    assert rss.settled_mib() == float(np.median(rss.samples[len(rss.samples) // 2:]))
 
 
 def test_search_suite_tiny():

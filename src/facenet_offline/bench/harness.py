@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import platform
 import resource
+import statistics
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -65,20 +67,61 @@ def measure(work: Callable[[], object], items: int, repeats: int = 5, warmup: in
     return Timing(runs, items, cpu)
 
 
+def _status_mib(field_name: str) -> float | None:
+    """A memory field of /proc/self/status in MiB (None where there is no /proc)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (MiB).
 
     Linux's VmHWM, which starts afresh at exec; ``ru_maxrss`` would carry over the peak of the
     process that spawned this one.
     """
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
+    peak = _status_mib("VmHWM")
+    if peak is not None:
+        return peak
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+class RssSampler:
+    """Samples this process's resident memory (VmRSS) in a background thread while a run works.
+
+    A peak is the largest of many fluctuating samples, so it creeps up with run length even when
+    nothing accumulates; the level a run settles at (median of its second half) shows whether it does.
+    """
+
+    def __init__(self, every_s: float = 0.25):
+        self.every_s, self.samples = every_s, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="rss-sampler", daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            rss = _status_mib("VmRSS")
+            if rss is not None:
+                self.samples.append(rss)
+            self._stop.wait(self.every_s)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def settled_mib(self) -> float | None:
+        """Median resident memory over the second half of the samples (None if there are none)."""
+        half = self.samples[len(self.samples) // 2:]
+        return statistics.median(half) if half else None
 
 
 def cpu_model() -> str:

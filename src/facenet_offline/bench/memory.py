@@ -4,7 +4,9 @@ Each run is a fresh process over the first N LFW photos (detection, alignment an
 its peak resident memory is its own. The load-everything baseline is what a straightforward script
 does (decode all photos into a list, then detect and embed in batches); it shows what streaming saves.
 The "mixed" set is the same photos resized to random sizes (120 to 1600 px a side, seeded), as in a
-real collection: every new size is a new input shape for the detector's runtimes.
+real collection: every new size is a new input shape for the detector's runtimes. The "largest" set
+has every photo at the largest of those sizes: what a batch can hold at most, so its peak bounds the
+mixed set's at any number of photos.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 
 MODES = ("streaming", "load-all")
 MIXED_SIDES = (120, 1600)
+SETS = ("lfw", "mixed", "largest")
 
 
 def lfw_photos(count: int) -> list[Path]:
@@ -63,21 +66,23 @@ def load_all_baseline(folder: str, batch_size: int = 32) -> dict:
 def _child(mode: str, folder: str, out: str, result: str) -> None:
     """One measured run in this (fresh) process; its figures go to the JSON file ``result``."""
     from ..cache import atomic_write_json
-    from .harness import peak_rss_mb
+    from .harness import RssSampler, peak_rss_mb
 
     started = time.perf_counter()
-    if mode == "streaming":
-        from ..cli import main  # which fixes the allocator's mmap threshold, as below
+    with RssSampler() as rss:
+        if mode == "streaming":
+            from ..cli import main  # which fixes the allocator's mmap threshold, as below
 
-        code = main(["embed", folder, "--out", out])
-        if code != 0:
-            raise SystemExit(f"embed exited with {code}")
-    else:
-        from ..allocator import keep_large_blocks_mapped
+            code = main(["embed", folder, "--out", out])
+            if code != 0:
+                raise SystemExit(f"embed exited with {code}")
+        else:
+            from ..allocator import keep_large_blocks_mapped
 
-        keep_large_blocks_mapped()  # the same allocator settings as the CLI, so only the method differs
-        load_all_baseline(folder)
-    atomic_write_json(result, {"peak_mib": peak_rss_mb(), "wall_s": time.perf_counter() - started})
+            keep_large_blocks_mapped()  # the same allocator settings as the CLI, so only the method differs
+            load_all_baseline(folder)
+    atomic_write_json(result, {"peak_mib": peak_rss_mb(), "settled_mib": rss.settled_mib(),
+                               "wall_s": time.perf_counter() - started})
 
 
 def _measure(mode: str, folder: Path, out: Path) -> dict:
@@ -89,44 +94,51 @@ def _measure(mode: str, folder: Path, out: Path) -> dict:
     return json.loads(result.read_text())
 
 
-def _mixed_copy(path: Path, target: Path, rng) -> None:
+def _resized_copy(path: Path, target: Path, size: tuple[int, int]) -> None:
     from PIL import Image
 
-    size = (int(rng.integers(*MIXED_SIDES)), int(rng.integers(*MIXED_SIDES)))
     with Image.open(path) as img:
         img.resize(size, Image.Resampling.BILINEAR).save(target, quality=90)
 
 
-def bench_memory(sizes: Sequence[int] = (500, 2000, 5000, 13233), modes: Sequence[str] = MODES,
-                 mixed_sizes: Sequence[int] = (500, 2000, 5000)) -> dict:
-    """Peak RSS and wall time per (photo set, mode, number of photos), each in a fresh process.
+def _fill(photo_set: str, photos: Sequence[Path], folder: Path, rng) -> None:
+    """``folder`` gets the photos of ``photo_set``: LFW itself (links), random sizes, or all at the largest size."""
+    folder.mkdir()
+    for k, path in enumerate(photos):
+        target = folder / f"{k:05d}_{path.name}"
+        if photo_set == "lfw":
+            target.symlink_to(path)
+        elif photo_set == "mixed":
+            _resized_copy(path, target, (int(rng.integers(*MIXED_SIDES)), int(rng.integers(*MIXED_SIDES))))
+        else:
+            _resized_copy(path, target, (MIXED_SIDES[1], MIXED_SIDES[1]))
 
-    The mixed set (``mixed_sizes``, none to skip it) runs streaming only: decoded all at once it
-    would need many GiB; it runs at about a fifth of LFW's rate, hence its own, smaller sizes.
+
+def bench_memory(sizes: Sequence[int] = (500, 2000, 5000, 13233), modes: Sequence[str] = MODES,
+                 mixed_sizes: Sequence[int] = (500, 2000, 5000), largest_sizes: Sequence[int] = (500, 2000)) -> dict:
+    """Peak and settled RSS and wall time per (photo set, mode, number of photos), each in a fresh process.
+
+    The mixed and largest sets (``mixed_sizes``, ``largest_sizes``; none to skip) run streaming
+    only: decoded all at once they would need many GiB; they run at a fifth and a fifteenth of
+    LFW's rate, hence their own, smaller sizes.
     """
     import numpy as np
 
-    photos = lfw_photos(max([*sizes, *mixed_sizes]))
+    photos = lfw_photos(max([*sizes, *mixed_sizes, *largest_sizes]))
     rows = []
+    plan = [("lfw", list(modes), sizes), ("mixed", ["streaming"], mixed_sizes), ("largest", ["streaming"], largest_sizes)]
     with tempfile.TemporaryDirectory(prefix="facenet-offline-memory-") as tmp:
-        sets = [("lfw", list(modes), sizes)] + ([("mixed", ["streaming"], mixed_sizes)] if mixed_sizes else [])
-        for photo_set, set_modes, set_sizes in sets:
+        for photo_set, set_modes, set_sizes in plan:
             rng = np.random.default_rng(0)
             for n in set_sizes:
                 folder = Path(tmp) / f"{photo_set}-{n}"
-                folder.mkdir()
-                for k, path in enumerate(photos[:n]):
-                    target = folder / f"{k:05d}_{path.name}"
-                    if photo_set == "lfw":
-                        target.symlink_to(path)
-                    else:
-                        _mixed_copy(path, target, rng)
+                _fill(photo_set, photos[:n], folder, rng)
                 for mode in set_modes:
                     figures = _measure(mode, folder, Path(tmp) / f"{photo_set}-{mode}-{n}.npz")
                     rows.append({"set": photo_set, "mode": mode, "images": n, **figures,
                                  "images_per_s": n / figures["wall_s"]})
-                    log.info("memory %s %s %d photos: %.0f MiB peak, %.0f s", photo_set, mode, n,
-                             figures["peak_mib"], figures["wall_s"])
+                    log.info("memory %s %s %d photos: %.0f MiB peak, %.0f settled, %.0f s", photo_set, mode, n,
+                             figures["peak_mib"], figures["settled_mib"] or 0, figures["wall_s"])
                 shutil.rmtree(folder)
     return {"rows": rows, "mixed_sides": list(MIXED_SIDES)}
 

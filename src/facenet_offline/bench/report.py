@@ -65,40 +65,51 @@ def model_tables(section: dict, gflops_ceiling: float | None) -> list[str]:
     return lines
 
 
+MEMORY_SETS = {"lfw": "LFW", "mixed": "mixed sizes", "largest": "largest size"}
+
+
 def memory_table(section: dict, machine_gib: float | None) -> list[str]:
     rows = section["rows"]
-    by = {(r.get("set", "lfw"), r["mode"], r["images"]): r for r in rows}
-    sizes = sorted({r["images"] for r in rows})
     low, high = section.get("mixed_sides", ["?", "?"])
     lines = ["## Memory: embedding many photos", "",
-             f"Run of {section.get('date', '-')}. Peak resident memory (VmHWM) of a fresh process that detects, aligns",
-             "and embeds the first N LFW photos: `facenet-offline embed` (streaming: two batches decoded at a",
-             "time, results in chunks on disk) against a script that decodes every photo into a list first",
-             f"(load-all). The mixed set is the same photos resized to random sizes ({low} to {high} px a side),",
-             "streaming only. The ceiling is the machine's memory"
-             + (f", {machine_gib:.1f} GiB." if machine_gib else "."), "",
-             "| photos | LFW streaming peak MiB | of memory | photos/s | LFW load-all peak MiB | load-all / streaming "
-             "| mixed sizes streaming peak MiB | photos/s |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-
-    def cell(row, key, fmt):
-        return format(row[key], fmt) if row else "-"
-
-    for n in sizes:
-        s, b, m = by.get(("lfw", "streaming", n)), by.get(("lfw", "load-all", n)), by.get(("mixed", "streaming", n))
-        share = f"{s['peak_mib'] / 1024 / machine_gib:.1%}" if s and machine_gib else "-"
-        ratio = f"{b['peak_mib'] / s['peak_mib']:.2f}x" if s and b else "-"
-        lines.append(f"| {n:,} | {cell(s, 'peak_mib', '.0f')} | {share} | {cell(s, 'images_per_s', '.1f')} | "
-                     f"{cell(b, 'peak_mib', '.0f')} | {ratio} | {cell(m, 'peak_mib', '.0f')} | "
-                     f"{cell(m, 'images_per_s', '.1f')} |")
-    for photo_set, label in (("lfw", "LFW"), ("mixed", "mixed sizes")):
-        runs = [(n, by[(photo_set, "streaming", n)]["peak_mib"]) for n in sizes if (photo_set, "streaming", n) in by]
+             f"Run of {section.get('date', '-')}. Resident memory of a fresh process that detects, aligns and embeds",
+             "the first N LFW photos: `facenet-offline embed` (streaming: two batches decoded at a time, results in",
+             "chunks on disk) against a script that decodes every photo into a list first (load-all). The mixed",
+             f"set is the same photos resized to random sizes ({low} to {high} px a side); the largest-size set has",
+             f"every photo at {high} x {high}, the most a batch can hold, so its peak bounds the mixed set's. Peak is",
+             "VmHWM; settled is the median VmRSS over the second half of the run (sampled every 0.25 s): a",
+             "peak is the largest of many fluctuating samples, the settled level shows whether memory accumulates.",
+             "The ceiling is the machine's memory" + (f", {machine_gib:.1f} GiB." if machine_gib else "."), "",
+             "| photo set | method | photos | peak MiB | of memory | settled MiB | photos/s |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        share = f"{r['peak_mib'] / 1024 / machine_gib:.1%}" if machine_gib else "-"
+        settled = f"{r['settled_mib']:,.0f}" if r.get("settled_mib") else "-"
+        lines.append(f"| {MEMORY_SETS[r.get('set', 'lfw')]} | {r['mode']} | {r['images']:,} | {r['peak_mib']:,.0f} | "
+                     f"{share} | {settled} | {r['images_per_s']:.1f} |")
+    loaded = [r for r in rows if r["mode"] == "load-all"]
+    streamed = {(r.get("set", "lfw"), r["images"]): r for r in rows if r["mode"] == "streaming"}
+    if loaded and (loaded[-1].get("set", "lfw"), loaded[-1]["images"]) in streamed:
+        last = loaded[-1]
+        ratio = last["peak_mib"] / streamed[(last.get("set", "lfw"), last["images"])]["peak_mib"]
+        lines += ["", f"Load-all peak over streaming peak at {last['images']:,} photos: {ratio:.2f}x."]
+    streaming = {s: [r for r in rows if r.get("set", "lfw") == s and r["mode"] == "streaming"] for s in MEMORY_SETS}
+    for photo_set, runs in streaming.items():
         if len(runs) > 1:
-            (first, low_peak), (before, before_peak), (last, high_peak) = runs[0], runs[-2], runs[-1]
-            per_photo = (high_peak - before_peak) * 1024 / (last - before)
-            lines += ["", f"Streaming peak, {label}, from {first:,} to {last:,} photos: "
-                      f"{low_peak:.0f} -> {high_peak:.0f} MiB ({high_peak - low_peak:+.0f} MiB); over the last step, "
-                      f"{before:,} to {last:,} photos, {high_peak - before_peak:+.0f} MiB ({per_photo:+.1f} KiB per photo)."]
+            first, before, last = runs[0], runs[-2], runs[-1]
+            per_photo = (last["peak_mib"] - before["peak_mib"]) * 1024 / (last["images"] - before["images"])
+            line = (f"Streaming, {MEMORY_SETS[photo_set]}, from {first['images']:,} to {last['images']:,} photos: "
+                    f"peak {first['peak_mib']:.0f} -> {last['peak_mib']:.0f} MiB "
+                    f"({last['peak_mib'] - first['peak_mib']:+.0f} MiB; over the last step "
+                    f"{per_photo:+.1f} KiB per photo)")
+            if first.get("settled_mib") and last.get("settled_mib"):
+                line += (f", settled {first['settled_mib']:.0f} -> {last['settled_mib']:.0f} MiB "
+                         f"({last['settled_mib'] - first['settled_mib']:+.0f} MiB)")
+            lines += ["", line + "."]
+    if streaming["mixed"] and streaming["largest"]:
+        mixed, bound = max(r["peak_mib"] for r in streaming["mixed"]), min(r["peak_mib"] for r in streaming["largest"])
+        lines += ["", f"Highest mixed-size peak {mixed:.0f} MiB, "
+                  f"{'below' if mixed <= bound else 'ABOVE'} the lowest largest-size peak ({bound:.0f} MiB)."]
     return lines + [""]
 
 

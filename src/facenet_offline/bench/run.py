@@ -28,6 +28,7 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
                    precisions: Sequence[str] = ("fp32", "fp16", "int8"),
                    memory_sizes: Sequence[int] = (500, 2000, 5000, 13233),
                    memory_mixed_sizes: Sequence[int] = (500, 2000, 5000),
+                   memory_largest_sizes: Sequence[int] = (500, 2000),
                    search_sizes: Sequence[int] = (10_000, 100_000, 1_000_000)) -> dict:
     """Every figure of the requested suites, with the machine and its ceiling measured in the same run."""
     unknown = [s for s in suites if s not in SUITES]
@@ -60,7 +61,8 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
     if "memory" in suites:
         from .memory import bench_memory
 
-        results["memory"] = {**bench_memory(memory_sizes, mixed_sizes=memory_mixed_sizes), "date": results["date"]}
+        results["memory"] = {**bench_memory(memory_sizes, mixed_sizes=memory_mixed_sizes,
+                                                  largest_sizes=memory_largest_sizes), "date": results["date"]}
     if "search" in suites:
         from .search import bench_search
 
