@@ -122,3 +122,13 @@ def test_embedder_runs_are_padded_to_a_few_shapes(built_default, lfw_dir, lfw_pa
     plain = embedder.embed(faces)
     assert seen == [8, 3] and padded.shape == (3, 512)
     assert np.allclose(padded, plain, atol=1e-5)
+
+
+def test_many_failures_are_summarised_not_listed_one_by_one(capsys):
+    from facenet_offline.cli.common import SHOWN_FAILURES, _report_failures
+
+    failures = [(f"photo{k}.jpg", "no face") for k in range(SHOWN_FAILURES + 5)]
+    assert _report_failures(failures, "out.npz") == SHOWN_FAILURES + 5
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "photo0.jpg: no face" and len(lines) == SHOWN_FAILURES + 1
+    assert lines[-1] == "... and 5 more failed inputs (every input's status is in out.npz)"

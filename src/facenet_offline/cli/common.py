@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import FacenetOfflineError
@@ -91,10 +92,16 @@ def _run_config(args: argparse.Namespace):
     return RunConfig(Path(args.out), args.chunk_size, args.resume)
 
 
-def _report_failures(failures: list[tuple[str, str]]) -> int:
-    """Print each failed input (path, status) to stderr; return how many."""
-    for path, status in failures:
+SHOWN_FAILURES = 20  # a folder of thousands of photos without faces must not bury the summary line
+
+
+def _report_failures(failures: Sequence[tuple[str, str]], where: str | None = None) -> int:
+    """Print the first failed inputs (path: status) to stderr and how many more; return how many failed."""
+    for path, status in failures[:SHOWN_FAILURES]:
         print(status if str(path) in status else f"{path}: {status}", file=sys.stderr)
+    if len(failures) > SHOWN_FAILURES:
+        print(f"... and {len(failures) - SHOWN_FAILURES} more failed inputs"
+              + (f" (every input's status is in {where})" if where else ""), file=sys.stderr)
     return len(failures)
 
 

@@ -24,7 +24,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     detector = None if args.aligned else open_detector(args.detector_backend, args.threads)
     summary = embed_run(paths, embedder, _run_config(args), detector, args.detector_backend, _align_config(args),
                         Selection.parse(args.select), args.batch_size, progress_factory=_progress)
-    failed = _report_failures(summary.failures)
+    failed = _report_failures(summary.failures, args.out)
     n_ok = summary.ok
     print(f"embedded {n_ok}/{len(paths)} images with {embedder.description['model']} "
           f"({embedder.backend.name}) -> {args.out}")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ..errors import FacenetOfflineError
-from .common import _input_paths, _open_embedder, _progress
+from .common import _input_paths, _open_embedder, _progress, _report_failures
 
 
 def _open_gallery(args: argparse.Namespace, embedder=None, create: bool = False):
@@ -43,14 +42,10 @@ def cmd_gallery(args: argparse.Namespace) -> int:
         if len(args.paths) != 1:
             raise FacenetOfflineError("gallery build takes one folder with a sub-folder per person")
         todo = people_folders(args.paths[0])
-    failed = 0
     with _open_gallery(args, embedder, create=True) as gallery, \
             _progress(sum(len(p) for p in todo.values()), f"gallery {args.action}") as bar:
         added, status = enrol(gallery, todo, detector, embedder, progress=bar.update)
-    for path, st in status.items():
-        if st != "ok":
-            failed += 1
-            print(st if path in st else f"{path}: {st}", file=sys.stderr)
+    failed = _report_failures([(path, st) for path, st in status.items() if st != "ok"])
     print(f"added {added} faces of {len(todo)} people to {args.gallery}" + (f" ({failed} photos without a usable "
                                                                              "face)" if failed else ""))
     return 0 if added else 1
@@ -73,9 +68,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
         print(f"{r.source} face {r.face}: {r.identity}   [{top}]")
         rows.append({"source": r.source, "face": r.face, "box": r.box, "identity": r.identity,
                      "distance": r.distance, "matches": [{"name": m.name, "distance": m.distance} for m in r.matches]})
-    for path, st in status.items():
-        if st != "ok":
-            print(st if path in st else f"{path}: {st}", file=sys.stderr)
+    _report_failures([(path, st) for path, st in status.items() if st != "ok"], args.out)
     if args.out:
         from ..cache import atomic_write_json
 
