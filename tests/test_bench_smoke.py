@@ -52,33 +52,39 @@ def test_models_suite_tiny(tmp_path, built_default, built_mtcnn):
 
 def test_memory_suite_tiny(tmp_path, built_default, built_mtcnn):
     from facenet_offline.bench.memory import bench_memory
-    from facenet_offline.bench.report import memory_table
+    from facenet_offline.bench.report import memory_table, plot_memory
 
     section = bench_memory([3, 6], mixed_sizes=[2, 3], largest_sizes=[2])
     assert [(r["set"], r["mode"], r["images"]) for r in section["rows"]] == [
         ("lfw", "streaming", 3), ("lfw", "load-all", 3), ("lfw", "streaming", 6), ("lfw", "load-all", 6),
         ("mixed", "streaming", 2), ("mixed", "streaming", 3), ("largest", "streaming", 2)]
     assert all(r["peak_mib"] > 100 and r["wall_s"] > 0 for r in section["rows"])
-    assert all(50 < r["settled_mib"] <= r["peak_mib"] for r in section["rows"])
+    assert all(50 < r["settled_mib"] <= r["peak_mib"] and r["drift_mib"] is not None for r in section["rows"])
+    assert all(len(r["rss_trace"]) > 2 and max(m for _, m in r["rss_trace"]) <= r["peak_mib"] + 1 for r in section["rows"])
     table = "\n".join(memory_table(section, 24.0))
+    assert plot_memory(section, tmp_path / "memory.png") and (tmp_path / "memory.png").stat().st_size > 10_000
     assert "| LFW | load-all | 6 |" in table and "| largest size | streaming | 2 |" in table
     assert "Streaming, mixed sizes, from 2 to 3 photos: peak" in table
     assert "Streaming, LFW, from 3 to 6 photos: peak" in table and "Highest mixed-size peak" in table
 
 
-def test_rss_sampler_sees_memory_taken_and_given_back():
-    import time
+def test_rss_sampler_sees_a_child_take_and_give_back_memory():
+    import subprocess
+    import sys
 
     from facenet_offline.bench.harness import RssSampler
 
-    with RssSampler(every_s=0.01) as rss:
-        time.sleep(0.1)
-        block = np.ones(64 * 2**20, np.uint8)  # 64 MiB, touched
-        time.sleep(0.1)
-        del block
-        time.sleep(0.1)
-    assert max(rss.samples) - min(rss.samples) > 48
-    assert rss.settled_mib() == float(np.median(rss.samples[len(rss.samples) // 2:]))
+    script = ("import time, numpy as np; time.sleep(0.5); block = np.ones(256 * 2**20, np.uint8); time.sleep(0.5); "
+              "del block; time.sleep(0.5)")  # 256 MiB, touched: mapped on its own and unmapped when freed
+    child = subprocess.Popen([sys.executable, "-c", script])
+    with RssSampler(child.pid, every_s=0.02) as rss:
+        child.wait()
+    assert max(rss.samples) - min(rss.samples) > 200
+    n = len(rss.samples)
+    assert rss.settled_mib() == pytest.approx(np.median(rss.samples[n // 2:]))
+    assert rss.drift_mib() == pytest.approx(np.median(rss.samples[3 * n // 4:]) - np.median(rss.samples[n // 4:n // 2]))
+    trace = rss.trace(points=5)
+    assert len(trace) == 5 and trace[0][0] == round(rss.times[0], 2) and trace[-1][1] == round(rss.samples[-1], 1)
 
 
 def test_search_suite_tiny():

@@ -67,10 +67,10 @@ def measure(work: Callable[[], object], items: int, repeats: int = 5, warmup: in
     return Timing(runs, items, cpu)
 
 
-def _status_mib(field_name: str) -> float | None:
-    """A memory field of /proc/self/status in MiB (None where there is no /proc)."""
+def _status_mib(field_name: str, pid: int | None = None) -> float | None:
+    """A memory field of /proc/<pid>/status (this process's by default) in MiB; None where there is none."""
     try:
-        with open("/proc/self/status", encoding="ascii") as fh:
+        with open(f"/proc/{pid or 'self'}/status", encoding="ascii") as fh:
             for line in fh:
                 if line.startswith(field_name + ":"):
                     return int(line.split()[1]) / 1024.0
@@ -92,22 +92,28 @@ def peak_rss_mb() -> float:
 
 
 class RssSampler:
-    """Samples this process's resident memory (VmRSS) in a background thread while a run works.
+    """Samples a process's resident memory (VmRSS; this process's by default) in a background thread.
+
+    Given a child's ``pid``, the measured process carries no sampler of its own, and C code holding
+    its GIL cannot starve the sampling.
 
     A peak is the largest of many fluctuating samples, so it creeps up with run length even when
-    nothing accumulates; the level a run settles at (median of its second half) shows whether it does.
+    nothing accumulates. Whether something does shows within one run: the level it settles at
+    (median of its second half) and its drift (median of the last quarter minus the second quarter).
     """
 
-    def __init__(self, every_s: float = 0.25):
-        self.every_s, self.samples = every_s, []
+    def __init__(self, pid: int | None = None, every_s: float = 0.25):
+        self.pid, self.every_s, self.samples, self.times = pid, every_s, [], []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, name="rss-sampler", daemon=True)
 
     def _sample(self) -> None:
+        start = time.perf_counter()
         while not self._stop.is_set():
-            rss = _status_mib("VmRSS")
+            rss = _status_mib("VmRSS", self.pid)
             if rss is not None:
                 self.samples.append(rss)
+                self.times.append(time.perf_counter() - start)
             self._stop.wait(self.every_s)
 
     def __enter__(self) -> RssSampler:
@@ -118,10 +124,26 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
 
+    def _quarter_median(self, first: int, last: int) -> float | None:
+        n = len(self.samples)
+        part = self.samples[first * n // 4:last * n // 4]
+        return statistics.median(part) if part else None
+
     def settled_mib(self) -> float | None:
         """Median resident memory over the second half of the samples (None if there are none)."""
-        half = self.samples[len(self.samples) // 2:]
-        return statistics.median(half) if half else None
+        return self._quarter_median(2, 4)
+
+    def drift_mib(self) -> float | None:
+        """Median of the last quarter minus median of the second quarter: growth within the run."""
+        late, early = self._quarter_median(3, 4), self._quarter_median(1, 2)
+        return None if late is None or early is None else late - early
+
+    def trace(self, points: int = 200) -> list[tuple[float, float]]:
+        """At most ``points`` (seconds, MiB) samples, evenly spaced over the run, for plotting."""
+        n = len(self.samples)
+        m = min(points, n)
+        picks = sorted({round(k * (n - 1) / max(1, m - 1)) for k in range(m)})
+        return [(round(self.times[k], 2), round(self.samples[k], 1)) for k in picks]
 
 
 def cpu_model() -> str:

@@ -66,32 +66,37 @@ def load_all_baseline(folder: str, batch_size: int = 32) -> dict:
 def _child(mode: str, folder: str, out: str, result: str) -> None:
     """One measured run in this (fresh) process; its figures go to the JSON file ``result``."""
     from ..cache import atomic_write_json
-    from .harness import RssSampler, peak_rss_mb
+    from .harness import peak_rss_mb
 
     started = time.perf_counter()
-    with RssSampler() as rss:
-        if mode == "streaming":
-            from ..cli import main  # which fixes the allocator's mmap threshold, as below
+    if mode == "streaming":
+        from ..cli import main  # which fixes the allocator's mmap threshold, as below
 
-            code = main(["embed", folder, "--out", out])
-            if code != 0:
-                raise SystemExit(f"embed exited with {code}")
-        else:
-            from ..allocator import keep_large_blocks_mapped
+        code = main(["embed", folder, "--out", out])
+        if code != 0:
+            raise SystemExit(f"embed exited with {code}")
+    else:
+        from ..allocator import keep_large_blocks_mapped
 
-            keep_large_blocks_mapped()  # the same allocator settings as the CLI, so only the method differs
-            load_all_baseline(folder)
-    atomic_write_json(result, {"peak_mib": peak_rss_mb(), "settled_mib": rss.settled_mib(),
-                               "wall_s": time.perf_counter() - started})
+        keep_large_blocks_mapped()  # the same allocator settings as the CLI, so only the method differs
+        load_all_baseline(folder)
+    atomic_write_json(result, {"peak_mib": peak_rss_mb(), "wall_s": time.perf_counter() - started})
 
 
 def _measure(mode: str, folder: Path, out: Path) -> dict:
+    """One run in a fresh process: its own peak and wall time, and its RSS sampled from here."""
+    from .harness import RssSampler
+
     result = out.with_suffix(".json")
-    done = subprocess.run([sys.executable, "-m", __name__, mode, str(folder), str(out), str(result)],
-                          capture_output=True, text=True, env=dict(os.environ, TQDM_DISABLE="1"))
-    if done.returncode != 0:
-        raise RuntimeError(f"memory run ({mode}, {folder}) failed:\n{done.stderr[-2000:]}")
-    return json.loads(result.read_text())
+    child = subprocess.Popen([sys.executable, "-m", __name__, mode, str(folder), str(out), str(result)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=dict(os.environ, TQDM_DISABLE="1"))
+    with RssSampler(child.pid) as rss:
+        _, stderr = child.communicate()
+    if child.returncode != 0:
+        raise RuntimeError(f"memory run ({mode}, {folder}) failed:\n{stderr[-2000:]}")
+    return {**json.loads(result.read_text()), "settled_mib": rss.settled_mib(), "drift_mib": rss.drift_mib(),
+            "rss_trace": rss.trace()}
 
 
 def _resized_copy(path: Path, target: Path, size: tuple[int, int]) -> None:
@@ -137,8 +142,9 @@ def bench_memory(sizes: Sequence[int] = (500, 2000, 5000, 13233), modes: Sequenc
                     figures = _measure(mode, folder, Path(tmp) / f"{photo_set}-{mode}-{n}.npz")
                     rows.append({"set": photo_set, "mode": mode, "images": n, **figures,
                                  "images_per_s": n / figures["wall_s"]})
-                    log.info("memory %s %s %d photos: %.0f MiB peak, %.0f settled, %.0f s", photo_set, mode, n,
-                             figures["peak_mib"], figures["settled_mib"] or 0, figures["wall_s"])
+                    log.info("memory %s %s %d photos: %.0f MiB peak, %.0f settled, %+.0f drift, %.0f s", photo_set,
+                             mode, n, figures["peak_mib"], figures["settled_mib"] or 0, figures["drift_mib"] or 0,
+                             figures["wall_s"])
                 shutil.rmtree(folder)
     return {"rows": rows, "mixed_sides": list(MIXED_SIDES)}
 

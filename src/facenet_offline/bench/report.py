@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..cache import atomic_write_bytes, atomic_write_json
+import numpy as np
+
+from ..cache import atomic_path, atomic_write_bytes, atomic_write_json
 
 
 def _flag(summary: dict) -> str:
@@ -77,16 +79,19 @@ def memory_table(section: dict, machine_gib: float | None) -> list[str]:
              "chunks on disk) against a script that decodes every photo into a list first (load-all). The mixed",
              f"set is the same photos resized to random sizes ({low} to {high} px a side); the largest-size set has",
              f"every photo at {high} x {high}, the most a batch can hold, so its peak bounds the mixed set's. Peak is",
-             "VmHWM; settled is the median VmRSS over the second half of the run (sampled every 0.25 s): a",
-             "peak is the largest of many fluctuating samples, the settled level shows whether memory accumulates.",
+             "VmHWM; settled is the median VmRSS over the second half of the run (sampled every 0.25 s); drift is",
+             "the median of the run's last quarter minus that of its second quarter. A peak is the largest of many",
+             "fluctuating samples and creeps up with run length; drift shows whether memory accumulates within a run.",
+             "RSS over each set's longest runs is drawn in [memory.png](memory.png).",
              "The ceiling is the machine's memory" + (f", {machine_gib:.1f} GiB." if machine_gib else "."), "",
-             "| photo set | method | photos | peak MiB | of memory | settled MiB | photos/s |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+             "| photo set | method | photos | peak MiB | of memory | settled MiB | drift MiB | photos/s |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         share = f"{r['peak_mib'] / 1024 / machine_gib:.1%}" if machine_gib else "-"
         settled = f"{r['settled_mib']:,.0f}" if r.get("settled_mib") else "-"
+        drift = f"{r['drift_mib']:+.0f}" if r.get("drift_mib") is not None else "-"
         lines.append(f"| {MEMORY_SETS[r.get('set', 'lfw')]} | {r['mode']} | {r['images']:,} | {r['peak_mib']:,.0f} | "
-                     f"{share} | {settled} | {r['images_per_s']:.1f} |")
+                     f"{share} | {settled} | {drift} | {r['images_per_s']:.1f} |")
     loaded = [r for r in rows if r["mode"] == "load-all"]
     streamed = {(r.get("set", "lfw"), r["images"]): r for r in rows if r["mode"] == "streaming"}
     if loaded and (loaded[-1].get("set", "lfw"), loaded[-1]["images"]) in streamed:
@@ -105,12 +110,45 @@ def memory_table(section: dict, machine_gib: float | None) -> list[str]:
             if first.get("settled_mib") and last.get("settled_mib"):
                 line += (f", settled {first['settled_mib']:.0f} -> {last['settled_mib']:.0f} MiB "
                          f"({last['settled_mib'] - first['settled_mib']:+.0f} MiB)")
+            if last.get("drift_mib") is not None:
+                line += (f"; within the {last['images']:,}-photo run, from its second to its last quarter, "
+                         f"{last['drift_mib']:+.0f} MiB")
             lines += ["", line + "."]
     if streaming["mixed"] and streaming["largest"]:
         mixed, bound = max(r["peak_mib"] for r in streaming["mixed"]), min(r["peak_mib"] for r in streaming["largest"])
         lines += ["", f"Highest mixed-size peak {mixed:.0f} MiB, "
                   f"{'below' if mixed <= bound else 'ABOVE'} the lowest largest-size peak ({bound:.0f} MiB)."]
     return lines + [""]
+
+
+def plot_memory(section: dict, path: Path) -> bool:
+    """RSS over the longest run of each (photo set, method), against photos done (from time: rates are steady)."""
+    runs: dict[tuple[str, str], dict] = {}
+    for r in section["rows"]:
+        if r.get("rss_trace"):
+            runs[(r.get("set", "lfw"), r["mode"])] = r  # rows come in increasing size: the last is the longest
+    if not runs:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for (photo_set, mode), r in runs.items():
+        t, mib = np.array(r["rss_trace"]).T
+        ax.plot(t / t[-1] * r["images"], mib, lw=1,
+                label=f"{MEMORY_SETS[photo_set]}, {mode}, {r['images']:,} photos (peak {r['peak_mib']:,.0f} MiB)")
+    ax.set_xlabel("photos done (from elapsed time)")
+    ax.set_ylabel("resident memory, MiB")
+    ax.set_title(f"Memory over a run ({section.get('date', '')})")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return True
 
 
 def search_table(section: dict, machine_gib: float | None) -> list[str]:
@@ -212,6 +250,8 @@ def write_report(results: dict, out_dir: str | Path, keep_other_sections: bool =
         results = merge_previous(results, load_results(json_path))
     atomic_write_json(json_path, results)
     atomic_write_bytes(md_path, render_markdown(results).encode())
+    if "memory" in results:
+        plot_memory(results["memory"], out_dir / "memory.png")
     if "precision" in results:
         from .precision import precision_markdown
 
