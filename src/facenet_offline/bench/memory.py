@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 
 MODES = ("streaming", "load-all")
 MIXED_SIDES = (120, 1600)
-SETS = ("lfw", "mixed", "largest")
 
 
 def lfw_photos(count: int) -> list[Path]:
