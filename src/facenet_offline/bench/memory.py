@@ -5,8 +5,8 @@ its peak resident memory is its own. The load-everything baseline is what a stra
 does (decode all photos into a list, then detect and embed in batches); it shows what streaming saves.
 The "mixed" set is the same photos resized to random sizes (120 to 1600 px a side, seeded), as in a
 real collection: every new size is a new input shape for the detector's runtimes. The "largest" set
-has every photo at the largest of those sizes: what a batch can hold at most, so its peak bounds the
-mixed set's at any number of photos.
+has every photo at the largest of those sizes, the most a batch can hold: the mixed set's peaks
+should stay below its peak.
 """
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ def memory_table(section: dict, machine_gib: float | None) -> list[str]:
              "the first N LFW photos: `facenet-offline embed` (streaming: two batches decoded at a time, results in",
              "chunks on disk) against a script that decodes every photo into a list first (load-all). The mixed",
              f"set is the same photos resized to random sizes ({low} to {high} px a side); the largest-size set has",
-             f"every photo at {high} x {high}, the most a batch can hold, so its peak bounds the mixed set's. Peak is",
+             f"every photo at {high} x {high}, the most a batch can hold; mixed-size peaks should stay below it. Peak is",
              "VmHWM; settled is the median VmRSS over the second half of the run (sampled every 0.25 s); drift is",
              "the median of the run's last quarter minus that of its second quarter. A peak is the largest of many",
              "fluctuating samples and creeps up with run length; drift shows whether memory accumulates within a run.",

@@ -61,8 +61,8 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
     if "memory" in suites:
         from .memory import bench_memory
 
-        results["memory"] = {**bench_memory(memory_sizes, mixed_sizes=memory_mixed_sizes,
-                                                  largest_sizes=memory_largest_sizes), "date": results["date"]}
+        section = bench_memory(memory_sizes, mixed_sizes=memory_mixed_sizes, largest_sizes=memory_largest_sizes)
+        results["memory"] = {**section, "date": results["date"]}
     if "search" in suites:
         from .search import bench_search
 
