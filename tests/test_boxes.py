@@ -74,6 +74,11 @@ def test_fast_union_nms_equals_the_reference(items, threshold):
     scores = np.array([s for _, s in items], np.float32)
     reference = np.sort(bx.nms(boxes, scores, threshold))
     assert bx.grouped_nms(boxes, scores, np.zeros(len(boxes), int), threshold).tolist() == reference.tolist()
+    # in groups (in any order): each group as if alone
+    groups = np.arange(len(boxes)) * 7 % 3
+    reference = np.sort(np.concatenate([np.flatnonzero(groups == g)[bx.nms(boxes[groups == g], scores[groups == g],
+                                                                           threshold)] for g in np.unique(groups)]))
+    assert bx.grouped_nms(boxes, scores, groups, threshold).tolist() == reference.tolist()
 
 
 @settings(max_examples=60, deadline=None)

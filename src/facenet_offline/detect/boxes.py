@@ -80,22 +80,29 @@ def grouped_nms(boxes: np.ndarray, scores: np.ndarray, groups: np.ndarray, thres
                 mode: Overlap | str = Overlap.UNION) -> np.ndarray:
     """NMS within each group (an image, or an image and scale) independently; sorted indices into the inputs.
 
-    The union overlap runs in OpenCV's compiled ``NMSBoxesBatched`` (same result as ``nms``, tested,
-    and about ten times faster); scores must be positive, as probabilities of detected faces are.
+    Each group is suppressed on its own: a batch holds hundreds of groups, and one pooled run (as
+    OpenCV's ``NMSBoxesBatched`` does) compares every box with the survivors of all groups, which
+    cost 40 times more on a batch of 64 photos. The union overlap runs in OpenCV's compiled
+    ``NMSBoxes`` (same result as ``nms``, tested); scores must be positive, as face probabilities are.
     """
     mode = Overlap(mode)
     if len(boxes) == 0:
         return np.zeros(0, dtype=np.int64)
+    boxes, scores = np.asarray(boxes, np.float64), np.asarray(scores, np.float32)
+    order = np.argsort(groups, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(np.asarray(groups)[order]) != 0])
     if mode is Overlap.UNION:
         import cv2
 
-        b = np.asarray(boxes, np.float64)
-        rects = np.hstack([b[:, :2], b[:, 2:] - b[:, :2] + 1])  # inclusive pixel extent, as in ``nms``
-        keep = cv2.dnn.NMSBoxesBatched(rects, np.asarray(scores, np.float32), np.asarray(groups, np.int32),
-                                       0.0, float(threshold))
-        return np.sort(np.asarray(keep, dtype=np.int64).reshape(-1))
-    keep = [idx[nms(boxes[idx], scores[idx], threshold, mode)] for g in np.unique(groups)
-            for idx in [np.flatnonzero(groups == g)]]
+        rects = np.hstack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2] + 1])  # inclusive pixel extent, as in ``nms``
+
+        def suppress(idx: np.ndarray) -> np.ndarray:
+            return np.asarray(cv2.dnn.NMSBoxes(rects[idx], scores[idx], 0.0, float(threshold)), np.int64).reshape(-1)
+    else:
+        def suppress(idx: np.ndarray) -> np.ndarray:
+            return nms(boxes[idx], scores[idx], threshold, mode)
+
+    keep = [idx[suppress(idx)] for idx in np.split(order, starts[1:])]
     return np.sort(np.concatenate(keep))
 
 
