@@ -58,3 +58,20 @@ def test_overlapping_calibration_set_is_refused(lfw_dir):
 def test_unknown_precision_lists_the_valid_ones():
     with pytest.raises(ValueError, match="fp32, fp16, int8"):
         Precision.parse("int4")
+
+
+@pytest.mark.parametrize("count", [20, 13])
+def test_int8_calibrates_on_any_number_of_inputs(tmp_path, count):
+    """Histogram calibration stacks every batch of a tensor; a short last batch must not break it."""
+    import torch
+
+    from facenet_offline.export.quantize import Int8Config, to_int8
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
+    source = tmp_path / "tiny.onnx"
+    torch.onnx.export(net, torch.zeros(1, 3, 8, 8), str(source), input_names=["x"], dynamic_axes={"x": {0: "n"}},
+                      dynamo=False)
+    data = np.random.default_rng(0).normal(size=(count, 3, 8, 8)).astype(np.float32)
+    out = to_int8(source, tmp_path / "tiny8.onnx", data, Int8Config(method="percentile"))
+    (ref,), (low,) = OnnxRuntimeBackend(source).run(data), OnnxRuntimeBackend(out).run(data)
+    assert np.abs(ref - low).max() <= 0.05 * np.abs(ref).max()

@@ -70,9 +70,14 @@ def to_fp16(source: str | Path, target: str | Path) -> Path:
 
 
 class _Batches:
-    """ONNX Runtime's CalibrationDataReader over an array of model inputs."""
+    """ONNX Runtime's CalibrationDataReader over an array of model inputs.
+
+    Every batch has the same size (the largest divisor of the count up to ``batch_size``): the
+    histogram calibrators stack all batches of a tensor and fail on a shorter last one.
+    """
 
     def __init__(self, input_name: str, data: np.ndarray, batch_size: int = 16):
+        batch_size = max(d for d in range(1, min(batch_size, len(data)) + 1) if len(data) % d == 0)
         self._it: Iterator[dict] = ({input_name: data[i:i + batch_size]} for i in range(0, len(data), batch_size))
 
     def get_next(self) -> dict | None:
