@@ -91,6 +91,17 @@ def test_bad_input_is_a_clear_error(detector):
         detector.detect([np.zeros((10, 10), np.float32)])
 
 
+def test_default_runs_give_each_net_at_most_8_shapes():
+    """Every new input shape costs a runtime memory it keeps; the defaults bound how many there can be."""
+    from facenet_offline.detect import MTCNNConfig
+    from facenet_offline.data.tensors import pad_rows
+
+    c = MTCNNConfig()
+    for chunk in (c.rnet_batch, c.onet_batch):  # a run holds 1 to ``chunk`` candidates
+        shapes = {len(pad_rows(np.zeros((n, 1), np.float32), c.batch_bucket, chunk)) for n in range(1, chunk + 1)}
+        assert len(shapes) <= 8, sorted(shapes)
+
+
 def test_rnet_and_onet_runs_are_padded_to_a_few_shapes(built_mtcnn, lfw_images):
     """Candidate counts vary every batch; the runtimes must only ever see multiples of the bucket."""
     from facenet_offline.detect import MTCNNConfig, open_detector
