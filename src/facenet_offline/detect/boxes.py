@@ -82,8 +82,9 @@ def grouped_nms(boxes: np.ndarray, scores: np.ndarray, groups: np.ndarray, thres
 
     Each group is suppressed on its own: a batch holds hundreds of groups, and one pooled run (as
     OpenCV's ``NMSBoxesBatched`` does) compares every box with the survivors of all groups, which
-    cost 40 times more on a batch of 64 photos. The union overlap runs in OpenCV's compiled
-    ``NMSBoxes`` (same result as ``nms``, tested); scores must be positive, as face probabilities are.
+    made NMS ten times slower on batches of 64 LFW photos (2.97 vs 0.28 ms per photo). The union
+    overlap runs in OpenCV's compiled ``NMSBoxes`` (same result as ``nms``, tested); scores must be
+    positive, as face probabilities are.
     """
     mode = Overlap(mode)
     if len(boxes) == 0:
