@@ -89,9 +89,9 @@ def grouped_nms(boxes: np.ndarray, scores: np.ndarray, groups: np.ndarray, thres
     mode = Overlap(mode)
     if len(boxes) == 0:
         return np.zeros(0, dtype=np.int64)
-    boxes, scores = np.asarray(boxes, np.float64), np.asarray(scores, np.float32)
+    boxes, scores, groups = np.asarray(boxes, np.float64), np.asarray(scores, np.float32), np.asarray(groups)
     order = np.argsort(groups, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(np.asarray(groups)[order]) != 0])
+    starts = np.flatnonzero(np.r_[True, np.diff(groups[order]) != 0])
     if mode is Overlap.UNION:
         import cv2
 
