@@ -23,9 +23,26 @@ def test_batch_1_and_16_give_identical_detections(detector, lfw_images):
 
 
 def test_small_chunks_give_identical_detections(built_mtcnn, lfw_images):
-    tiny = open_detector(config=MTCNNConfig(rnet_batch=7, onet_batch=3, pnet_batch_pixels=1))
+    # batch_pixels below two LFW images (250 x 250) makes every image a run of its own.
+    tiny = open_detector(config=MTCNNConfig(rnet_batch=7, onet_batch=3, pnet_batch_pixels=1, batch_pixels=100_000))
     big = open_detector()
+    runs = []
+    real = tiny._stage_pnet
+    tiny._stage_pnet = lambda images: runs.append(len(images)) or real(images)
     assert all(_same(a, b) for a, b in zip(tiny.detect(lfw_images[:8]), big.detect(lfw_images[:8])))
+    assert runs == [1] * 8
+
+
+def test_pixel_bounded_runs():
+    from facenet_offline.detect.mtcnn import pixel_bounded
+
+    images = [np.zeros((h, w, 3), np.uint8) for h, w in [(10, 10), (10, 10), (20, 20), (5, 5), (30, 30), (1, 1)]]
+    parts = pixel_bounded(images, 250)
+    assert [len(p) for p in parts] == [2, 1, 1, 1, 1]  # 100 + 100 | 400 (over, alone) | 25 | 900 (over, alone) | 1
+    assert [im for p in parts for im in p] == images  # order kept, nothing lost
+    assert pixel_bounded([], 250) == [] and len(pixel_bounded(images, 1 << 30)) == 1
+    with pytest.raises(ValueError, match="batch_pixels"):
+        MTCNNConfig(batch_pixels=0)
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
