@@ -26,7 +26,7 @@ def bench_detection(images: Sequence[np.ndarray], backends: Sequence[str] = ("op
                     batch_sizes: Sequence[int] = (1, 16, 64), peer_images: int | None = None, repeats: int = 3) -> list[DetectionRow]:
     """Time detection over ``images`` (all of them per run) for every backend and batch size, and the peer.
 
-    The host's speed drifts over minutes (single peer runs over these 256 images ran at 24 to 46
+    The host's speed drifts over minutes (single peer runs over these 256 images ran at 26 to 46
     images/s in one afternoon), so the peer is timed once before each of our rows and once after the
     last, and each row is compared with the two peer runs around it. The peer detects the same images
     unless ``peer_images`` cuts them short (its rate depends on the photos).
