@@ -75,3 +75,10 @@ def test_int8_calibrates_on_any_number_of_inputs(tmp_path, count):
     out = to_int8(source, tmp_path / "tiny8.onnx", data, Int8Config(method="percentile"))
     (ref,), (low,) = OnnxRuntimeBackend(source).run(data), OnnxRuntimeBackend(out).run(data)
     assert np.abs(ref - low).max() <= 0.05 * np.abs(ref).max()
+
+
+def test_int8_without_calibration_inputs_is_a_clear_error(tmp_path):
+    from facenet_offline.export.quantize import to_int8
+
+    with pytest.raises(ValueError, match="no inputs; calibrate on at least one image"):
+        to_int8(tmp_path / "model.onnx", tmp_path / "model8.onnx", np.zeros((0, 3, 8, 8), np.float32))

@@ -88,6 +88,9 @@ def to_int8(source: str | Path, target: str | Path, calibration: np.ndarray, con
     """Static INT8 (QDQ) of ``source`` calibrated on ``calibration`` (N x C x H x W float32, model-ready)."""
     import tempfile
 
+    if len(calibration) == 0:
+        raise ValueError(f"INT8 calibration of {source} got no inputs; calibrate on at least one image (256 by default).")
+
     from onnxruntime.quantization import CalibrationMethod as OrtMethod
     from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static
 
