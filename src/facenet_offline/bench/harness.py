@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import resource
@@ -10,6 +11,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+
+log = logging.getLogger(__name__)
 
 NOISY_SPREAD = 0.15  # (max - min) / median above this flags a result as noisy
 
@@ -89,6 +92,21 @@ def peak_rss_mb() -> float:
     if peak is not None:
         return peak
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def reset_peak_rss() -> bool:
+    """Start this process's peak resident memory afresh at its current size; False where Linux won't.
+
+    Writing 5 to /proc/self/clear_refs resets VmHWM, so a peak read later belongs to the work done
+    since, plus what the process already holds (its loaded model, say).
+    """
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")
+    except OSError as exc:
+        log.warning("cannot reset the peak resident memory (%s); peaks accumulate over the process", exc)
+        return False
+    return _status_mib("VmHWM") is not None
 
 
 class RssSampler:

@@ -1,7 +1,8 @@
 """Per-model throughput at the reference deployments' shapes, for every backend, each in its own process.
 
-Each (model, backend) runs in a fresh child process so that its peak memory is its own. The
-child builds (or takes from the cache) the model, warms up, then times repeated batches.
+Each (model, backend) runs in a fresh child process so that its memory is its own. The child
+builds (or takes from the cache) the model, then for each batch size starts its peak memory afresh,
+warms up and times repeated batches: a row's peak is what that batch size needed, model included.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ class ModelRow:
     max_ms: float
     runs: int
     noisy: bool
-    peak_rss_mb: float
+    peak_rss_mb: float  # while this row ran (the model included), or the process's so far if not ``peak_is_own``
     threads: int
+    peak_is_own: bool = True
 
 
 def _engine(model: str, backend: str, threads: int):
@@ -95,13 +97,14 @@ def _child(model: str, backend: str, batch_sizes: Sequence[int], repeats: int, t
     """Runs in a fresh process: time every batch size, report latencies and this process's peak RSS."""
     import time
 
-    from .harness import peak_rss_mb
+    from .harness import peak_rss_mb, reset_peak_rss
 
     run = _engine(model, backend, threads)
     _, item_shape = SHAPES[model]
     rng = np.random.default_rng(0)
     rows = []
     for bs in batch_sizes:
+        own = reset_peak_rss()  # else a row would show the peak of the larger batch before it, or of the build
         batch = rng.uniform(-1, 1, (bs, *item_shape)).astype(np.float32)
         run(batch)  # warm-up
         times: list[float] = []
@@ -114,7 +117,7 @@ def _child(model: str, backend: str, batch_sizes: Sequence[int], repeats: int, t
         spread = (ms.max() - ms.min()) / np.median(ms)
         rows.append(asdict(ModelRow(model, backend, bs, bs / np.median(ms) * 1e3, float(ms.mean()),
                                     float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), float(ms.min()),
-                                    float(ms.max()), len(ms), bool(spread > 0.15), peak_rss_mb(), threads)))
+                                    float(ms.max()), len(ms), bool(spread > 0.15), peak_rss_mb(), threads, own)))
     if model == "facenet":  # the ceiling, measured in the same process right after, under the same load
         from .ceiling import gemm_gflops
 

@@ -59,7 +59,7 @@ def model_tables(section: dict, gflops_ceiling: float | None) -> list[str]:
         for r in mine:
             ratio = r["items_per_s"] / peer[r["batch_size"]] if r["batch_size"] in peer else float("nan")
             line = (f"| {r['backend']} | {r['batch_size']} | {r['items_per_s']:.1f}{' (noisy)' if r['noisy'] else ''} | "
-                    f"{ratio:.2f}x | {r['mean_ms']:.2f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['peak_rss_mb']:.0f} |")
+                    f"{ratio:.2f}x | {r['mean_ms']:.2f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['peak_rss_mb']:.0f}{'' if r.get('peak_is_own') else ' so far'} |")
             if model == "facenet":
                 achieved = r["items_per_s"] * flop
                 ceiling = r.get("ceiling_gflops", gflops_ceiling)
@@ -198,8 +198,9 @@ def render_markdown(results: dict) -> str:
     if "models" in results:
         ceiling = results["models"].get("ceiling_gflops") or results.get("ceiling", {}).get("gflops")
         lines += ["## Models at the reference deployments' shapes", "",
-                  "Each backend in its own process (so peak RSS is its own), 2 threads, random input; a warm-up",
-                  "run, then timed batches for at least 3 s (at least 5 runs). `opencv-peer` runs the shipped",
+                  "Each backend in its own process, 2 threads, random input; a warm-up run, then timed batches for",
+                  "at least 3 s (at least 5 runs). Peak RSS is the process's peak while that batch size ran, its",
+                  "model included (rows marked \"so far\" hold the peak since the process began). `opencv-peer` runs the shipped",
                   "files as their packages do (FaceNet one image at a time: the graph's flatten is fixed to batch",
                   f"1). FaceNet is {results['models']['facenet_gflop_per_image']:.3f} GFLOP per image (2 per multiply-add);",
                   "its share of the ceiling uses the GEMM ceiling (fastest of 5 runs) measured in the same process right",
