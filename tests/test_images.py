@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from facenet_offline.data.images import DEFAULT_MAX_SIDE, iter_image_paths, load_image, load_rgb
+from facenet_offline.data.images import DEFAULT_MAX_SIDE, decoded_pixels, iter_image_paths, load_image, load_rgb
 from facenet_offline.data.lfw import image_path
 from facenet_offline.errors import ImageError
 
@@ -115,6 +115,7 @@ def test_very_large_image_is_decoded_at_a_bounded_size(tmp_path, face):
     assert decoded.size == (9000, 12000)
     assert decoded.pixels.shape == (3072, DEFAULT_MAX_SIDE, 3)
     assert decoded.scale == pytest.approx((DEFAULT_MAX_SIDE / 12000, 3072 / 9000))
+    assert decoded_pixels(path) == 3072 * DEFAULT_MAX_SIDE and decoded_pixels(path, None) == 12000 * 9000  # header only
     # The pasted photo is where it should be in the downscaled pixels.
     x, y = round(5750 * decoded.scale[0]), round(3750 * decoded.scale[1])
     assert np.abs(decoded.pixels[y, x].astype(int) - np.array([120, 110, 100])).sum() > 30
@@ -191,6 +192,7 @@ SAMPLES = _samples()
 def _decode_bytes(tmp_path, data: bytes, name: str = "input.jpg"):
     path = tmp_path / name
     path.write_bytes(data)
+    assert decoded_pixels(path) >= 0  # whatever the bytes, batching can size them
     try:
         rgb = load_rgb(path)
     except ImageError as exc:

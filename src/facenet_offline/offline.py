@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +78,8 @@ def _prepare_batch(paths: Sequence[Path], labels: Sequence[str], detector: MTCNN
     total = config.batch_size if config.pad_last else rows
     batch = _Batch(np.zeros((total, 3, size, size), np.float32))
     crops, where = [], []
-    for k, item in enumerate(next(detect_batches(paths, detector, batch_size=max(1, n), progress=progress))):
+    items = chain.from_iterable(detect_batches(paths, detector, batch_size=max(1, n), progress=progress))
+    for k, item in enumerate(items):  # big photos come in more than one batch
         record = {"path": labels[k], "status": item.status, "row": None, "flip_row": None, "found": False,
                   "box": None, "landmarks": None}
         if item.image is not None:

@@ -61,14 +61,33 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")  # also CMYK (PIL undoes Adobe's inverted CMYK), YCbCr, L, 1, P
 
 
+def _bounded_size(size: tuple[int, int], max_side: int | None) -> tuple[int, int]:
+    """(width, height) shrunk so the longer side is at most ``max_side``."""
+    if max_side is None or max(size) <= max_side:
+        return size
+    ratio = max_side / max(size)
+    return max(1, round(size[0] * ratio)), max(1, round(size[1] * ratio))
+
+
 def _bounded(img: Image.Image, max_side: int | None) -> Image.Image:
     """Shrink so the longer side is at most ``max_side``: DCT scaling while decoding a JPEG, then area resize."""
-    if max_side is None or max(img.size) <= max_side:
+    target = _bounded_size(img.size, max_side)
+    if target == img.size:
         return img
-    ratio = max_side / max(img.size)
-    target = (max(1, round(img.size[0] * ratio)), max(1, round(img.size[1] * ratio)))
     img.draft(img.mode, target)  # JPEG only: decode at 1/2, 1/4 or 1/8 size, never below target
     return img.resize(target, Image.Resampling.BOX, reducing_gap=3.0)
+
+
+def decoded_pixels(path: str | os.PathLike, max_side: int | None = DEFAULT_MAX_SIDE) -> int:
+    """Pixels ``load_image`` will return for ``path``, from its header alone (0 if it has none to read)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = _bounded_size(img.size, max_side)
+    except _DECODE_ERRORS:  # UnidentifiedImageError is an OSError
+        return 0  # decoding will report what is wrong
+    return width * height
 
 
 def load_image(path: str | os.PathLike, max_side: int | None = DEFAULT_MAX_SIDE) -> DecodedImage:

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..choices import Choice
+from ..data.batches import bounded_runs
 from ..data.tensors import pad_rows, to_nchw
 from ..runtime.base import Backend
 from ..weights.registry import MTCNN, DetectorSpec
@@ -125,16 +126,7 @@ def _empty() -> _Candidates:
 
 def pixel_bounded(images: Sequence[np.ndarray], budget: int) -> list[Sequence[np.ndarray]]:
     """Consecutive runs of ``images`` holding at most ``budget`` pixels each (an image over it runs alone)."""
-    parts, start, total = [], 0, 0
-    for i, img in enumerate(images):
-        pixels = img.shape[0] * img.shape[1]
-        if i > start and total + pixels > budget:
-            parts.append(images[start:i])
-            start, total = i, 0
-        total += pixels
-    if start < len(images):
-        parts.append(images[start:])
-    return parts
+    return [images[a:b] for a, b in bounded_runs((img.shape[0] * img.shape[1] for img in images), budget)]
 
 
 class MTCNNDetector:
