@@ -62,16 +62,17 @@ def test_memory_suite_tiny(tmp_path, built_default, built_mtcnn):
     from facenet_offline.bench.memory import bench_memory
     from facenet_offline.bench.report import memory_table, plot_memory
 
-    section = bench_memory([3, 6], mixed_sizes=[2, 3], largest_sizes=[2])
+    section = bench_memory([3, 6], mixed_sizes=[2, 3], largest_sizes=[2], camera_sizes=[1])
     assert [(r["set"], r["mode"], r["images"]) for r in section["rows"]] == [
         ("lfw", "streaming", 3), ("lfw", "load-all", 3), ("lfw", "streaming", 6), ("lfw", "load-all", 6),
-        ("mixed", "streaming", 2), ("mixed", "streaming", 3), ("largest", "streaming", 2)]
+        ("mixed", "streaming", 2), ("mixed", "streaming", 3), ("largest", "streaming", 2), ("camera", "streaming", 1)]
     assert all(r["peak_mib"] > 100 and r["wall_s"] > 0 for r in section["rows"])
     assert all(50 < r["settled_mib"] <= r["peak_mib"] and r["drift_mib"] is not None for r in section["rows"])
     assert all(len(r["rss_trace"]) > 2 and max(m for _, m in r["rss_trace"]) <= r["peak_mib"] + 1 for r in section["rows"])
     table = "\n".join(memory_table(section, 24.0))
     assert plot_memory(section, tmp_path / "memory.png") and (tmp_path / "memory.png").stat().st_size > 10_000
     assert "| LFW | load-all | 6 |" in table and "| largest size | streaming | 2 |" in table
+    assert "| phone photos | streaming | 1 |" in table and "4000 x 3000" in table
     assert "Streaming, mixed sizes, from 2 to 3 photos: peak" in table
     assert "Streaming, LFW, from 3 to 6 photos: peak" in table and "Highest mixed-size peak" in table
 

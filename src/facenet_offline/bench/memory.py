@@ -6,7 +6,7 @@ does (decode all photos into a list, then detect and embed in batches); it shows
 The "mixed" set is the same photos resized to random sizes (120 to 1600 px a side, seeded), as in a
 real collection: every new size is a new input shape for the detector's runtimes. The "largest" set
 has every photo at the largest of those sizes, the most a batch can hold: the mixed set's peaks
-should stay below its peak.
+should stay below its peak. The "camera" set is phone photos: every photo at 4000 x 3000.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 MODES = ("streaming", "load-all")
 MIXED_SIDES = (120, 1600)
+CAMERA_SIZE = (4000, 3000)  # width, height of a 12 MP phone photo
 
 
 def lfw_photos(count: int) -> list[Path]:
@@ -106,7 +107,7 @@ def _resized_copy(path: Path, target: Path, size: tuple[int, int]) -> None:
 
 
 def _fill(photo_set: str, photos: Sequence[Path], folder: Path, rng) -> None:
-    """``folder`` gets the photos of ``photo_set``: LFW itself (links), random sizes, or all at the largest size."""
+    """``folder`` gets the photos of ``photo_set``: LFW itself (links), random sizes, the largest size, or phone size."""
     folder.mkdir()
     for k, path in enumerate(photos):
         target = folder / f"{k:05d}_{path.name}"
@@ -114,23 +115,27 @@ def _fill(photo_set: str, photos: Sequence[Path], folder: Path, rng) -> None:
             target.symlink_to(path)
         elif photo_set == "mixed":
             _resized_copy(path, target, (int(rng.integers(*MIXED_SIDES)), int(rng.integers(*MIXED_SIDES))))
-        else:
+        elif photo_set == "largest":
             _resized_copy(path, target, (MIXED_SIDES[1], MIXED_SIDES[1]))
+        else:
+            _resized_copy(path, target, CAMERA_SIZE)
 
 
 def bench_memory(sizes: Sequence[int] = (500, 2000, 5000, 13233), modes: Sequence[str] = MODES,
-                 mixed_sizes: Sequence[int] = (500, 2000, 5000), largest_sizes: Sequence[int] = (500, 2000)) -> dict:
+                 mixed_sizes: Sequence[int] = (500, 2000, 5000), largest_sizes: Sequence[int] = (500, 2000),
+                 camera_sizes: Sequence[int] = (100, 400)) -> dict:
     """Peak and settled RSS and wall time per (photo set, mode, number of photos), each in a fresh process.
 
-    The mixed and largest sets (``mixed_sizes``, ``largest_sizes``; none to skip) run streaming
-    only: decoded all at once they would need many GiB; they run at a fifth and a fifteenth of
-    LFW's rate, hence their own, smaller sizes.
+    The mixed, largest and camera sets (``mixed_sizes``, ``largest_sizes``, ``camera_sizes``; none
+    to skip) run streaming only: decoded all at once they would need many GiB; they run at a fifth,
+    a tenth and a fiftieth of LFW's rate, hence their own, smaller sizes.
     """
     import numpy as np
 
-    photos = lfw_photos(max([*sizes, *mixed_sizes, *largest_sizes]))
+    photos = lfw_photos(max([*sizes, *mixed_sizes, *largest_sizes, *camera_sizes]))
     rows = []
-    plan = [("lfw", list(modes), sizes), ("mixed", ["streaming"], mixed_sizes), ("largest", ["streaming"], largest_sizes)]
+    plan = [("lfw", list(modes), sizes), ("mixed", ["streaming"], mixed_sizes), ("largest", ["streaming"], largest_sizes),
+            ("camera", ["streaming"], camera_sizes)]
     with tempfile.TemporaryDirectory(prefix="facenet-offline-memory-") as tmp:
         for photo_set, set_modes, set_sizes in plan:
             rng = np.random.default_rng(0)
@@ -145,7 +150,7 @@ def bench_memory(sizes: Sequence[int] = (500, 2000, 5000, 13233), modes: Sequenc
                              mode, n, figures["peak_mib"], figures["settled_mib"] or 0, figures["drift_mib"] or 0,
                              figures["wall_s"])
                 shutil.rmtree(folder)
-    return {"rows": rows, "mixed_sides": list(MIXED_SIDES)}
+    return {"rows": rows, "mixed_sides": list(MIXED_SIDES), "camera_size": list(CAMERA_SIZE)}
 
 
 if __name__ == "__main__":

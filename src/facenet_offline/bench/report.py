@@ -71,18 +71,21 @@ def model_tables(section: dict, gflops_ceiling: float | None) -> list[str]:
     return lines
 
 
-MEMORY_SETS = {"lfw": "LFW", "mixed": "mixed sizes", "largest": "largest size"}
+MEMORY_SETS = {"lfw": "LFW", "mixed": "mixed sizes", "largest": "largest size", "camera": "phone photos"}
 
 
 def memory_table(section: dict, machine_gib: float | None) -> list[str]:
     rows = section["rows"]
     low, high = section.get("mixed_sides", ["?", "?"])
+    width, height = section.get("camera_size", ["?", "?"])
     lines = ["## Memory: embedding many photos", "",
              f"Run of {section.get('date', '-')}. Resident memory of a fresh process that detects, aligns and embeds",
-             "the first N LFW photos: `facenet-offline embed` (streaming: two batches decoded at a time, results in",
-             "chunks on disk) against a script that decodes every photo into a list first (load-all). The mixed",
+             "the first N LFW photos: `facenet-offline embed` (streaming: two batches decoded at a time, each of at",
+             "most 32 photos and 2^25 pixels, results in chunks on disk) against a script that decodes every photo",
+             "into a list first (load-all). The mixed",
              f"set is the same photos resized to random sizes ({low} to {high} px a side); the largest-size set has",
-             f"every photo at {high} x {high}, the most a batch can hold; mixed-size peaks should stay below it. Peak is",
+             f"every photo at {high} x {high}; mixed-size peaks should stay below it. The phone photos are",
+             f"every photo at {width} x {height} (12 MP), a camera roll's size. Peak is",
              "VmHWM; settled is the median VmRSS over the second half of the run (sampled every 0.25 s); drift is",
              "the median of the run's last quarter minus that of its second quarter. A peak is the largest of many",
              "fluctuating samples and creeps up with run length; drift shows whether memory accumulates within a run.",

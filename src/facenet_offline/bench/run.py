@@ -29,6 +29,7 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
                    memory_sizes: Sequence[int] = (500, 2000, 5000, 13233),
                    memory_mixed_sizes: Sequence[int] = (500, 2000, 5000),
                    memory_largest_sizes: Sequence[int] = (500, 2000),
+                   memory_camera_sizes: Sequence[int] = (100, 400),
                    search_sizes: Sequence[int] = (10_000, 100_000, 1_000_000)) -> dict:
     """Every figure of the requested suites, with the machine and its ceiling measured in the same run."""
     unknown = [s for s in suites if s not in SUITES]
@@ -61,7 +62,8 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
     if "memory" in suites:
         from .memory import bench_memory
 
-        section = bench_memory(memory_sizes, mixed_sizes=memory_mixed_sizes, largest_sizes=memory_largest_sizes)
+        section = bench_memory(memory_sizes, mixed_sizes=memory_mixed_sizes, largest_sizes=memory_largest_sizes,
+                               camera_sizes=memory_camera_sizes)
         results["memory"] = {**section, "date": results["date"]}
     if "search" in suites:
         from .search import bench_search

@@ -53,6 +53,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                              memory_sizes=[int(n) for n in args.memory_images.split(",")],
                              memory_mixed_sizes=[int(n) for n in args.memory_mixed_images.split(",") if n],
                              memory_largest_sizes=[int(n) for n in args.memory_largest_images.split(",") if n],
+                             memory_camera_sizes=[int(n) for n in args.memory_camera_images.split(",") if n],
                              search_sizes=[int(n) for n in args.search_sizes.split(",")])
     json_path, md_path = write_report(results, args.out)
     print(render_markdown(results))

@@ -149,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="memory suite: numbers of mixed-size photos to embed (empty: skip the mixed set)")
     p.add_argument("--memory-largest-images", default="500,2000",
                    help="memory suite: numbers of photos at the largest mixed size (empty: skip that set)")
+    p.add_argument("--memory-camera-images", default="100,400",
+                   help="memory suite: numbers of 4000 x 3000 phone-size photos to embed (empty: skip that set)")
     p.add_argument("--search-sizes", default="10000,100000,1000000",
                    help="search suite: gallery sizes (synthetic vectors)")
     p.add_argument("--out", default="docs", help="folder for benchmarks.md and benchmarks.json")
