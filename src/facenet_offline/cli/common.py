@@ -34,7 +34,9 @@ def _add_run_args(p: argparse.ArgumentParser, out_help: str, batch_size: int) ->
 
     p.add_argument("paths", nargs="+", help="image files or folders")
     p.add_argument("--out", required=True, help=out_help)
-    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--batch-size", type=int, default=batch_size,
+                   help=f"photos decoded and detected together (default {batch_size}; "
+                        "fewer for large photos: at most 2^25 pixels)")
     p.add_argument("--strict", action="store_true", help="exit non-zero if any input failed")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run with the same --out, settings and inputs (finished chunks kept)")
