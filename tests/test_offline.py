@@ -1,6 +1,7 @@
 """The .bin workflow: byte layout, and preprocess -> infer -> postprocess equal to the direct paths."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -120,3 +121,24 @@ def test_preprocess_resumes_and_refuses_other_settings(tmp_path, lfw_dir, built_
     for b in range(4):
         name = f"input/batch-{b:06d}.bin"
         assert (tmp_path / "p" / name).read_bytes() == (tmp_path / "q" / name).read_bytes()
+
+
+def test_preprocess_batch_of_photos_larger_than_one_decoded_batch(tmp_path, lfw_dir, built_default, built_mtcnn):
+    """Three 12 MP photos exceed one decoded batch's pixels: the .bin batch still gets every row, in order."""
+    from PIL import Image
+
+    from facenet_offline.pipeline import decoded_batches
+
+    photos = []
+    for k in (1, 2, 3):
+        path = tmp_path / f"big{k}.jpg"
+        with Image.open(image_path(lfw_dir, "Tony_Blair", k)) as img:
+            img.resize((4096, 3000), Image.Resampling.BILINEAR).save(path, quality=85)
+        photos.append(str(path))
+    assert [len(b) for b in decoded_batches(photos, batch_size=3)] == [2, 1]
+    pre = tmp_path / "pre"
+    assert main(["preprocess", *photos, "--format", "bin", "--batch-size", "3", "--out", str(pre)]) == 0
+    info = json.loads((pre / "info.json").read_text())
+    assert [b["valid_rows"] for b in info["batches"]] == [3]
+    assert [(Path(i["path"]).name, i["status"], i["row"]) for i in info["images"]] == [
+        ("big1.jpg", "ok", 0), ("big2.jpg", "ok", 1), ("big3.jpg", "ok", 2)]
