@@ -5,8 +5,7 @@ its peak resident memory is its own. The load-everything baseline is what a stra
 does (decode all photos into a list, then detect and embed in batches); it shows what streaming saves.
 The "mixed" set is the same photos resized to random sizes (120 to 1600 px a side, seeded), as in a
 real collection: every new size is a new input shape for the detector's runtimes. The "largest" set
-has every photo at the largest of those sizes, the most a batch can hold: the mixed set's peaks
-should stay below its peak. The "camera" set is phone photos: every photo at 4000 x 3000.
+has every photo at the largest of those sizes: the mixed set's peaks should stay below its peak. The "camera" set is phone photos: every photo at 4000 x 3000.
 """
 
 from __future__ import annotations

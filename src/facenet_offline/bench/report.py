@@ -58,8 +58,9 @@ def model_tables(section: dict, gflops_ceiling: float | None) -> list[str]:
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" + (" ---: | ---: |" if model == "facenet" else "")]
         for r in mine:
             ratio = r["items_per_s"] / peer[r["batch_size"]] if r["batch_size"] in peer else float("nan")
+            peak = f"{r['peak_rss_mb']:.0f}" + ("" if r.get("peak_is_own") else " so far")  # older rows: cumulative
             line = (f"| {r['backend']} | {r['batch_size']} | {r['items_per_s']:.1f}{' (noisy)' if r['noisy'] else ''} | "
-                    f"{ratio:.2f}x | {r['mean_ms']:.2f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['peak_rss_mb']:.0f}{'' if r.get('peak_is_own') else ' so far'} |")
+                    f"{ratio:.2f}x | {r['mean_ms']:.2f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {peak} |")
             if model == "facenet":
                 achieved = r["items_per_s"] * flop
                 ceiling = r.get("ceiling_gflops", gflops_ceiling)
@@ -202,9 +203,9 @@ def render_markdown(results: dict) -> str:
         lines += ["## Models at the reference deployments' shapes", "",
                   "Each backend in its own process, 2 threads, random input; a warm-up run, then timed batches for",
                   "at least 3 s (at least 5 runs). Peak RSS is the process's peak while that batch size ran, its",
-                  "model included (rows marked \"so far\" hold the peak since the process began). `opencv-peer` runs the shipped",
-                  "files as their packages do (FaceNet one image at a time: the graph's flatten is fixed to batch",
-                  f"1). FaceNet is {results['models']['facenet_gflop_per_image']:.3f} GFLOP per image (2 per multiply-add);",
+                  "model included (rows marked \"so far\" hold the peak since the process began). `opencv-peer`",
+                  "runs the shipped files as their packages do (FaceNet one image at a time: the graph's flatten is",
+                  f"fixed to batch 1). FaceNet is {results['models']['facenet_gflop_per_image']:.3f} GFLOP per image (2 per multiply-add);",
                   "its share of the ceiling uses the GEMM ceiling (fastest of 5 runs) measured in the same process right",
                   "after that backend's runs, so both see the same machine load. FaceNet also",
                   "runs at FP16 and INT8 (`onnxruntime-int8` ...); its GFLOP/s there counts the same float operations.",
