@@ -19,14 +19,27 @@ def test_pyramid_scales_follow_min_face_and_factor():
 
 
 def test_pnet_candidates_map_cells_back_to_image_windows():
-    prob = np.zeros((5, 6), np.float32)
-    prob[2, 3] = 0.9
-    reg = np.zeros((4, 5, 6), np.float32)
-    reg[:, 2, 3] = [0.1, 0.2, 0.3, 0.4]
-    boxes, scores, regs = bx.pnet_candidates(prob, reg, scale=0.5, threshold=0.6)
+    prob = np.zeros((1, 5, 6), np.float32)
+    prob[0, 2, 3] = 0.9
+    reg = np.zeros((1, 4, 5, 6), np.float32)
+    reg[0, :, 2, 3] = [0.1, 0.2, 0.3, 0.4]
+    boxes, scores, regs, index = bx.pnet_candidates(prob, reg, np.array([0.5]), threshold=0.6)
     # cell (row 2, col 3) -> window at stride 2, size 12, in the half-size image
     assert boxes.tolist() == [[np.floor((2 * 3 + 1) / 0.5), np.floor((2 * 2 + 1) / 0.5), (2 * 3 + 12) / 0.5, (2 * 2 + 12) / 0.5]]
     assert scores.tolist() == pytest.approx([0.9]) and regs.tolist() == [pytest.approx([0.1, 0.2, 0.3, 0.4])]
+    assert index.tolist() == [0]
+
+
+def test_pnet_candidates_of_a_run_are_those_of_its_maps_in_order():
+    rng = np.random.default_rng(3)
+    prob, reg = rng.random((4, 7, 9)).astype(np.float32), rng.normal(size=(4, 4, 7, 9)).astype(np.float32)
+    scales = np.array([0.6, 0.3, 0.6, 0.45])
+    whole = bx.pnet_candidates(prob, reg, scales, 0.7)
+    alone = [bx.pnet_candidates(prob[k:k + 1], reg[k:k + 1], scales[k:k + 1], 0.7) for k in range(4)]
+    for got, want in zip(whole[:3], zip(*alone)):
+        assert np.array_equal(got, np.concatenate(want))
+    assert whole[3].tolist() == [k for k, part in enumerate(alone) for _ in part[1]]
+    assert len(whole[1]) == int((prob >= 0.7).sum()) > 0
 
 
 def test_nms_union_and_min():

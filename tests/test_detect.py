@@ -23,8 +23,10 @@ def test_batch_1_and_16_give_identical_detections(detector, lfw_images):
 
 
 def test_small_chunks_give_identical_detections(built_mtcnn, lfw_images):
-    # batch_pixels below two LFW images (250 x 250) makes every image a run of its own.
-    tiny = open_detector(config=MTCNNConfig(rnet_batch=7, onet_batch=3, pnet_batch_pixels=1, batch_pixels=100_000))
+    # batch_pixels below two LFW images (250 x 250) makes every image a run of its own, pnet_batch_pixels=1
+    # every pyramid level; float_canvas_pixels=0 converts each crop to float alone instead of the whole image.
+    tiny = open_detector(config=MTCNNConfig(rnet_batch=7, onet_batch=3, pnet_batch_pixels=1, batch_pixels=100_000,
+                                            float_canvas_pixels=0))
     big = open_detector()
     runs = []
     real = tiny._stage_pnet

@@ -8,7 +8,7 @@ import pytest
 
 from facenet_offline.cli import main
 from facenet_offline.data.lfw import image_path
-from facenet_offline.data.tensors import face_batch, read_bin, write_bin
+from facenet_offline.data.tensors import face_batch, read_bin, to_nchw, write_bin
 from facenet_offline.embeddings import EmbeddingSet
 
 
@@ -24,6 +24,18 @@ def test_bin_layout_is_raw_little_endian_float32_in_c_order(tmp_path):
     assert np.array_equal(read_bin(tmp_path / "t.bin", (3, 4, 5)), tensor)
     with pytest.raises(ValueError, match="not a whole number"):
         read_bin(tmp_path / "t.bin", (7, 11))
+
+
+def test_to_nchw_standardises_into_a_given_slice():
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, (2, 4, 5, 3), dtype=np.uint8)
+    batch = np.full((4, 3, 4, 5), 7.0, np.float32)
+    got = to_nchw(faces, 127.5, 128.0, out=batch[1:3])
+    want = (faces.astype(np.float64) - 127.5) / 128.0
+    assert np.shares_memory(got, batch) and np.allclose(batch[1:3], want.transpose(0, 3, 1, 2), atol=1e-6)
+    assert (batch[0] == 7).all() and (batch[3] == 7).all()  # rows outside the slice untouched
+    with pytest.raises(ValueError, match="out must be"):
+        to_nchw(faces, 127.5, 128.0, out=batch)
 
 
 def test_preprocess_infer_postprocess_of_photos(tmp_path, lfw_dir, built_default, built_mtcnn):

@@ -28,12 +28,19 @@ def pad_rows(batch: np.ndarray, multiple: int, limit: int | None = None) -> np.n
     return np.concatenate([batch, np.zeros((rows - len(batch), *batch.shape[1:]), batch.dtype)])
 
 
-def to_nchw(images: np.ndarray, mean: float, std: float) -> np.ndarray:
-    """N x H x W x C (uint8 or float) -> N x C x H x W float32 ``(x - mean) / std``, in one pass per channel."""
+def to_nchw(images: np.ndarray, mean: float, std: float, out: np.ndarray | None = None) -> np.ndarray:
+    """N x H x W x C (uint8 or float) -> N x C x H x W float32 ``(x - mean) / std``, in one pass per channel.
+
+    ``out`` (N x C x H x W float32) receives the result in place, e.g. a slice of a larger batch,
+    so that threads can each fill their rows of one net input without a copy after.
+    """
     if images.ndim != 4:
         raise ValueError(f"expected N x H x W x C images, got shape {images.shape}")
     n, h, w, c = images.shape
-    out = np.empty((n, c, h, w), np.float32)
+    if out is None:
+        out = np.empty((n, c, h, w), np.float32)
+    elif out.shape != (n, c, h, w) or out.dtype != np.float32:
+        raise ValueError(f"out must be {(n, c, h, w)} float32, got {out.shape} {out.dtype}")
     scale = np.float32(1.0 / std)
     for ch in range(c):
         np.multiply(np.subtract(images[..., ch], np.float32(mean), dtype=np.float32), scale, out=out[:, ch])

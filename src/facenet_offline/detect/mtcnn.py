@@ -52,10 +52,16 @@ class MTCNNConfig:
     # 58.0 vs 59.3 s). 64 LFW images are 4 M pixels, one run.
     batch_pixels: int = 1 << 25
     batch_bucket: int = 32  # RNet/ONet runs are padded to a multiple of this (bounds the shapes runtimes see)
+    # Candidates are cropped from a float32 copy of an image of at most this many pixels (one
+    # conversion instead of one per crop); larger photos convert each crop alone, as a float copy of
+    # a 12 MP photo would be 144 MB.
+    float_canvas_pixels: int = 1 << 22
 
     def __post_init__(self):
         if min(self.rnet_batch, self.onet_batch, self.batch_bucket, self.pnet_batch_pixels, self.batch_pixels) < 1:
             raise ValueError("rnet_batch, onet_batch, batch_bucket, pnet_batch_pixels and batch_pixels must be at least 1")
+        if self.float_canvas_pixels < 0:
+            raise ValueError(f"float_canvas_pixels must be at least 0, got {self.float_canvas_pixels}")
         if not all(0 <= t <= 1 for t in self.thresholds):
             raise ValueError(f"thresholds must lie in [0, 1], got {self.thresholds}")
 
@@ -110,7 +116,10 @@ class Detection:
 
 @dataclass
 class _Candidates:
-    """Candidate boxes of a whole batch, with the image each belongs to."""
+    """Candidate boxes of a whole batch, with the image each belongs to, sorted by image.
+
+    PNet's candidates are sorted by image, and every later step keeps a sorted subset.
+    """
 
     boxes: np.ndarray
     scores: np.ndarray
@@ -149,33 +158,30 @@ class MTCNNDetector:
             out += self._stage_onet(part, cands)
         return out
 
-    def _pyramid(self, image: np.ndarray) -> list[tuple[float, np.ndarray]]:
-        """(scale, image at that scale) for every pyramid level, each shrunk from the full image by area averaging.
+    def _stage_pnet(self, images: Sequence[np.ndarray]) -> _Candidates:
+        """PNet over every pyramid level of ``images``, levels of one shape batched together.
 
-        Shrinking each level from the one above would be about 2.7 times faster, but it moves the
-        final boxes (median IoU 0.95 against this on 512 LFW photos) away from the reference ports.
+        Worker threads make the levels and standardise them straight into the net's input, a wave
+        of at most ``pnet_batch_pixels`` level pixels at a time; the main thread only runs the net
+        and reads its maps.
         """
         c = self.config
-        h, w = image.shape[:2]
-        return [(s, cv2.resize(image, bx.scaled_size(h, w, s)[::-1], interpolation=cv2.INTER_AREA))
-                for s in bx.pyramid_scales(h, w, c.min_face, c.factor)]
-
-    def _stage_pnet(self, images: Sequence[np.ndarray]) -> _Candidates:
-        c = self.config
-        jobs: dict[tuple[int, int], list[tuple[int, int, float, np.ndarray]]] = defaultdict(list)
-        for i, levels in enumerate(self._pool.map(self._pyramid, images)):
-            for level, (s, pixels) in enumerate(levels):
-                jobs[pixels.shape[:2]].append((i, level, s, pixels))
+        shapes: dict[tuple[int, int], list[tuple[int, int, float]]] = defaultdict(list)
+        for i, img in enumerate(images):
+            h, w = img.shape[:2]
+            for level, s in enumerate(bx.pyramid_scales(h, w, c.min_face, c.factor)):
+                shapes[bx.scaled_size(h, w, s)].append((i, level, s))
+        runs = []  # ((height, width), members (image, level, scale)): one PNet run of same-shape levels
+        for shape, members in shapes.items():
+            step = max(1, c.pnet_batch_pixels // (shape[0] * shape[1]))
+            runs += [(shape, members[a:a + step]) for a in range(0, len(members), step)]
         parts: list[tuple[np.ndarray, ...]] = []  # boxes, scores, regressions, image, (image, level) group
-        for (sh, sw), members in jobs.items():
-            step = max(1, c.pnet_batch_pixels // (sh * sw))
-            for start in range(0, len(members), step):
-                chunk = members[start:start + step]
-                batch = np.stack([pixels for *_, pixels in chunk])
-                reg, prob = self.pnet.run(to_nchw(batch, self.spec.mean, self.spec.std))
-                for k, (i, level, s, _) in enumerate(chunk):
-                    b, sc, r = bx.pnet_candidates(prob[k, 1], reg[k], s, c.thresholds[0])
-                    parts.append((b, sc, r, np.full(len(sc), i), np.full(len(sc), i * 1000 + level)))
+        for a, b in bounded_runs((len(m) * h * w for (h, w), m in runs), c.pnet_batch_pixels):
+            for (_, members), batch in zip(runs[a:b], self._pnet_inputs(images, runs[a:b])):
+                reg, prob = self.pnet.run(batch)
+                image, level, scale = (np.array(v) for v in zip(*members))
+                boxes, scores, regs, k = bx.pnet_candidates(prob[:, 1], reg, scale, c.thresholds[0])
+                parts.append((boxes, scores, regs, image[k], image[k] * 1000 + level[k]))
         if not parts:
             return _empty()
         boxes, scores, reg, image, group = (np.concatenate(a) for a in zip(*parts))
@@ -186,6 +192,26 @@ class MTCNNDetector:
         cands = _Candidates(boxes[keep], scores[keep], image[keep])
         cands.boxes = np.fix(bx.square(bx.regress(cands.boxes, reg[keep], inclusive=False)))
         return cands
+
+    def _pnet_inputs(self, images: Sequence[np.ndarray], runs: list) -> list[np.ndarray]:
+        """The standardised NCHW input of each run, each level shrunk from its full image by area averaging.
+
+        Shrinking each level from the one above would be about 2.7 times faster, but it moves the
+        final boxes (median IoU 0.95 against this on 512 LFW photos) away from the reference ports.
+        """
+        batches = [np.empty((len(members), 3, h, w), np.float32) for (h, w), members in runs]
+        slots: dict[int, list[tuple[np.ndarray, tuple[int, int]]]] = defaultdict(list)  # image -> (input row, size)
+        for batch, ((h, w), members) in zip(batches, runs):
+            for row, (i, _, _) in zip(batch, members):
+                slots[i].append((row, (w, h)))
+
+        def fill(i: int) -> None:  # OpenCV and numpy release the GIL
+            for row, size in slots[i]:
+                level = cv2.resize(images[i], size, interpolation=cv2.INTER_AREA)
+                to_nchw(level[None], self.spec.mean, self.spec.std, out=row[None])
+
+        list(self._pool.map(fill, list(slots)))
+        return batches
 
     def _run_chunked(self, backend: Backend, patches: np.ndarray, chunk: int) -> tuple[np.ndarray, ...]:
         """Run in chunks of at most ``chunk``, each padded up to a multiple of ``batch_bucket`` rows.
@@ -199,26 +225,34 @@ class MTCNNDetector:
         return tuple(np.concatenate(parts) for parts in zip(*outs))
 
     def _patches(self, images: Sequence[np.ndarray], cands: _Candidates, size: int) -> np.ndarray:
-        """Zero-padded crops of every candidate, resized to ``size`` x ``size`` in float (no uint8 rounding).
+        """Standardised NCHW crops of every candidate, zero-padded and resized to ``size`` in float (no uint8 rounding).
 
-        Images are cropped in parallel threads (OpenCV releases the GIL while resizing).
+        Worker threads crop an image each (OpenCV and numpy release the GIL) and write its rows of
+        the net input in place; candidates are sorted by image, so an image's rows are one slice.
         """
-        out = np.empty((len(cands.scores), size, size, 3), np.float32)
+        out = np.empty((len(cands.scores), 3, size, size), np.float32)
+        bounds = np.searchsorted(cands.image, np.arange(len(images) + 1))
 
         def crop_image(i: int) -> None:
-            rows = np.flatnonzero(cands.image == i)
+            a, b = bounds[i], bounds[i + 1]
             img = images[i]
-            pixels = bx.pixel_boxes(cands.boxes[rows])
+            pixels = bx.pixel_boxes(cands.boxes[a:b])
             pad = bx.border_needed(pixels, img.shape[1], img.shape[0])
-            # Padded in uint8 (a quarter of float32's memory on a large photo); each crop is converted
-            # to float before resizing, which gives exactly what a float canvas would.
+            # Padded in uint8 (a quarter of float32's memory on a large photo); a crop converted to
+            # float gives exactly what a float canvas would.
             canvas = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0) if pad else img
-            for row, (x1, y1, x2, y2) in zip(rows, pixels + pad):
-                crop = canvas[y1:y2 + 1, x1:x2 + 1].astype(np.float32)
-                out[row] = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+            whole = canvas.shape[0] * canvas.shape[1] <= self.config.float_canvas_pixels
+            if whole:
+                canvas = canvas.astype(np.float32)
+            crops = np.empty((b - a, size, size, 3), np.float32)
+            for crop, (x1, y1, x2, y2) in zip(crops, (pixels + pad).tolist()):
+                part = canvas[y1:y2 + 1, x1:x2 + 1]
+                cv2.resize(part if whole else part.astype(np.float32), (size, size), dst=crop,
+                           interpolation=cv2.INTER_AREA)
+            to_nchw(crops, self.spec.mean, self.spec.std, out=out[a:b])
 
-        list(self._pool.map(crop_image, np.unique(cands.image)))
-        return to_nchw(out, self.spec.mean, self.spec.std)
+        list(self._pool.map(crop_image, [i for i in range(len(images)) if bounds[i + 1] > bounds[i]]))
+        return out
 
     def _stage_rnet(self, images: Sequence[np.ndarray], cands: _Candidates) -> _Candidates:
         c = self.config
