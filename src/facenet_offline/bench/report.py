@@ -20,19 +20,24 @@ def _num(value: float | None, digits: int = 1) -> str:
 
 def detection_table(rows: list[dict], images: int, cores: int | None) -> list[str]:
     peer = next((r for r in rows if "peer" in r["engine"]), None)
+    pairs = max((len(r.get("peer_ratios") or []) for r in rows), default=0)
     lines = [f"Images per second over {images} LFW images (250x250 JPEG, decoded beforehand); median of the timed",
-             "runs, with the slowest and fastest run. The host's speed drifts, so the peer is timed once before",
-             "each of our rows and once after the last; a row's ratio is against the two peer runs around it",
-             "(peer beside it), and the peer's own row pools all its runs.",
+             "runs, with the slowest and fastest run. The host's speed drifts, so our timed runs alternate with",
+             "the peer's: each of our runs is divided by the mean of the peer runs just before and after it, and",
+             f"vs peer is the median of those{' ' + str(pairs) if pairs else ''} paired ratios (peer beside it: the peer over the runs",
+             "around the row). The peer's own row pools all its runs.",
              "CPU ms per image counts every thread of the process; cores busy is CPU time over wall time, out of",
              f"the machine's {cores or '-'} cores (its ceiling).", "",
              "| engine | batch | images/s (median) | slowest - fastest | peer beside it | vs peer | CPU ms per image | cores busy | faces found |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         t = r["timing"]
-        # Older results have no peer per row: their ratio is against the pooled peer.
+        # Older results have no paired ratios (their ratio is against the peer beside the row) or no
+        # peer per row (against the pooled peer).
         beside = r.get("peer_rate") or (peer["timing"]["rate_median"] if peer and r is not peer else None)
         ratio = t["rate_median"] / beside if beside else (1.0 if r is peer else float("nan"))
+        if r.get("peer_ratios"):
+            ratio = float(np.median(r["peer_ratios"]))
         lines.append(f"| {r['engine']} | {r['batch_size']} | {t['rate_median']:.1f}{_flag(t)} | "
                      f"{t['rate_worst']:.1f} - {t['rate_best']:.1f} | {_num(beside)} | {ratio:.2f}x | {_num(t.get('cpu_ms_per_item'))} | "
                      f"{_num(t.get('cores_busy'), 2)} | {r['faces']} (of {t['items']} images) |")

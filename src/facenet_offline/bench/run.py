@@ -76,7 +76,8 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
         rows = bench_detection(imgs, backends, batch_sizes, peer_images=peer_images, repeats=repeats)
         results["detection"] = {"images": len(imgs), "rows": [
             {"engine": r.engine, "batch_size": r.batch_size, "faces": r.faces, "timing": r.timing.summary(),
-             "peer_rate": None if r.peer_rate is None else round(r.peer_rate, 2)}
+             "peer_rate": None if r.peer_rate is None else round(r.peer_rate, 2),
+             "peer_ratios": [round(x, 4) for x in r.ratios]}
             for r in rows]}
     return results
 

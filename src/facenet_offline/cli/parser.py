@@ -157,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=256, help="LFW images per detection run")
     p.add_argument("--peer-images", type=int, default=None,
                    help="LFW images per peer run (default: the same images as ours)")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3,
+                   help="timed runs per row (detection: each between two peer runs; models: at least this many)")
     p.add_argument("--batch-sizes", default="1,16,64")
     p.add_argument("--backends", default="openvino,onnxruntime")
     p.set_defaults(func=cmd_bench)
