@@ -103,14 +103,16 @@ def test_parts_are_assembled_into_one_set_without_loading_them_together(tmp_path
 
 
 def test_embedder_runs_are_padded_to_a_few_shapes(built_default, lfw_dir, lfw_pairs):
-    """The faces per batch vary; the runtime must only see multiples of the bucket, and padding changes nothing."""
+    """The faces per batch vary; the runtime must only see a few row counts, and padding changes nothing."""
     from facenet_offline.data.images import load_rgb
     from facenet_offline.data.tensors import pad_rows
     from facenet_offline.embedder import open_embedder
 
     batch = np.arange(3 * 2, dtype=np.float32).reshape(3, 2)
-    assert pad_rows(batch, 8).shape == (8, 2) and np.array_equal(pad_rows(batch, 8)[:3], batch)
-    assert pad_rows(batch, 8, limit=5).shape == (5, 2) and pad_rows(batch, 3) is batch
+    assert pad_rows(batch, 8).shape == (4, 2) and np.array_equal(pad_rows(batch, 8)[:3], batch)  # below 8: a power of 2
+    eleven = np.ones((11, 2), np.float32)
+    assert pad_rows(eleven, 8).shape == (16, 2) and not pad_rows(eleven, 8)[11:].any()
+    assert pad_rows(eleven, 8, limit=13).shape == (13, 2) and pad_rows(batch, 3) is batch
     embedder = open_embedder()
     seen = []
     real = embedder.backend.run
@@ -120,7 +122,7 @@ def test_embedder_runs_are_padded_to_a_few_shapes(built_default, lfw_dir, lfw_pa
     padded = embedder.embed(faces)
     embedder.batch_bucket = 1
     plain = embedder.embed(faces)
-    assert seen == [8, 3] and padded.shape == (3, 512)
+    assert seen == [4, 3] and padded.shape == (3, 512)
     assert np.allclose(padded, plain, atol=1e-5)
 
 

@@ -19,13 +19,15 @@ def pad_rows(batch: np.ndarray, multiple: int, limit: int | None = None) -> np.n
 
     Runtimes keep state per input shape (kernels, memory plans, arena blocks); fed a row count that
     differs from call to call, a long run keeps meeting new shapes and its memory creeps up. Rounding
-    up bounds the shapes a runtime ever sees, for at most ``multiple - 1`` wasted rows.
+    up bounds the shapes a runtime ever sees. Below ``multiple`` rows the count rounds up to a power
+    of two instead (1, 2, 4, ...): a single photo's 9 ONet candidates then run as 16 rows, not 32.
     """
-    rows = -(-len(batch) // multiple) * multiple
+    n = len(batch)
+    rows = 1 << (n - 1).bit_length() if 0 < n < multiple else -(-n // multiple) * multiple
     rows = min(rows, limit) if limit else rows
-    if rows <= len(batch):
+    if rows <= n:
         return batch
-    return np.concatenate([batch, np.zeros((rows - len(batch), *batch.shape[1:]), batch.dtype)])
+    return np.concatenate([batch, np.zeros((rows - n, *batch.shape[1:]), batch.dtype)])
 
 
 def to_nchw(images: np.ndarray, mean: float, std: float, out: np.ndarray | None = None) -> np.ndarray:

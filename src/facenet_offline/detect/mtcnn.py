@@ -1,5 +1,6 @@
 """MTCNN face detection, batched across images: PNet level by level, then every RNet and ONet
-candidate of the whole batch together, in runs of at most 256 rows padded to a multiple of 32.
+candidate of the whole batch together, in runs of at most 256 rows padded to a multiple of 32
+(below 32, to a power of two).
 
 Engines only return raw arrays; all box math is in ``boxes``. Results are ``Detection`` objects
 with empty arrays when there is no face, never None.
@@ -39,9 +40,10 @@ class MTCNNConfig:
     nms_onet: float = 0.7  # with the "min" overlap
     # Rows per RNet/ONet run. The NPU reference compiles ranges up to 2,000 and 1,000; on CPU runtimes
     # 256 is as fast (LFW, batch 64: 107.7 vs 104.1 img/s, identical boxes) and, padded to multiples
-    # of ``batch_bucket``, gives each net at most 8 input shapes. Every new shape costs OpenVINO about
-    # 1 MiB that it keeps: with 2,000 a run over 5,000 LFW photos met 28 RNet shapes and grew
-    # 1,028 -> 1,050 MiB; with 256 it stayed at 850-858 MiB after its first 1,000 photos.
+    # of ``batch_bucket`` (powers of two below it), gives each net at most 13 input shapes. Every
+    # new shape costs OpenVINO about 1 MiB that it keeps: with 2,000 a run over 5,000 LFW photos met
+    # 28 RNet shapes and grew 1,028 -> 1,050 MiB; with 256 it stayed at 850-858 MiB after its first
+    # 1,000 photos.
     rnet_batch: int = 256
     onet_batch: int = 256
     pnet_batch_pixels: int = 1 << 23  # bound on one PNet run's input size
