@@ -53,7 +53,7 @@ class MTCNNConfig:
     # faces per photo); in runs of 2^25 pixels, 955 (1,067) MiB, at the same speed (17.6 vs 16.1 s;
     # 58.0 vs 59.3 s). 64 LFW images are 4 M pixels, one run.
     batch_pixels: int = 1 << 25
-    batch_bucket: int = 32  # RNet/ONet runs are padded to a multiple of this (bounds the shapes runtimes see)
+    batch_bucket: int = 32  # RNet/ONet runs are padded to a multiple of this, or below it to a power of two
     # Candidates are cropped from a float32 copy of an image of at most this many pixels (one
     # conversion instead of one per crop); larger photos convert each crop alone, as a float copy of
     # a 12 MP photo would be 144 MB.
@@ -216,7 +216,7 @@ class MTCNNDetector:
         return batches
 
     def _run_chunked(self, backend: Backend, patches: np.ndarray, chunk: int) -> tuple[np.ndarray, ...]:
-        """Run in chunks of at most ``chunk``, each padded up to a multiple of ``batch_bucket`` rows.
+        """Run in chunks of at most ``chunk``, each padded as ``pad_rows`` does to a few row counts.
 
         The candidate count differs every batch; padding bounds the shapes the runtimes see (``pad_rows``).
         """
