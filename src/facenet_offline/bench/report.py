@@ -35,9 +35,10 @@ def detection_table(rows: list[dict], images: int, cores: int | None) -> list[st
         # Older results have no paired ratios (their ratio is against the peer beside the row) or no
         # peer per row (against the pooled peer).
         beside = r.get("peer_rate") or (peer["timing"]["rate_median"] if peer and r is not peer else None)
-        ratio = t["rate_median"] / beside if beside else (1.0 if r is peer else float("nan"))
         if r.get("peer_ratios"):
             ratio = float(np.median(r["peer_ratios"]))
+        else:
+            ratio = t["rate_median"] / beside if beside else (1.0 if r is peer else float("nan"))
         lines.append(f"| {r['engine']} | {r['batch_size']} | {t['rate_median']:.1f}{_flag(t)} | "
                      f"{t['rate_worst']:.1f} - {t['rate_best']:.1f} | {_num(beside)} | {ratio:.2f}x | {_num(t.get('cpu_ms_per_item'))} | "
                      f"{_num(t.get('cores_busy'), 2)} | {r['faces']} (of {t['items']} images) |")
