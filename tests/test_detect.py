@@ -24,7 +24,8 @@ def test_batch_1_and_16_give_identical_detections(detector, lfw_images):
 
 def test_small_chunks_give_identical_detections(built_mtcnn, lfw_images):
     # batch_pixels below two LFW images (250 x 250) makes every image a run of its own, pnet_batch_pixels=1
-    # every pyramid level; float_canvas_pixels=0 converts each crop to float alone instead of the whole image.
+    # every pyramid level; float_canvas_pixels=0 converts each crop to float alone instead of the whole image,
+    # and shrinks the pyramid levels in uint8 instead of from a float copy.
     tiny = open_detector(config=MTCNNConfig(rnet_batch=7, onet_batch=3, pnet_batch_pixels=1, batch_pixels=100_000,
                                             float_canvas_pixels=0))
     big = open_detector()
@@ -33,6 +34,20 @@ def test_small_chunks_give_identical_detections(built_mtcnn, lfw_images):
     tiny._stage_pnet = lambda images: runs.append(len(images)) or real(images)
     assert all(_same(a, b) for a, b in zip(tiny.detect(lfw_images[:8]), big.detect(lfw_images[:8])))
     assert runs == [1] * 8
+
+
+@pytest.mark.parametrize("shape", [(250, 250), (333, 517), (1001, 77), (37, 1500)])
+def test_float_area_resize_rounds_to_opencvs_uint8_result(shape):
+    # The pyramid shrinks a float32 copy and rounds: it must be OpenCV's uint8 result, bit for bit.
+    import cv2
+
+    from facenet_offline.detect import boxes as bx
+
+    img = np.random.default_rng(sum(shape)).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    for s in bx.pyramid_scales(*shape):
+        h, w = bx.scaled_size(*shape, s)
+        level = np.rint(cv2.resize(img.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA))
+        assert np.array_equal(level, cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA))
 
 
 def test_pixel_bounded_runs():
