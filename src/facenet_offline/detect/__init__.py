@@ -23,9 +23,10 @@ def open_detector(backend: str = "openvino", threads: int | None = None, config:
 
     built = build_mtcnn(DetectorBuildOptions(weights_dir=weights_dir))
     if backend == "openvino":
-        from ..runtime.openvino import OpenVinoBackend
+        from ..runtime.openvino import OpenVinoBackend, StaticShapes
 
-        nets = [OpenVinoBackend(built.files[n], threads=threads) for n in ("pnet", "rnet", "onet")]
+        nets = [OpenVinoBackend(built.files[n], threads=threads, static_shapes=StaticShapes())
+                for n in ("pnet", "rnet", "onet")]
     else:
         from ..runtime.onnxruntime import OnnxRuntimeBackend
 
