@@ -220,8 +220,16 @@ class MTCNNDetector:
                     np.rint(level, out=level)
                 to_nchw(level[None], self.spec.mean, self.spec.std, out=row[None])
 
-        list(self._pool.map(fill, list(slots)))
+        self._each(fill, list(slots))
         return batches
+
+    def _each(self, work, tasks: list) -> None:
+        """``work`` on every task in the worker threads; a single task runs in the calling thread,
+        which is faster than waking a worker for it (batch 1)."""
+        if len(tasks) == 1:
+            work(tasks[0])
+        else:
+            list(self._pool.map(work, tasks))
 
     def _run_chunked(self, backend: Backend, patches: np.ndarray, chunk: int) -> tuple[np.ndarray, ...]:
         """Run in chunks of at most ``chunk``, each padded as ``pad_rows`` does to a few row counts.
@@ -261,7 +269,7 @@ class MTCNNDetector:
                            interpolation=cv2.INTER_AREA)
             to_nchw(crops, self.spec.mean, self.spec.std, out=out[a:b])
 
-        list(self._pool.map(crop_image, [i for i in range(len(images)) if bounds[i + 1] > bounds[i]]))
+        self._each(crop_image, [i for i in range(len(images)) if bounds[i + 1] > bounds[i]])
         return out
 
     def _stage_rnet(self, images: Sequence[np.ndarray], cands: _Candidates) -> _Candidates:
