@@ -4,6 +4,7 @@ about twice as fast as ONNX Runtime (see docs/benchmarks.md)."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -52,8 +53,8 @@ class OpenVinoBackend:
                         "CPU_RUNTIME_CACHE_CAPACITY": SHAPE_CACHE_ENTRIES}
         if threads:
             self._config["INFERENCE_NUM_THREADS"] = threads
-        self._path, self._device = str(model_path), device
-        self.compiled = self._core.compile_model(self._core.read_model(self._path), device, self._config)
+        self._model, self._device = self._core.read_model(str(model_path)), device  # kept for static copies
+        self.compiled = self._core.compile_model(self._model, device, self._config)
         self.request = self.compiled.create_infer_request()
         self.static_shapes = static_shapes
         self._static: OrderedDict[tuple[int, ...], object] = OrderedDict()  # shape -> infer request
@@ -74,14 +75,14 @@ class OpenVinoBackend:
         if request is not None:
             self._static.move_to_end(shape)
             return request
-        if int(np.prod(shape)) > policy.max_elements:
+        if math.prod(shape) > policy.max_elements:
             return self.request
         if len(self._seen) >= 64 * policy.capacity:  # many one-off shapes: forget the counts
             self._seen.clear()
         self._seen[shape] = seen = self._seen.get(shape, 0) + 1
         if seen < policy.after:
             return self.request
-        model = self._core.read_model(self._path)
+        model = self._model.clone()
         model.reshape({model.inputs[0]: list(shape)})
         request = self._core.compile_model(model, self._device, self._config).create_infer_request()
         log.debug("compiled a static model for input shape %s", shape)
