@@ -7,11 +7,12 @@ from facenet_offline.runtime.openvino import OpenVinoBackend, StaticShapes
 
 
 def test_recurring_small_shapes_get_static_models_with_identical_outputs(built_mtcnn):
-    policy = StaticShapes(after=2, max_elements=3 * 40 * 40, capacity=2)
+    policy = StaticShapes(after=2, max_rows=2, max_elements=3 * 40 * 40, capacity=2)
     net = OpenVinoBackend(built_mtcnn.files["pnet"], threads=1, static_shapes=policy)
     plain = OpenVinoBackend(built_mtcnn.files["pnet"], threads=1)
     rng = np.random.default_rng(0)
-    shapes = [(1, 3, 30, 30), (1, 3, 40, 40), (2, 3, 20, 20), (1, 3, 60, 60)]  # the last is over max_elements
+    # The last two are over max_elements and over max_rows.
+    shapes = [(1, 3, 30, 30), (1, 3, 40, 40), (2, 3, 20, 20), (1, 3, 60, 60), (3, 3, 12, 12)]
     for rep in range(3):
         for shape in shapes:
             x = rng.uniform(-1, 1, shape).astype(np.float32)
@@ -20,7 +21,7 @@ def test_recurring_small_shapes_get_static_models_with_identical_outputs(built_m
             assert all(np.array_equal(a, b) for a, b in zip(ours, theirs))
         if rep == 0:
             assert net.static_shapes_compiled == ()  # each seen once: not yet
-    # Three shapes came back; with room for two the first compiled was dropped, the large one never compiled.
+    # Three shapes came back; with room for two the first compiled was dropped; the large ones never compiled.
     assert net.static_shapes_compiled == ((1, 3, 40, 40), (2, 3, 20, 20))
     assert plain.static_shapes_compiled == ()
 
