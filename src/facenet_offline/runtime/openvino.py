@@ -31,8 +31,8 @@ class StaticShapes:
     and at most ``capacity`` are kept (least recently used first out). Detecting LFW at batch 1
     keeps PNet's 8 level shapes: 6 MiB more at peak. Batched runs amortise the change over their
     rows: without the row limit, static RNet, ONet and batch-32 PNet models raised the peak of
-    embedding 13,233 LFW photos from 913 to 990 MiB, and made detection at batch 16 about 1.09
-    times faster (batch 64: no faster); flat memory was kept over that.
+    embedding 13,233 LFW photos from 913 to 990 MiB, with no reliable speed in return: at batch 16
+    two sets of 6 alternating pairs gave 1.09x and 0.95x, at batch 64 0.96x.
     """
 
     after: int = 16
