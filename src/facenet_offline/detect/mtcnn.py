@@ -209,11 +209,9 @@ class MTCNNDetector:
                 slots[i].append((row, (w, h)))
 
         def fill(i: int) -> None:  # OpenCV and numpy release the GIL
-            img = images[i]
             # OpenCV's area resize of a float32 copy, rounded, gives exactly its uint8 result (no
             # pixel differed over 62 M level pixels of LFW and random sizes) at 0.7 of the cost.
-            if img.shape[0] * img.shape[1] <= self.config.float_canvas_pixels:
-                img = img.astype(np.float32)
+            img = self._float_if_small(images[i])
             for row, size in slots[i]:
                 level = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
                 if level.dtype == np.float32:
@@ -222,6 +220,12 @@ class MTCNNDetector:
 
         self._each(fill, list(slots))
         return batches
+
+    def _float_if_small(self, image: np.ndarray) -> np.ndarray:
+        """A float32 copy of ``image`` if it holds at most ``float_canvas_pixels`` pixels, else ``image`` itself."""
+        if image.shape[0] * image.shape[1] <= self.config.float_canvas_pixels:
+            return image.astype(np.float32)
+        return image
 
     def _each(self, work, tasks: list) -> None:
         """``work`` on every task in the worker threads; a single task runs in the calling thread,
@@ -259,9 +263,8 @@ class MTCNNDetector:
             # Padded in uint8 (a quarter of float32's memory on a large photo); a crop converted to
             # float gives exactly what a float canvas would.
             canvas = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0) if pad else img
-            whole = canvas.shape[0] * canvas.shape[1] <= self.config.float_canvas_pixels
-            if whole:
-                canvas = canvas.astype(np.float32)
+            canvas = self._float_if_small(canvas)
+            whole = canvas.dtype == np.float32
             crops = np.empty((b - a, size, size, 3), np.float32)
             for crop, (x1, y1, x2, y2) in zip(crops, (pixels + pad).tolist()):
                 part = canvas[y1:y2 + 1, x1:x2 + 1]
