@@ -4,7 +4,10 @@ import json
 
 
 from facenet_offline.cli import main
+from facenet_offline.cli.lfw import lfw_options
+from facenet_offline.cli.parser import build_parser
 from facenet_offline.data.lfw import read_pairs
+from facenet_offline.evaluate.lfw import LfwOptions
 
 
 def test_pairs_file_parsing(lfw_dir):
@@ -13,6 +16,14 @@ def test_pairs_file_parsing(lfw_dir):
     assert sum(p.same for p in view2[:600]) == 300
     dev = read_pairs(lfw_dir / "pairsDevTest.txt")
     assert len(dev) == 1000 and {p.fold for p in dev} == {0}
+
+
+def test_lfw_command_defaults_are_the_job_defaults():
+    # The parser writes the defaults out (so --help stays light); they must be LfwOptions' own.
+    args = build_parser().parse_args(["lfw"])
+    assert lfw_options(args) == LfwOptions()
+    changed = lfw_options(build_parser().parse_args(["lfw", "--margin", "40", "--flip", "none", "--no-subtract-mean"]))
+    assert (changed.align.margin, changed.flip.value, changed.protocol.subtract_mean) == (40.0, "none", False)
 
 
 def test_fold_1_end_to_end(tmp_path, lfw_dir, built_default, built_mtcnn, capsys):

@@ -45,13 +45,18 @@ def bench_precision(variants: Sequence[tuple[str, str]] = VARIANTS, batch_size: 
 
 
 def precision_markdown(rows: list[dict], date: str) -> str:
+    from ..evaluate.lfw import LfwOptions
+
+    job = LfwOptions()  # what bench_precision scores with
     base = next((r for r in rows if r["precision"] == "fp32"), None)
     if base is None:
         raise ValueError("the precision table needs the fp32 baseline; include fp32 in --precisions")
     lines = ["# Precision: what FP16 and INT8 cost and buy", "",
              f"Made by `facenet-offline bench --suites precision --out docs` on {date}, all rows in one run on this",
-             "machine. LFW View 2 (6,000 pairs, 10 folds) with the job's default options (margin-32 crops, angular",
-             "distance, flips, mean subtraction) on the same cached detections; throughput at batch 64, 2 threads,",
+             "machine. LFW View 2 (6,000 pairs, 10 folds) with the job's default options "
+             f"({job.align.method.value} crops of margin {job.align.margin:g}, {job.protocol.distance.value} distance,",
+             f"flips {job.flip.value}, mean subtraction {'on' if job.protocol.subtract_mean else 'off'}) on the same "
+             "cached detections; throughput at batch 64, 2 threads,",
              "median of 5 runs. INT8: ONNX Runtime static quantization, QDQ, per-channel weights, calibrated on 256",
              "aligned LFW faces that pairs.txt does not use (`lfw-outside-pairs-256`).", "",
              "| precision | calibration | batch | img/s ORT | x fp32 | img/s OpenVINO | AUC | accuracy | vs fp32 | VAL @ FAR 1e-3 |",

@@ -44,7 +44,7 @@ def _add_run_args(p: argparse.ArgumentParser, out_help: str, batch_size: int) ->
                    help=f"inputs per chunk written to <out>.parts/ as the run goes (default {DEFAULT_CHUNK_SIZE})")
 
 
-def _add_face_args(p: argparse.ArgumentParser, select: str) -> None:
+def _add_face_args(p: argparse.ArgumentParser, select: str, margin: float = 32.0) -> None:
     from ..detect import DETECTOR_BACKENDS
     from ..detect.align import AlignMethod
     from ..detect.mtcnn import Selection
@@ -52,7 +52,7 @@ def _add_face_args(p: argparse.ArgumentParser, select: str) -> None:
     p.add_argument("--select", default=select, choices=[s.value for s in Selection],
                    help=f"which face(s) of an image to use (default {select})")
     p.add_argument("--align", default=AlignMethod.MARGIN.value, choices=[m.value for m in AlignMethod])
-    p.add_argument("--margin", type=float, default=32.0, help="crop margin in pixels (default 32)")
+    p.add_argument("--margin", type=float, default=margin, help=f"crop margin in pixels (default {margin:g})")
     p.add_argument("--detector-backend", default="openvino", choices=DETECTOR_BACKENDS)
 
 
@@ -107,17 +107,17 @@ def _report_failures(failures: Sequence[tuple[str, str]], where: str | None = No
     return len(failures)
 
 
-def _add_embedding_args(p: argparse.ArgumentParser, select: str | None = None) -> None:
+def _add_embedding_args(p: argparse.ArgumentParser, select: str | None = None, margin: float = 32.0) -> None:
     """Model, runtime and face options: what a command that finds and embeds faces needs.
 
-    With ``select`` the face selection and alignment options too (their default selection), else
-    only the detector backend.
+    With ``select`` the face selection and alignment options too (with their default selection and
+    margin), else only the detector backend.
     """
     from ..detect import DETECTOR_BACKENDS
 
     _add_model_args(p)
     _add_runtime_args(p)
     if select:
-        _add_face_args(p, select=select)
+        _add_face_args(p, select=select, margin=margin)
     else:
         p.add_argument("--detector-backend", default="openvino", choices=DETECTOR_BACKENDS)

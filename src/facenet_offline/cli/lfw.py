@@ -8,16 +8,23 @@ from pathlib import Path
 from .common import _open_embedder, _align_config, _progress
 
 
+def lfw_options(args: argparse.Namespace):
+    """The LFW job's options as the command line gives them."""
+    from ..evaluate.lfw import LfwOptions
+    from ..evaluate.verification import ProtocolOptions
+
+    return LfwOptions(align=_align_config(args), select=args.select, flip=args.flip, batch_size=args.batch_size,
+                      protocol=ProtocolOptions(distance=args.distance, subtract_mean=args.subtract_mean))
+
+
 def cmd_lfw(args: argparse.Namespace) -> int:
     from ..detect import open_detector
-    from ..evaluate.lfw import LfwOptions, run_lfw
+    from ..evaluate.lfw import run_lfw
     from ..evaluate.report import write_report
-    from ..evaluate.verification import ProtocolOptions
 
     embedder = _open_embedder(args)
     detector = open_detector(args.detector_backend, args.threads)
-    options = LfwOptions(align=_align_config(args), select=args.select, flip=args.flip, batch_size=args.batch_size,
-                         protocol=ProtocolOptions(distance=args.distance, subtract_mean=args.subtract_mean))
+    options = lfw_options(args)
     folds = [int(f) - 1 for f in args.folds.split(",")] if args.folds else None
     run = run_lfw(embedder, detector, {"backend": args.detector_backend, "config": "default"}, args.lfw_dir,
                   args.pairs, options, use_cache=not args.no_cache, progress_factory=_progress, folds=folds)

@@ -41,9 +41,9 @@ class LfwOptions:
     """Everything the LFW job's result depends on, besides the model."""
 
     # Defaults: the best View 1 (development set) row of docs/lfw-variants.md.
-    align: AlignConfig = AlignConfig()
+    align: AlignConfig = AlignConfig(margin=28.0)
     select: Selection = Selection.CENTRE_WEIGHTED
-    flip: Flip = Flip.CONCAT
+    flip: Flip = Flip.SUM
     protocol: ProtocolOptions = ProtocolOptions(distance=Distance.ANGULAR, subtract_mean=True)
     batch_size: int = 16
 
