@@ -31,7 +31,9 @@ def test_fold_1_end_to_end(tmp_path, lfw_dir, built_default, built_mtcnn, capsys
     assert main(["lfw", "--folds", "1", "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["pairs"] == 600 and report["images"] > 700
-    assert report["result"]["accuracy_mean"] >= 0.98, report["result"]
+    # Accuracy at least 0.98 of the 600 pairs: at most 12 misclassified. Counted, because a fold mean of
+    # exactly 0.98 can come out a rounding step below it.
+    assert len(report["misclassified"]) <= 12 and report["result"]["accuracy_mean"] > 0.98 - 1e-9, report["result"]
     assert report["result"]["auc"] >= 0.99
     assert (out / "roc.png").stat().st_size > 10_000 and "# LFW verification report" in (out / "report.md").read_text()
     assert report["detection_failures"]["count"] == len(report["detection_failures"]["images"])

@@ -54,11 +54,11 @@ def precision_markdown(rows: list[dict], date: str) -> str:
     lines = ["# Precision: what FP16 and INT8 cost and buy", "",
              f"Made by `facenet-offline bench --suites precision --out docs` on {date}, all rows in one run on this",
              "machine. LFW View 2 (6,000 pairs, 10 folds) with the job's default options "
-             f"({job.align.method.value} crops of margin {job.align.margin:g}, {job.protocol.distance.value} distance,",
-             f"flips {job.flip.value}, mean subtraction {'on' if job.protocol.subtract_mean else 'off'}) on the same "
-             "cached detections; throughput at batch 64, 2 threads,",
-             "median of 5 runs. INT8: ONNX Runtime static quantization, QDQ, per-channel weights, calibrated on 256",
-             "aligned LFW faces that pairs.txt does not use (`lfw-outside-pairs-256`).", "",
+             f"({job.align.method.value}-{job.align.margin:g} crops,",
+             f"{job.protocol.distance.value} distance, flips {job.flip.value}, mean subtraction "
+             f"{'on' if job.protocol.subtract_mean else 'off'}) on the same cached detections; throughput at batch 64,",
+             "2 threads, median of 5 runs. INT8: ONNX Runtime static quantization, QDQ, per-channel weights,",
+             "calibrated on 256 aligned LFW faces that pairs.txt does not use (`lfw-outside-pairs-256`).", "",
              "| precision | calibration | batch | img/s ORT | x fp32 | img/s OpenVINO | AUC | accuracy | vs fp32 | VAL @ FAR 1e-3 |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
