@@ -44,10 +44,13 @@ def _add_run_args(p: argparse.ArgumentParser, out_help: str, batch_size: int) ->
                    help=f"inputs per chunk written to <out>.parts/ as the run goes (default {DEFAULT_CHUNK_SIZE})")
 
 
-def _add_face_args(p: argparse.ArgumentParser, select: str, margin: float = 32.0) -> None:
+def _add_face_args(p: argparse.ArgumentParser, select: str, margin: float | None = None) -> None:
+    """Face selection and alignment options; ``margin`` defaults to ``AlignConfig``'s."""
     from ..detect import DETECTOR_BACKENDS
-    from ..detect.align import AlignMethod
+    from ..detect.align import AlignConfig, AlignMethod
     from ..detect.mtcnn import Selection
+
+    margin = AlignConfig().margin if margin is None else margin
 
     p.add_argument("--select", default=select, choices=[s.value for s in Selection],
                    help=f"which face(s) of an image to use (default {select})")
@@ -107,7 +110,7 @@ def _report_failures(failures: Sequence[tuple[str, str]], where: str | None = No
     return len(failures)
 
 
-def _add_embedding_args(p: argparse.ArgumentParser, select: str | None = None, margin: float = 32.0) -> None:
+def _add_embedding_args(p: argparse.ArgumentParser, select: str | None = None, margin: float | None = None) -> None:
     """Model, runtime and face options: what a command that finds and embeds faces needs.
 
     With ``select`` the face selection and alignment options too (with their default selection and
