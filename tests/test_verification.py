@@ -83,3 +83,17 @@ def test_bad_inputs():
         evaluate(np.zeros((5, 2)), np.zeros((4, 2)), np.ones(5, bool))
     with pytest.raises(ValueError):
         ProtocolOptions(distance="manhattan")
+
+
+def test_variants_are_ranked_on_view1_alone():
+    from facenet_offline.evaluate.variants import rank_on_view1
+
+    rows = [
+        {"name": "a", "view1_accuracy": 0.990, "view1_auc": 0.9985, "view2_accuracy": 0.995, "view2_auc": 0.9999},
+        {"name": "b", "view1_accuracy": 0.991, "view1_auc": 0.9980, "view2_accuracy": 0.980, "view2_auc": 0.9900},
+        {"name": "c", "view1_accuracy": 0.990, "view1_auc": 0.9990, "view2_accuracy": 0.970, "view2_auc": 0.9800},
+        {"name": "d", "view1_accuracy": 0.990, "view1_auc": 0.9990, "view2_accuracy": 0.999, "view2_auc": 0.9999},
+    ]
+    # b leads on View 1 accuracy; a/c/d tie on it and c/d on View 1 AUC too, which keeps their given
+    # order whatever View 2 says (d's View 2 is the best of all and does not lift it).
+    assert [r["name"] for r in rank_on_view1(rows)] == ["b", "c", "d", "a"]
