@@ -4,6 +4,7 @@ import numpy as np
 
 from facenet_offline.bench.peers import opencv_facenet_embed, opencv_facenet_net
 from facenet_offline.data.tensors import resize_face, standardise
+from facenet_offline.evaluate.verification import row_cosine
 from facenet_offline.runtime.onnxruntime import OnnxRuntimeBackend
 
 
@@ -12,5 +13,5 @@ def test_opencv_dnn_on_shipped_graph_matches_ours_on_real_lfw_faces(built_defaul
     batch = standardise(np.stack([resize_face(f, 160) for f in lfw_faces]), 127.5, 128.0)
     theirs = opencv_facenet_embed(opencv_facenet_net(), batch)
     (ours,) = OnnxRuntimeBackend(built_default.path).run(batch)
-    cosine = np.sum(ours * theirs, axis=1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(theirs, axis=1))
+    cosine = row_cosine(ours, theirs)
     assert cosine.min() >= 0.9999, cosine.min()
