@@ -61,10 +61,9 @@ def main() -> None:
     for name, rec in recorders.items():
         data = rec.inputs if name == "pnet" else [np.concatenate(rec.inputs)]
         path = tmp / f"{name}.onnx"
-        if name == "pnet":  # dynamic height and width: min-max over batches of one pyramid level each
-            _quantize_batches(built.files[name], path, data, "minmax")
-        else:
-            to_int8(built.files[name], path, data[0], Int8Config(method=args.method))
+        # PNet's batches are pyramid levels of different sizes, which only minmax pools
+        method = "minmax" if name == "pnet" else args.method
+        to_int8(built.files[name], path, data if name == "pnet" else data[0], Int8Config(method=method))
         int8[name] = path
     test_images = [load_rgb(p) for p in images_in_pairs(root, read_pairs(root / "pairs.txt"))[::20][:300]]
     rows = {}
@@ -91,23 +90,6 @@ def main() -> None:
               f"({rows['int8'][1] / rows['float32'][1]:.2f}x) and loses {lost} face(s).", ""]
     atomic_write_bytes(args.out, "\n".join(lines).encode())
     print("\n".join(lines))
-
-
-def _quantize_batches(source, target, batches, method):
-    from onnxruntime.quantization import CalibrationMethod as OrtMethod
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-
-    class Reader:
-        def __init__(self):
-            self.it = iter([{"input": b} for b in batches])
-
-        def get_next(self):
-            return next(self.it, None)
-
-    methods = {"minmax": OrtMethod.MinMax, "entropy": OrtMethod.Entropy, "percentile": OrtMethod.Percentile}
-    quantize_static(str(source), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    reduce_range=Int8Config().reduce_range, activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8, calibrate_method=methods[method])
 
 
 if __name__ == "__main__":

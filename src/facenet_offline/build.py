@@ -27,7 +27,8 @@ from .data.tensors import standardise
 from .export.onnx import DEFAULT_OPSET, ExportConfig, check_parity, export_onnx, max_abs_difference
 from .data.calibration import CalibrationSet, calibration_faces
 from .errors import ExportParityError
-from .export.quantize import CalibrationMethod, Int8Config, Precision, to_fp16, to_int8
+from .export.quantize import DEFAULT_CALIBRATION, CalibrationMethod, Int8Config, Precision, calibrator_options
+from .export.quantize import to_fp16, to_int8
 from .runtime.onnxruntime import OnnxRuntimeBackend
 from .samples import load_sample_faces
 from .weights import DEFAULT_MODEL, MTCNN, ModelSpec, get_spec, load_facenet, load_mtcnn, resolve_detector_weights
@@ -48,9 +49,7 @@ class BuildOptions:
     simplify: bool = True
     weights_path: str | None = None
     precision: Precision = Precision.FP32
-    # INT8 only. Percentile was the most accurate calibration in both precision runs (+0.000 and +0.050
-    # points against fp32), at ONNX Runtime speed within 5% of minmax's (docs/precision.md).
-    calibration: CalibrationMethod = CalibrationMethod.PERCENTILE
+    calibration: CalibrationMethod = DEFAULT_CALIBRATION  # INT8 only
     calibration_images: int = 256  # INT8 only
 
     def __post_init__(self):
@@ -63,7 +62,7 @@ class BuildOptions:
             key["precision"] = self.precision.value
         if self.precision is Precision.INT8:
             key.update(calibration=self.calibration.value, images=self.calibration_images,
-                       reduce_range=Int8Config().reduce_range)
+                       reduce_range=Int8Config().reduce_range, calibrator=calibrator_options(self.calibration))
         return key
 
 
@@ -177,6 +176,8 @@ def build_facenet(options: BuildOptions = BuildOptions(), force: bool = False) -
 
 def _build_reduced(spec: ModelSpec, weights, options: BuildOptions, folder: Path, force: bool) -> Built:
     """FP16 or INT8 from the float32 build, checked against it on real faces."""
+    from .evaluate.verification import row_cosine
+
     fp32 = build_facenet(BuildOptions(**{**asdict(options), "precision": Precision.FP32}))
 
     def make(folder: Path) -> dict:
@@ -190,11 +191,12 @@ def _build_reduced(spec: ModelSpec, weights, options: BuildOptions, folder: Path
             config = Int8Config(method=options.calibration)
             to_int8(fp32.path, target, faces, config)
             calibration = {"set": set_.label, "method": options.calibration.value, "images": len(faces),
-                           "reduce_range": config.reduce_range, "per_channel": config.per_channel}
+                           "reduce_range": config.reduce_range, "per_channel": config.per_channel,
+                           "calibrator": calibrator_options(config.method)}
         faces = parity_batch(spec)
         (ref,) = OnnxRuntimeBackend(fp32.path).run(faces)
         (low,) = OnnxRuntimeBackend(target).run(faces)
-        cosine = np.sum(ref * low, axis=1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(low, axis=1))
+        cosine = row_cosine(ref, low)
         return {"names": ["facenet"], "model": spec.name, "tag": spec.tag, "precision": options.precision.value,
                 "options": {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(options).items()},
                 "opset": options.opset, "calibration": calibration, "from_fp32": fp32.record["files"]["facenet"],

@@ -45,8 +45,11 @@ class Embedder:
 
 def open_embedder(model: str = "casia-webface", backend: str = "onnxruntime", threads: int | None = None,
                   providers: Sequence[str] | None = None, weights_path: str | None = None,
-                  precision: str = "fp32", calibration: str = "percentile") -> Embedder:
-    """Build (or take from the cache) the model and open it on the chosen backend."""
+                  precision: str = "fp32", calibration: str | None = None) -> Embedder:
+    """Build (or take from the cache) the model and open it on the chosen backend.
+
+    ``calibration`` (INT8 only) defaults to the build's default method.
+    """
     kind = BackendName.parse(backend)
     if kind is BackendName.TORCH and precision != "fp32":
         raise ValueError(f"the torch backend runs fp32 only; use --backend onnxruntime for {precision}")
@@ -60,7 +63,7 @@ def open_embedder(model: str = "casia-webface", backend: str = "onnxruntime", th
     from .build import BuildOptions, build_facenet
 
     built = build_facenet(BuildOptions(model=model, weights_path=weights_path, precision=precision,
-                                       calibration=calibration))
+                                       **({"calibration": calibration} if calibration else {})))
     if kind is BackendName.OPENVINO:
         from .runtime.openvino import OpenVinoBackend
 

@@ -266,16 +266,19 @@ def merge_previous(results: dict, previous: dict) -> dict:
 def write_report(results: dict, out_dir: str | Path, keep_other_sections: bool = True) -> tuple[Path, Path]:
     out_dir = Path(out_dir)
     json_path, md_path = out_dir / "benchmarks.json", out_dir / "benchmarks.md"
+    measured = results
     if keep_other_sections and json_path.is_file():
         results = merge_previous(results, load_results(json_path))
     atomic_write_json(json_path, results)
     atomic_write_bytes(md_path, render_markdown(results).encode())
-    if "memory" in results:
-        plot_memory(results["memory"], out_dir / "memory.png")
-    if "precision" in results:
+    # The pages of their own are redrawn only from sections this run measured: a kept section's date is not today's.
+    if "memory" in measured:
+        plot_memory(measured["memory"], out_dir / "memory.png")
+    if "precision" in measured:
         from .precision import precision_markdown
 
-        atomic_write_bytes(out_dir / "precision.md", precision_markdown(results["precision"], results["date"]).encode())
+        atomic_write_bytes(out_dir / "precision.md",
+                           precision_markdown(measured["precision"], measured["date"]).encode())
     return json_path, md_path
 
 

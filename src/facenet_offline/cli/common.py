@@ -11,13 +11,15 @@ from ..errors import FacenetOfflineError
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
+    from ..export.quantize import DEFAULT_CALIBRATION, CalibrationMethod
     from ..weights import DEFAULT_MODEL, MODELS
 
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"one of {', '.join(MODELS)} (default {DEFAULT_MODEL})")
     p.add_argument("--weights", help="path to the weights file (for user-supplied models such as vggface2)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
-    p.add_argument("--calibration", default="percentile", choices=["minmax", "entropy", "percentile"],
-                   help="INT8 calibration method (default percentile, the most accurate in docs/precision.md)")
+    p.add_argument("--calibration", default=DEFAULT_CALIBRATION.value, choices=[m.value for m in CalibrationMethod],
+                   help=f"INT8 calibration method (default {DEFAULT_CALIBRATION.value}: the closest to float32 on "
+                        "held-out faces, docs/precision.md)")
 
 
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:

@@ -1,4 +1,9 @@
-"""The INT8 calibration set: a named, reproducible set of aligned LFW faces that no evaluated pair uses."""
+"""The INT8 calibration set: a named, reproducible set of aligned LFW faces that no evaluated pair uses.
+
+A second such set, disjoint from the first (``HELD_OUT``), measures how closely a quantized model
+reproduces float32: faces neither calibration nor the benchmark sees, so the calibration method can
+be chosen on them rather than on LFW accuracy.
+"""
 
 from __future__ import annotations
 
@@ -18,20 +23,31 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CalibrationSet:
-    """``count`` images spread evenly over the LFW images outside pairs.txt (sorted by path)."""
+    """``count`` images spread evenly over the LFW images outside pairs.txt (sorted by path), less
+    those of ``disjoint_from`` when given."""
 
     count: int = 256
     name: str = "lfw-outside-pairs"
+    disjoint_from: CalibrationSet | None = None
 
     def paths(self, lfw_dir: str | os.PathLike | None = None) -> list[Path]:
-        pool = images_outside_pairs(check_lfw_dir(lfw_dir))
+        root = check_lfw_dir(lfw_dir)
+        pool = images_outside_pairs(root)
+        if self.disjoint_from is not None:
+            taken = set(self.disjoint_from.paths(root))
+            pool = [p for p in pool if p not in taken]
         if self.count > len(pool):
-            raise FacenetOfflineError(f"calibration set {self.name}: asked for {self.count} images, {len(pool)} exist")
+            raise FacenetOfflineError(f"calibration set {self.label}: asked for {self.count} images, {len(pool)} exist")
         return [pool[i] for i in np.linspace(0, len(pool) - 1, self.count).round().astype(int)]
 
     @property
     def label(self) -> str:
-        return f"{self.name}-{self.count}"
+        own = f"{self.name}-{self.count}"
+        return own if self.disjoint_from is None else f"{own}-not-{self.disjoint_from.label}"
+
+
+# Faces for judging a quantized model against float32: outside pairs.txt and outside the default calibration set.
+HELD_OUT = CalibrationSet(256, "lfw-held-out", disjoint_from=CalibrationSet())
 
 
 def check_disjoint(calibration: list[Path], pairs_file: str | os.PathLike, lfw_dir: str | os.PathLike) -> None:
