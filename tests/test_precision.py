@@ -164,6 +164,17 @@ def test_the_calibration_default_is_chosen_on_fidelity_never_on_lfw():
     assert "| 0.999500 | 0.99100 |" in precision_markdown(rows, "2026-12-03")
 
 
+def test_the_precision_page_sets_fp32_against_the_runs_own_ceiling():
+    from facenet_offline.bench.precision import precision_markdown
+
+    rows = [_precision_row("fp32", None, 1.0, 1.0, 0.990), _precision_row("fp16", None, 1.0, 1.0, 0.990)]
+    assert "ceiling" not in precision_markdown(rows, "2026-12-03")  # older rows: no ceiling recorded, none claimed
+    for row in rows:
+        row.update(ceiling_gflops=400.0, gflop_per_image=2.0)
+    md = precision_markdown(rows, "2026-12-03")
+    assert "float32 GEMM at 400.0 GFLOP/s" in md and "reaches 200 GFLOP/s, 50% of it" in md
+
+
 def test_a_run_without_the_precision_suite_keeps_the_precision_page(tmp_path):
     from facenet_offline.bench.report import write_report
 

@@ -100,6 +100,12 @@ def precision_markdown(rows: list[dict], date: str) -> str:
                      f"{r['accuracy_mean']:.5f} +- {r['accuracy_std']:.5f} | "
                      f"{(r['accuracy_mean'] - base['accuracy_mean']) * 100:+.3f} pt | "
                      f"{r['val_mean']:.5f} +- {r['val_std']:.5f} |")
+    if base.get("ceiling_gflops"):  # rows of runs before the ceiling was recorded here have none
+        achieved = base["speed"]["onnxruntime"]["rate_median"] * base["gflop_per_image"]
+        lines += ["", f"The machine's ceiling in this run: float32 GEMM at {base['ceiling_gflops']:.1f} GFLOP/s "
+                  f"(benchmarks.md, Ceiling). fp32 FaceNet on ONNX Runtime ({base['gflop_per_image']:.3f} GFLOP "
+                  f"per image) reaches {achieved:.0f} GFLOP/s, {achieved / base['ceiling_gflops']:.0%} of it; FP16 and "
+                  "INT8 run other arithmetic, so only their ratio to fp32 is given."]
     if any(r["precision"] == "int8" for r in rows):
         best = closest_calibration(rows)["calibration"]
         verdict = ("the default" if best == DEFAULT_CALIBRATION.value

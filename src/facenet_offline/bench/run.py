@@ -58,7 +58,11 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
     if "precision" in suites:
         from .precision import VARIANTS, bench_precision
 
+        from .models import facenet_flops
+
         results["precision"] = bench_precision([v for v in VARIANTS if v[0] in precisions])
+        for row in results["precision"]:
+            row.update(ceiling_gflops=gflops, gflop_per_image=facenet_flops() / 1e9)
     if "memory" in suites:
         from .memory import bench_memory
 
