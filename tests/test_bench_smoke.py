@@ -21,6 +21,17 @@ def test_timing_statistics():
     assert busy.cores_busy == 1.0 and busy.summary()["cpu_ms_per_item"] == 200.0
 
 
+def test_interleaved_timing_runs_round_by_round_and_pairs_the_rounds():
+    from facenet_offline.bench.harness import measure_interleaved, paired_ratios
+
+    order = []
+    timings = measure_interleaved([lambda: order.append("a"), lambda: order.append("b")], items=1, repeats=3)
+    assert order == ["a", "b"] + ["a", "b"] * 3 and [len(t.runs) for t in timings] == [3, 3]
+    # a host twice as slow in round 2 slows both alike; the paired ratio sees through it
+    fast, base = Timing([1.0, 2.0, 1.0], 1), Timing([2.0, 4.0, 2.0], 1)
+    assert paired_ratios(fast, base) == [2.0, 2.0, 2.0]
+
+
 def test_bench_tiny_run_writes_json_and_markdown(tmp_path, built_mtcnn, capsys):
     assert main(["bench", "--suites", "detection", "--out", str(tmp_path), "--images", "4", "--peer-images", "2",
                  "--repeats", "2", "--batch-sizes", "2", "--backends", "onnxruntime"]) == 0

@@ -140,9 +140,9 @@ def test_held_out_faces_are_outside_the_calibration_set_and_the_pairs(lfw_dir):
 
 
 def _precision_row(precision, calibration, cosine_mean, cosine_min, accuracy):
-    speed = {"rate_median": 100.0}
+    speed = {"rate_median": 100.0, "runs_s": [0.64] * 7, "noisy": False}
     return {"precision": precision, "calibration": calibration, "batch_size": 64,
-            "speed": {"onnxruntime": speed, "openvino": speed}, "accuracy_mean": accuracy, "accuracy_std": 0.004,
+            "speed": {"onnxruntime": speed, "openvino": speed}, "vs_fp32": {"onnxruntime": 1.0, "openvino": 1.0}, "accuracy_mean": accuracy, "accuracy_std": 0.004,
             "auc": 0.9987, "val_mean": 0.95, "val_std": 0.01, "far_mean": 0.001,
             "fidelity": {"set": "held-out", "faces": 256, "cosine_mean": cosine_mean, "cosine_min": cosine_min}}
 

@@ -9,7 +9,7 @@ import resource
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,11 @@ class Timing:
                 "rate_worst": round(self.rate("max"), 2), "noisy": self.noisy}
 
 
+def noisy_flag(summary: dict) -> str:
+    """" (noisy)" after a figure whose ``Timing.summary()`` is noisy, else nothing."""
+    return " (noisy)" if summary.get("noisy") else ""
+
+
 def measure(work: Callable[[], object], items: int, repeats: int = 5, warmup: int = 1) -> Timing:
     """Run ``work`` ``warmup`` times untimed, then ``repeats`` times timed."""
     for _ in range(warmup):
@@ -68,6 +73,27 @@ def measure(work: Callable[[], object], items: int, repeats: int = 5, warmup: in
         runs.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
     return Timing(runs, items, cpu)
+
+
+def measure_interleaved(works: Sequence[Callable[[], object]], items: int, repeats: int = 5,
+                        warmup: int = 1) -> list[Timing]:
+    """Time every work once per round, round after round: the host's drift then reaches all of them
+    alike, so ratios between them taken round by round (``paired_ratios``) are fair."""
+    for work in works:
+        for _ in range(warmup):
+            work()
+    timings = [Timing([], items, []) for _ in works]
+    for _ in range(repeats):
+        for work, timing in zip(works, timings):
+            timed = measure(work, items, repeats=1, warmup=0)
+            timing.runs += timed.runs
+            timing.cpu_runs += timed.cpu_runs
+    return timings
+
+
+def paired_ratios(timing: Timing, baseline: Timing) -> list[float]:
+    """Speed of ``timing`` over ``baseline`` in each round of ``measure_interleaved`` (above 1: faster)."""
+    return [base / mine for mine, base in zip(timing.runs, baseline.runs)]
 
 
 def _status_mib(field_name: str, pid: int | None = None) -> float | None:

@@ -12,16 +12,20 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .harness import measure
+from .harness import measure_interleaved, noisy_flag, paired_ratios
 
 log = logging.getLogger(__name__)
 
 VARIANTS = (("fp32", "minmax"), ("fp16", "minmax"), ("int8", "minmax"), ("int8", "entropy"), ("int8", "percentile"))
 
 
-def bench_precision(variants: Sequence[tuple[str, str]] = VARIANTS, batch_size: int = 64, repeats: int = 5,
+def bench_precision(variants: Sequence[tuple[str, str]] = VARIANTS, batch_size: int = 64, repeats: int = 7,
                     backends: Sequence[str] = ("onnxruntime", "openvino")) -> list[dict]:
-    """LFW (default options, cached detections) and batch throughput for every precision variant."""
+    """LFW (default options, cached detections), fidelity to fp32 and batch throughput for every variant.
+
+    Throughput is timed after all the scoring, every variant and backend once per round: "x fp32" is
+    the median of the round-by-round ratios, so a host that drifts during the run moves every row alike.
+    """
     from ..build import BuildOptions, build_facenet
     from ..detect import open_detector
     from ..embedder import open_embedder
@@ -34,8 +38,7 @@ def bench_precision(variants: Sequence[tuple[str, str]] = VARIANTS, batch_size: 
     if variants[0][0] != "fp32":
         raise ValueError("the precision suite needs fp32 first: every variant is compared with it")
     detector = open_detector()
-    batch = np.random.default_rng(0).uniform(-1, 1, (batch_size, 3, 160, 160)).astype(np.float32)
-    rows, reference, held_out = [], None, None
+    rows, reference, held_out, paths = [], None, None, []
     for precision, method in variants:
         embedder = open_embedder(precision=precision, calibration=method)
         if held_out is None:
@@ -43,21 +46,25 @@ def bench_precision(variants: Sequence[tuple[str, str]] = VARIANTS, batch_size: 
         emb = np.concatenate([embedder.run(held_out[i:i + batch_size]) for i in range(0, len(held_out), batch_size)])
         reference = emb if reference is None else reference
         cosine = row_cosine(reference, emb)
-        run = run_lfw(embedder, detector, {"backend": "openvino", "config": "default"})
-        path = build_facenet(BuildOptions(precision=precision, calibration=method)).path
-        speed = {}
-        for backend in backends:
-            engine = OnnxRuntimeBackend(path, threads=2) if backend == "onnxruntime" else OpenVinoBackend(path, 2)
-            speed[backend] = measure(lambda: engine.run(batch), batch_size, repeats=repeats).summary()
-        r = run.result
+        r = run_lfw(embedder, detector, {"backend": "openvino", "config": "default"}).result
+        paths.append(build_facenet(BuildOptions(precision=precision, calibration=method)).path)
         rows.append({"precision": precision, "calibration": method if precision == "int8" else None,
-                     "batch_size": batch_size, "speed": speed, "accuracy_mean": r.accuracy_mean,
+                     "batch_size": batch_size, "accuracy_mean": r.accuracy_mean,
                      "accuracy_std": r.accuracy_std, "auc": r.auc, "val_mean": float(np.mean(r.val)),
                      "val_std": float(np.std(r.val)), "far_mean": float(np.mean(r.far)),
                      "fidelity": {"set": HELD_OUT.label, "faces": len(held_out), "cosine_mean": float(cosine.mean()),
                                   "cosine_min": float(cosine.min())}})
         log.info("precision %s/%s: acc %.5f, mean cosine to fp32 %.6f", precision, method, r.accuracy_mean,
                  cosine.mean())
+    batch = np.random.default_rng(0).uniform(-1, 1, (batch_size, 3, 160, 160)).astype(np.float32)
+    for backend in backends:
+        engines = [OnnxRuntimeBackend(path, threads=2) if backend == "onnxruntime" else OpenVinoBackend(path, 2)
+                   for path in paths]
+        timings = measure_interleaved([lambda e=e: e.run(batch) for e in engines], batch_size, repeats=repeats)
+        for row, timing in zip(rows, timings):
+            row.setdefault("speed", {})[backend] = timing.summary()
+            row.setdefault("vs_fp32", {})[backend] = float(np.median(paired_ratios(timing, timings[0])))
+        del engines
     return rows
 
 
@@ -83,8 +90,11 @@ def precision_markdown(rows: list[dict], date: str) -> str:
              "machine. LFW View 2 (6,000 pairs, 10 folds) with the job's default options "
              f"({job.align.method.value}-{job.align.margin:g} crops,",
              f"{job.protocol.distance.value} distance, flips {job.flip.value}, mean subtraction "
-             f"{'on' if job.protocol.subtract_mean else 'off'}) on the same cached detections; throughput at batch 64,",
-             "2 threads, median of 5 runs. INT8: ONNX Runtime static quantization, QDQ, per-channel weights,",
+             f"{'on' if job.protocol.subtract_mean else 'off'}) on the same cached detections; throughput at batch "
+             f"{base['batch_size']}, 2 threads,",
+             f"median of {len(base['speed']['onnxruntime']['runs_s'])} rounds that time every row once each (x fp32: "
+             "the median of the round-by-round ratios).",
+             "INT8: ONNX Runtime static quantization, QDQ, per-channel weights,",
              "calibrated on 256 aligned LFW faces that pairs.txt does not use (`lfw-outside-pairs-256`).",
              f"Fidelity: cosine similarity to the fp32 embedding on {base['fidelity']['faces']} other such faces, "
              f"outside the calibration set too (`{base['fidelity']['set']}`).", "",
@@ -92,10 +102,10 @@ def precision_markdown(rows: list[dict], date: str) -> str:
              "| AUC | accuracy | vs fp32 | VAL @ FAR 1e-3 |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
-        ort, ov = r["speed"].get("onnxruntime", {}), r["speed"].get("openvino", {})
-        ratio = ort["rate_median"] / base["speed"]["onnxruntime"]["rate_median"]
-        lines.append(f"| {r['precision']} | {r['calibration'] or '-'} | {r['batch_size']} | {ort['rate_median']:.1f} | "
-                     f"{ratio:.2f}x | {ov.get('rate_median', float('nan')):.1f} | "
+        ort, ov = r["speed"]["onnxruntime"], r["speed"].get("openvino")
+        ov_rate = f"{ov['rate_median']:.1f}{noisy_flag(ov)}" if ov else "-"
+        lines.append(f"| {r['precision']} | {r['calibration'] or '-'} | {r['batch_size']} | {ort['rate_median']:.1f}"
+                     f"{noisy_flag(ort)} | {r['vs_fp32']['onnxruntime']:.2f}x | {ov_rate} | "
                      f"{r['fidelity']['cosine_mean']:.6f} | {r['fidelity']['cosine_min']:.5f} | {r['auc']:.4f} | "
                      f"{r['accuracy_mean']:.5f} +- {r['accuracy_std']:.5f} | "
                      f"{(r['accuracy_mean'] - base['accuracy_mean']) * 100:+.3f} pt | "

@@ -8,10 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..cache import atomic_path, atomic_write_bytes, atomic_write_json
-
-
-def _flag(summary: dict) -> str:
-    return " (noisy)" if summary.get("noisy") else ""
+from .harness import noisy_flag
 
 
 def _num(value: float | None, digits: int = 1) -> str:
@@ -45,7 +42,7 @@ def detection_table(rows: list[dict], images: int, cores: int | None) -> list[st
         nets = r.get("net_seconds") or []
         share = f"{100 * float(np.median([n / w for n, w in zip(nets, t['runs_s'])])):.0f}%" if nets else "-"
         alone = f"{float(np.median(r['net_peer_ratios'])):.2f}x" if r.get("net_peer_ratios") else "-"
-        lines.append(f"| {r['engine']} | {r['batch_size']} | {t['rate_median']:.1f}{_flag(t)} | "
+        lines.append(f"| {r['engine']} | {r['batch_size']} | {t['rate_median']:.1f}{noisy_flag(t)} | "
                      f"{t['rate_worst']:.1f} - {t['rate_best']:.1f} | {_num(beside)} | {ratio:.2f}x | {_num(t.get('cpu_ms_per_item'))} | "
                      f"{_num(t.get('cores_busy'), 2)} | {share} | {alone} | {r['faces']} (of {t['items']} images) |")
     return lines
@@ -209,7 +206,7 @@ def render_markdown(results: dict) -> str:
         lines += ["## Ceiling", "",
                   f"float32 GEMM ({c['n']}^3, torch, {c['threads']} threads): **{c['gflops']:.1f} GFLOP/s**, the fastest of "
                   f"{len(c['timing']['runs_s'])} runs (median {c['timing']['rate_median'] * 2 * c['n'] ** 3 / 1e9:.1f}"
-                  f"{_flag(c['timing'])}): noise only slows runs, so the fastest is the ceiling.", ""]
+                  f"{noisy_flag(c['timing'])}): noise only slows runs, so the fastest is the ceiling.", ""]
     if "models" in results:
         ceiling = results["models"].get("ceiling_gflops") or results.get("ceiling", {}).get("gflops")
         lines += ["## Models at the reference deployments' shapes", "",
