@@ -50,6 +50,7 @@ def test_bench_tiny_run_writes_json_and_markdown(tmp_path, built_mtcnn, capsys):
     md = (tmp_path / "benchmarks.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| ours (onnxruntime) | 2 |"))
     assert f"| {np.median(paired):.2f}x |" in row and "peer beside it" in md
+    assert f"## Ceiling\n\nRun of {results['date']}: every run measures it" in md
     # The nets' own wall time per run: part of the run, and the ceiling it sets against the same peer runs.
     nets = ours["net_seconds"]
     assert len(nets) == 2 and all(0 < n < w for n, w in zip(nets, mine))

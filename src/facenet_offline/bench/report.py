@@ -204,6 +204,8 @@ def render_markdown(results: dict) -> str:
     if "ceiling" in results:
         c = results["ceiling"]
         lines += ["## Ceiling", "",
+                  f"Run of {results['date']}: every run measures it, and a section kept from an earlier run is set "
+                  "against the ceiling of its own run.", "",
                   f"float32 GEMM ({c['n']}^3, torch, {c['threads']} threads): **{c['gflops']:.1f} GFLOP/s**, the fastest of "
                   f"{len(c['timing']['runs_s'])} runs (median {c['timing']['rate_median'] * 2 * c['n'] ** 3 / 1e9:.1f}"
                   f"{noisy_flag(c['timing'])}): noise only slows runs, so the fastest is the ceiling.", ""]
