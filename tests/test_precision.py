@@ -175,6 +175,35 @@ def test_the_precision_page_sets_fp32_against_the_runs_own_ceiling():
     assert "float32 GEMM at 400.0 GFLOP/s" in md and "reaches 200 GFLOP/s, 50% of it" in md
 
 
+def test_the_bf16_row_is_timed_and_shown_on_openvino_only():
+    from facenet_offline.bench.precision import VARIANTS, Variant, precision_markdown
+
+    bf16 = Variant("fp32", backend="openvino-bf16")
+    assert bf16 in VARIANTS and bf16.label == "bf16"
+    assert bf16.timed_on(("onnxruntime", "openvino")) == {"openvino": "openvino-bf16"}
+    assert Variant("int8").timed_on(("onnxruntime", "openvino")) == {"onnxruntime": "onnxruntime", "openvino": "openvino"}
+    row = _precision_row("bf16", None, 0.99995, 0.9998, 0.990)
+    del row["speed"]["onnxruntime"], row["vs_fp32"]["onnxruntime"]
+    row["vs_fp32"]["openvino"] = 2.5
+    md = precision_markdown([_precision_row("fp32", None, 1.0, 1.0, 0.990), row], "2026-12-03")
+    assert "| bf16 | - | 64 | - | - | 100.0 | 2.50x | 0.999950 |" in md
+
+
+def test_openvino_bf16_arithmetic_stays_close_to_float32_on_real_faces(built_default, faces):
+    from facenet_offline.runtime.openvino import OpenVinoBackend, has_bf16
+
+    with pytest.raises(ValueError, match="arithmetic 'fp8': use f32 or bf16"):
+        OpenVinoBackend(built_default.path, 2, arithmetic="fp8")
+    if not has_bf16():
+        with pytest.raises(ValueError, match="no native bfloat16 arithmetic"):
+            OpenVinoBackend(built_default.path, 2, arithmetic="bf16")
+        return
+    (ref,), (low,) = (OpenVinoBackend(built_default.path, 2, arithmetic=a).run(faces) for a in ("f32", "bf16"))
+    cosine = row_cosine(ref, low)
+    assert not np.array_equal(ref, low)  # bf16 really ran
+    assert cosine.min() > 0.999, cosine.min()
+
+
 def test_a_run_without_the_precision_suite_keeps_the_precision_page(tmp_path):
     from facenet_offline.bench.report import write_report
 

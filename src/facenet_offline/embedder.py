@@ -16,6 +16,7 @@ from .weights import ModelSpec
 class BackendName(Choice):
     ONNXRUNTIME = "onnxruntime"
     OPENVINO = "openvino"
+    OPENVINO_BF16 = "openvino-bf16"  # the float32 model in OpenVINO's bfloat16 arithmetic (AMX CPUs)
     TORCH = "torch"
 
 
@@ -64,10 +65,10 @@ def open_embedder(model: str = "casia-webface", backend: str = "onnxruntime", th
 
     built = build_facenet(BuildOptions(model=model, weights_path=weights_path, precision=precision,
                                        **({"calibration": calibration} if calibration else {})))
-    if kind is BackendName.OPENVINO:
+    if kind in (BackendName.OPENVINO, BackendName.OPENVINO_BF16):
         from .runtime.openvino import OpenVinoBackend
 
-        engine = OpenVinoBackend(built.path, threads)
+        engine = OpenVinoBackend(built.path, threads, arithmetic="bf16" if kind is BackendName.OPENVINO_BF16 else "f32")
     else:
         from .runtime.onnxruntime import OnnxRuntimeBackend
 

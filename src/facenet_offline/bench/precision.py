@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,15 +17,40 @@ from .harness import measure_interleaved, noisy_flag, paired_ratios
 
 log = logging.getLogger(__name__)
 
-VARIANTS = (("fp32", "minmax"), ("fp16", "minmax"), ("int8", "minmax"), ("int8", "entropy"), ("int8", "percentile"))
+@dataclass(frozen=True)
+class Variant:
+    """One row: a model file (precision, calibration) and the backend that scores it.
+
+    ``openvino-bf16`` scores the fp32 file in OpenVINO's bfloat16 arithmetic: a precision chosen at
+    run time, not a file. Its speed is OpenVINO's, so it is timed only there.
+    """
+
+    precision: str
+    calibration: str = "minmax"  # int8 only
+    backend: str = "onnxruntime"
+
+    @property
+    def label(self) -> str:
+        return "bf16" if self.backend == "openvino-bf16" else self.precision
+
+    def timed_on(self, backends: Sequence[str]) -> dict[str, str]:
+        """Column (onnxruntime or openvino) -> the backend timed for it."""
+        if self.backend == "openvino-bf16":
+            return {"openvino": "openvino-bf16"} if "openvino" in backends else {}
+        return {b: b for b in backends}
 
 
-def bench_precision(variants: Sequence[tuple[str, str]] = VARIANTS, batch_size: int = 64, repeats: int = 7,
+VARIANTS = (Variant("fp32"), Variant("fp16"), Variant("int8", "minmax"), Variant("int8", "entropy"),
+            Variant("int8", "percentile"), Variant("fp32", backend="openvino-bf16"))
+
+
+def bench_precision(variants: Sequence[Variant] = VARIANTS, batch_size: int = 64, repeats: int = 7,
                     backends: Sequence[str] = ("onnxruntime", "openvino")) -> list[dict]:
     """LFW (default options, cached detections), fidelity to fp32 and batch throughput for every variant.
 
-    Throughput is timed after all the scoring, every variant and backend once per round: "x fp32" is
-    the median of the round-by-round ratios, so a host that drifts during the run moves every row alike.
+    Throughput is timed after all the scoring, every variant once per round on each backend: "x fp32"
+    is the median of the round-by-round ratios against fp32 on that backend, so a host that drifts
+    during the run moves every row alike.
     """
     from ..build import BuildOptions, build_facenet
     from ..detect import open_detector
@@ -35,36 +61,42 @@ def bench_precision(variants: Sequence[tuple[str, str]] = VARIANTS, batch_size: 
     from ..data.calibration import HELD_OUT, calibration_faces
     from ..evaluate.verification import row_cosine
 
-    if variants[0][0] != "fp32":
-        raise ValueError("the precision suite needs fp32 first: every variant is compared with it")
+    if variants[0] != Variant("fp32"):
+        raise ValueError("the precision suite needs fp32 on onnxruntime first: every variant is compared with it")
     detector = open_detector()
     rows, reference, held_out, paths = [], None, None, []
-    for precision, method in variants:
-        embedder = open_embedder(precision=precision, calibration=method)
+    for v in variants:
+        embedder = open_embedder(backend=v.backend, precision=v.precision, calibration=v.calibration)
         if held_out is None:
             held_out = calibration_faces(embedder.spec, HELD_OUT)
         emb = np.concatenate([embedder.run(held_out[i:i + batch_size]) for i in range(0, len(held_out), batch_size)])
         reference = emb if reference is None else reference
         cosine = row_cosine(reference, emb)
         r = run_lfw(embedder, detector, {"backend": "openvino", "config": "default"}).result
-        paths.append(build_facenet(BuildOptions(precision=precision, calibration=method)).path)
-        rows.append({"precision": precision, "calibration": method if precision == "int8" else None,
-                     "batch_size": batch_size, "accuracy_mean": r.accuracy_mean,
+        paths.append(build_facenet(BuildOptions(precision=v.precision, calibration=v.calibration)).path)
+        rows.append({"precision": v.label, "calibration": v.calibration if v.precision == "int8" else None,
+                     "scored_on": v.backend, "batch_size": batch_size, "accuracy_mean": r.accuracy_mean,
                      "accuracy_std": r.accuracy_std, "auc": r.auc, "val_mean": float(np.mean(r.val)),
-                     "val_std": float(np.std(r.val)), "far_mean": float(np.mean(r.far)),
+                     "val_std": float(np.std(r.val)), "far_mean": float(np.mean(r.far)), "speed": {}, "vs_fp32": {},
                      "fidelity": {"set": HELD_OUT.label, "faces": len(held_out), "cosine_mean": float(cosine.mean()),
                                   "cosine_min": float(cosine.min())}})
-        log.info("precision %s/%s: acc %.5f, mean cosine to fp32 %.6f", precision, method, r.accuracy_mean,
-                 cosine.mean())
+        log.info("precision %s/%s on %s: acc %.5f, mean cosine to fp32 %.6f", v.label, v.calibration, v.backend,
+                 r.accuracy_mean, cosine.mean())
     batch = np.random.default_rng(0).uniform(-1, 1, (batch_size, 3, 160, 160)).astype(np.float32)
-    for backend in backends:
-        engines = [OnnxRuntimeBackend(path, threads=2) if backend == "onnxruntime" else OpenVinoBackend(path, 2)
-                   for path in paths]
-        timings = measure_interleaved([lambda e=e: e.run(batch) for e in engines], batch_size, repeats=repeats)
-        for row, timing in zip(rows, timings):
-            row.setdefault("speed", {})[backend] = timing.summary()
-            row.setdefault("vs_fp32", {})[backend] = float(np.median(paired_ratios(timing, timings[0])))
-        del engines
+
+    def engine(backend: str, path):
+        if backend == "onnxruntime":
+            return OnnxRuntimeBackend(path, threads=2)
+        return OpenVinoBackend(path, 2, arithmetic="bf16" if backend == "openvino-bf16" else "f32")
+
+    for column in backends:
+        timed = [(row, engine(v.timed_on(backends)[column], path))
+                 for v, row, path in zip(variants, rows, paths) if column in v.timed_on(backends)]
+        timings = measure_interleaved([lambda e=e: e.run(batch) for _, e in timed], batch_size, repeats=repeats)
+        for (row, _), timing in zip(timed, timings):
+            row["speed"][column] = timing.summary()
+            row["vs_fp32"][column] = float(np.median(paired_ratios(timing, timings[0])))
+        del timed
     return rows
 
 
@@ -85,7 +117,7 @@ def precision_markdown(rows: list[dict], date: str) -> str:
     base = next((r for r in rows if r["precision"] == "fp32"), None)
     if base is None:
         raise ValueError("the precision table needs the fp32 baseline; include fp32 in --precisions")
-    lines = ["# Precision: what FP16 and INT8 cost and buy", "",
+    lines = ["# Precision: what FP16, BF16 and INT8 cost and buy", "",
              f"Made by `facenet-offline bench --suites precision --out docs` on {date}, all rows in one run on this",
              "machine. LFW View 2 (6,000 pairs, 10 folds) with the job's default options "
              f"({job.align.method.value}-{job.align.margin:g} crops,",
@@ -98,14 +130,20 @@ def precision_markdown(rows: list[dict], date: str) -> str:
              "calibrated on 256 aligned LFW faces that pairs.txt does not use (`lfw-outside-pairs-256`).",
              f"Fidelity: cosine similarity to the fp32 embedding on {base['fidelity']['faces']} other such faces, "
              f"outside the calibration set too (`{base['fidelity']['set']}`).", "",
-             "| precision | calibration | batch | img/s ORT | x fp32 | img/s OpenVINO | cos to fp32 mean | cos min "
-             "| AUC | accuracy | vs fp32 | VAL @ FAR 1e-3 |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "bf16: the fp32 model run by OpenVINO in bfloat16 arithmetic (`--backend openvino-bf16`, CPUs with "
+             "AMX or AVX512-BF16),",
+             "scored and timed on OpenVINO; x fp32 there is against fp32 on OpenVINO in float32.", "",
+             "| precision | calibration | batch | img/s ORT | x fp32 | img/s OpenVINO | x fp32 | cos to fp32 mean "
+             "| cos min | AUC | accuracy | vs fp32 | VAL @ FAR 1e-3 |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+
+    def speed(r: dict, column: str) -> str:
+        t = r["speed"].get(column)
+        return f"{t['rate_median']:.1f}{noisy_flag(t)} | {r['vs_fp32'][column]:.2f}x" if t else "- | -"
+
     for r in rows:
-        ort, ov = r["speed"]["onnxruntime"], r["speed"].get("openvino")
-        ov_rate = f"{ov['rate_median']:.1f}{noisy_flag(ov)}" if ov else "-"
-        lines.append(f"| {r['precision']} | {r['calibration'] or '-'} | {r['batch_size']} | {ort['rate_median']:.1f}"
-                     f"{noisy_flag(ort)} | {r['vs_fp32']['onnxruntime']:.2f}x | {ov_rate} | "
+        lines.append(f"| {r['precision']} | {r['calibration'] or '-'} | {r['batch_size']} | "
+                     f"{speed(r, 'onnxruntime')} | {speed(r, 'openvino')} | "
                      f"{r['fidelity']['cosine_mean']:.6f} | {r['fidelity']['cosine_min']:.5f} | {r['auc']:.4f} | "
                      f"{r['accuracy_mean']:.5f} +- {r['accuracy_std']:.5f} | "
                      f"{(r['accuracy_mean'] - base['accuracy_mean']) * 100:+.3f} pt | "
@@ -114,8 +152,8 @@ def precision_markdown(rows: list[dict], date: str) -> str:
         achieved = base["speed"]["onnxruntime"]["rate_median"] * base["gflop_per_image"]
         lines += ["", f"The machine's ceiling in this run: float32 GEMM at {base['ceiling_gflops']:.1f} GFLOP/s "
                   f"(benchmarks.md, Ceiling). fp32 FaceNet on ONNX Runtime ({base['gflop_per_image']:.3f} GFLOP "
-                  f"per image) reaches {achieved:.0f} GFLOP/s, {achieved / base['ceiling_gflops']:.0%} of it; FP16 and "
-                  "INT8 run other arithmetic, so only their ratio to fp32 is given."]
+                  f"per image) reaches {achieved:.0f} GFLOP/s, {achieved / base['ceiling_gflops']:.0%} of it; FP16, "
+                  "BF16 and INT8 run other arithmetic, so only their ratio to fp32 is given."]
     if any(r["precision"] == "int8" for r in rows):
         best = closest_calibration(rows)["calibration"]
         verdict = ("the default" if best == DEFAULT_CALIBRATION.value

@@ -235,7 +235,7 @@ def render_markdown(results: dict) -> str:
                          f"{s['embed']:.1f} |")
         lines.append("")
     if "precision" in results:
-        lines += ["## Precision", "", "FP32, FP16 and INT8 with LFW accuracy beside throughput: `precision.md`.", ""]
+        lines += ["## Precision", "", "FP32, FP16, BF16 and INT8 with LFW accuracy beside throughput: `precision.md`.", ""]
     if "detection" in results:
         d = results["detection"]
         lines += ["## Face detection (MTCNN)", ""] + detection_table(d["rows"], d["images"], m.get("cores")) + [""]

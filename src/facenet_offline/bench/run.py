@@ -25,7 +25,7 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
                    batch_sizes: Sequence[int] = (1, 16, 64), backends: Sequence[str] = ("openvino", "onnxruntime"),
                    peer_images: int | None = None, models: Sequence[str] | None = None,
                    model_backends: Sequence[str] | None = None, model_batch_sizes: dict | None = None,
-                   precisions: Sequence[str] = ("fp32", "fp16", "int8"),
+                   precisions: Sequence[str] = ("fp32", "fp16", "int8", "bf16"),
                    memory_sizes: Sequence[int] = (500, 2000, 5000, 13233),
                    memory_mixed_sizes: Sequence[int] = (500, 2000, 5000),
                    memory_largest_sizes: Sequence[int] = (500, 2000),
@@ -60,7 +60,13 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
 
         from .models import facenet_flops
 
-        results["precision"] = bench_precision([v for v in VARIANTS if v[0] in precisions])
+        from ..runtime.openvino import has_bf16
+
+        variants = [v for v in VARIANTS if v.label in precisions]
+        if "bf16" in precisions and not has_bf16():
+            log.warning("precision suite: this CPU has no native bfloat16 arithmetic; the bf16 row is left out")
+            variants = [v for v in variants if v.label != "bf16"]
+        results["precision"] = bench_precision(variants)
         for row in results["precision"]:
             row.update(ceiling_gflops=gflops, gflop_per_image=facenet_flops() / 1e9)
     if "memory" in suites:

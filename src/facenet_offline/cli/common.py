@@ -23,8 +23,11 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "openvino", "torch"],
-                   help="embedding backend (default onnxruntime)")
+    from ..embedder import BackendName
+
+    p.add_argument("--backend", default="onnxruntime", choices=[b.value for b in BackendName],
+                   help="embedding backend (default onnxruntime; openvino-bf16: OpenVINO in bfloat16 arithmetic, "
+                        "for CPUs with AMX or AVX512-BF16, docs/precision.md)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
     p.add_argument("--providers", default=None,
                    help="comma-separated ONNX Runtime providers, e.g. CUDAExecutionProvider,CPUExecutionProvider")

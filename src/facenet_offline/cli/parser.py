@@ -142,8 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-backends", default=None,
                    help="models suite: comma-separated onnxruntime,openvino,torch,opencv-peer")
     p.add_argument("--model-batch-sizes", default=None, help="models suite: override the reference batch sizes")
-    p.add_argument("--precisions", default="fp32,fp16,int8",
-                   help="precision suite: comma-separated fp32,fp16,int8 (fp32 is the baseline and always needed)")
+    p.add_argument("--precisions", default="fp32,fp16,int8,bf16",
+                   help="precision suite: comma-separated fp32,fp16,int8,bf16 (fp32 is the baseline and always "
+                        "needed; bf16 only where the CPU has it)")
     p.add_argument("--memory-images", default="500,2000,5000,13233",
                    help="memory suite: numbers of LFW photos to embed, each in a fresh process")
     p.add_argument("--memory-mixed-images", default="500,2000,5000",

@@ -45,15 +45,31 @@ class StaticShapes:
             raise ValueError("after, max_rows, max_elements and capacity must be at least 1")
 
 
+def has_bf16(device: str = "CPU") -> bool:
+    """Whether OpenVINO runs bfloat16 arithmetic natively on ``device`` (CPUs with AMX or AVX512-BF16)."""
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property(device, "OPTIMIZATION_CAPABILITIES")
+
+
 class OpenVinoBackend:
-    """Runs an ONNX model with OpenVINO's CPU plugin; outputs in the model's order."""
+    """Runs an ONNX model with OpenVINO's CPU plugin; outputs in the model's order.
+
+    ``arithmetic`` is OpenVINO's inference precision: f32 (the default; OpenVINO would otherwise pick
+    bf16 by itself on AMX CPUs), or bf16, about twice as fast there with an 8-bit mantissa.
+    """
 
     def __init__(self, model_path: str | os.PathLike, threads: int | None = None, device: str = "CPU",
-                 static_shapes: StaticShapes | None = None):
+                 static_shapes: StaticShapes | None = None, arithmetic: str = "f32"):
         import openvino as ov
 
+        if arithmetic not in ("f32", "bf16"):
+            raise ValueError(f"OpenVINO arithmetic {arithmetic!r}: use f32 or bf16")
+        if arithmetic == "bf16" and not has_bf16(device):
+            raise ValueError(f"this {device} has no native bfloat16 arithmetic (AMX or AVX512-BF16); use the "
+                             "openvino backend (float32) instead of openvino-bf16")
         self._core = ov.Core()
-        self._config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",
+        self._config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": arithmetic,
                         "CPU_RUNTIME_CACHE_CAPACITY": SHAPE_CACHE_ENTRIES}
         if threads:
             self._config["INFERENCE_NUM_THREADS"] = threads
@@ -63,7 +79,7 @@ class OpenVinoBackend:
         self.static_shapes = static_shapes
         self._static: OrderedDict[tuple[int, ...], object] = OrderedDict()  # shape -> infer request
         self._seen: dict[tuple[int, ...], int] = {}
-        self.name = f"openvino[{device}]"
+        self.name = f"openvino[{device}]" + ("-bf16" if arithmetic == "bf16" else "")
 
     @property
     def static_shapes_compiled(self) -> tuple[tuple[int, ...], ...]:
