@@ -52,19 +52,16 @@ def bench_precision(variants: Sequence[Variant] = VARIANTS, batch_size: int = 64
     is the median of the round-by-round ratios against fp32 on that backend, so a host that drifts
     during the run moves every row alike.
     """
-    from ..build import BuildOptions, build_facenet
+    from ..data.calibration import HELD_OUT, calibration_faces
     from ..detect import open_detector
     from ..embedder import open_embedder
     from ..evaluate.lfw import run_lfw
-    from ..runtime.onnxruntime import OnnxRuntimeBackend
-    from ..runtime.openvino import OpenVinoBackend
-    from ..data.calibration import HELD_OUT, calibration_faces
     from ..evaluate.verification import row_cosine
 
     if variants[0] != Variant("fp32"):
         raise ValueError("the precision suite needs fp32 on onnxruntime first: every variant is compared with it")
     detector = open_detector()
-    rows, reference, held_out, paths = [], None, None, []
+    rows, reference, held_out = [], None, None
     for v in variants:
         embedder = open_embedder(backend=v.backend, precision=v.precision, calibration=v.calibration)
         if held_out is None:
@@ -73,7 +70,6 @@ def bench_precision(variants: Sequence[Variant] = VARIANTS, batch_size: int = 64
         reference = emb if reference is None else reference
         cosine = row_cosine(reference, emb)
         r = run_lfw(embedder, detector, {"backend": "openvino", "config": "default"}).result
-        paths.append(build_facenet(BuildOptions(precision=v.precision, calibration=v.calibration)).path)
         rows.append({"precision": v.label, "calibration": v.calibration if v.precision == "int8" else None,
                      "scored_on": v.backend, "batch_size": batch_size, "accuracy_mean": r.accuracy_mean,
                      "accuracy_std": r.accuracy_std, "auc": r.auc, "val_mean": float(np.mean(r.val)),
@@ -83,15 +79,10 @@ def bench_precision(variants: Sequence[Variant] = VARIANTS, batch_size: int = 64
         log.info("precision %s/%s on %s: acc %.5f, mean cosine to fp32 %.6f", v.label, v.calibration, v.backend,
                  r.accuracy_mean, cosine.mean())
     batch = np.random.default_rng(0).uniform(-1, 1, (batch_size, 3, 160, 160)).astype(np.float32)
-
-    def engine(backend: str, path):
-        if backend == "onnxruntime":
-            return OnnxRuntimeBackend(path, threads=2)
-        return OpenVinoBackend(path, 2, arithmetic="bf16" if backend == "openvino-bf16" else "f32")
-
     for column in backends:
-        timed = [(row, engine(v.timed_on(backends)[column], path))
-                 for v, row, path in zip(variants, rows, paths) if column in v.timed_on(backends)]
+        timed = [(row, open_embedder(backend=v.timed_on(backends)[column], threads=2, precision=v.precision,
+                                     calibration=v.calibration))
+                 for v, row in zip(variants, rows) if column in v.timed_on(backends)]
         timings = measure_interleaved([lambda e=e: e.run(batch) for _, e in timed], batch_size, repeats=repeats)
         for (row, _), timing in zip(timed, timings):
             row["speed"][column] = timing.summary()

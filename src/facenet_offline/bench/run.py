@@ -56,19 +56,18 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
     if "e2e" in suites:
         results["e2e"] = {"fp32": _end_to_end("fp32"), "int8": _end_to_end("int8")}
     if "precision" in suites:
-        from .precision import VARIANTS, bench_precision
-
-        from .models import facenet_flops
-
         from ..runtime.openvino import has_bf16
+        from .models import facenet_flops
+        from .precision import VARIANTS, bench_precision
 
         variants = [v for v in VARIANTS if v.label in precisions]
         if "bf16" in precisions and not has_bf16():
             log.warning("precision suite: this CPU has no native bfloat16 arithmetic; the bf16 row is left out")
             variants = [v for v in variants if v.label != "bf16"]
         results["precision"] = bench_precision(variants)
+        gflop_per_image = facenet_flops() / 1e9
         for row in results["precision"]:
-            row.update(ceiling_gflops=gflops, gflop_per_image=facenet_flops() / 1e9)
+            row.update(ceiling_gflops=gflops, gflop_per_image=gflop_per_image)
     if "memory" in suites:
         from .memory import bench_memory
 
