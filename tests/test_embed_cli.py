@@ -113,6 +113,8 @@ def test_embedder_runs_are_padded_to_a_few_shapes(built_default, lfw_dir, lfw_pa
     eleven = np.ones((11, 2), np.float32)
     assert pad_rows(eleven, 8).shape == (16, 2) and not pad_rows(eleven, 8)[11:].any()
     assert pad_rows(eleven, 8, limit=13).shape == (13, 2) and pad_rows(batch, 3) is batch
+    assert pad_rows(batch, 8, small=2).shape == (4, 2) and pad_rows(eleven[:5], 8, small=2).shape == (6, 2)
+    assert pad_rows(eleven, 8, small=2).shape == (16, 2)  # ``small`` only applies below ``multiple``
     embedder = open_embedder()
     seen = []
     real = embedder.backend.run
