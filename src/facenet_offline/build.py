@@ -25,6 +25,7 @@ from . import __version__
 from .cache import atomic_write_json, file_lock, home, options_key, remove_stale_temporaries, sha256_file
 from .data.tensors import standardise
 from .export.onnx import DEFAULT_OPSET, ExportConfig, check_parity, export_onnx, max_abs_difference
+from .models.mtcnn import PackedPNet
 from .data.calibration import CalibrationSet, calibration_faces
 from .errors import ExportParityError
 from .export.quantize import DEFAULT_CALIBRATION, CalibrationMethod, Int8Config, Precision, calibrator_options
@@ -227,6 +228,20 @@ def mtcnn_parity_patches(net: str) -> np.ndarray:
     return standardise(faces, MTCNN.mean, MTCNN.std)
 
 
+def packed_parity_input() -> np.ndarray:
+    """``PackedPNet`` input from real images: each sample face at 160 and at 79 pixels (an odd side) in one layout."""
+    from .detect.packing import pack
+
+    faces = load_sample_faces(160)
+    small = np.stack([cv2.resize(f, (79, 79), interpolation=cv2.INTER_AREA) for f in faces])
+    layout = pack([(160, 160), (79, 79)])
+    x = np.zeros((len(faces), 4, *layout.shape), np.float32)
+    x[:, 3] = layout.gaps()
+    for (y, x0, h, w), level in zip(layout.places, (faces, small)):
+        x[:, :3, y:y + h, x0:x0 + w] = standardise(level, MTCNN.mean, MTCNN.std)
+    return x
+
+
 def run_shipped_mtcnn(path: Path, net: str, nchw: np.ndarray) -> tuple[np.ndarray, ...]:
     """Run a shipped keras2onnx net on natural NCHW input, outputs in our order and layout."""
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -252,7 +267,8 @@ def build_mtcnn(options: DetectorBuildOptions = DetectorBuildOptions(), force: b
     """The cached NCHW ONNX exports of PNet, RNet and ONet, checked against torch and the shipped files."""
     weights = resolve_detector_weights(MTCNN, options.weights_dir)
     digest = options_key({n: w.sha256 for n, w in weights.items()})
-    key = options_key({"format": BUILD_FORMAT, "opset": options.opset, "simplify": options.simplify})
+    key = options_key({"format": BUILD_FORMAT, "opset": options.opset, "simplify": options.simplify,
+                       "nets": [*_MTCNN_EXPORTS, "pnet_packed"]})
     folder = home() / "models" / "mtcnn" / f"{digest}-{key}"
 
     def make(folder: Path) -> dict:
@@ -269,6 +285,11 @@ def build_mtcnn(options: DetectorBuildOptions = DetectorBuildOptions(), force: b
             record["weights"][name] = {"path": str(w.path), "format": w.format.value, "sha256": w.sha256}
             if w.format.value == "onnx_keras":
                 record["parity_shipped"][name] = check_shipped_parity(name, w.path, path)
+        packed = PackedPNet(nets["pnet"]).eval()  # what the detector runs (``detect.packing``)
+        config = ExportConfig(**{**asdict(_MTCNN_EXPORTS["pnet"]), "opset": options.opset, "simplify": options.simplify})
+        path = export_onnx(packed, torch.zeros(2, 4, 64, 64), folder / "pnet_packed.onnx", config)
+        record["parity_torch"]["pnet_packed"] = check_parity(packed, path, [packed_parity_input()])
+        record["names"].append("pnet_packed")
         return record
 
     return _cached_build(folder, force, make)

@@ -1,6 +1,7 @@
-"""MTCNN face detection, batched across images: PNet level by level, then every RNet and ONet
+"""MTCNN face detection, batched across images: PNet over pyramid levels (a lone photo's levels
+packed into one input, ``packing``), inputs of one shape together; then every RNet and ONet
 candidate of the whole batch together, in runs of at most 256 rows padded to a multiple of 32
-(below 32, to a power of two).
+(below 32, to an even count).
 
 Engines only return raw arrays; all box math is in ``boxes``. Results are ``Detection`` objects
 with empty arrays when there is no face, never None.
@@ -9,7 +10,7 @@ with empty arrays when there is no face, never None.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from ..data.tensors import pad_rows, to_nchw
 from ..runtime.base import Backend
 from ..weights.registry import MTCNN, DetectorSpec
 from . import boxes as bx
+from .packing import Layout, pack
 
 log = logging.getLogger(__name__)
 
@@ -40,20 +42,29 @@ class MTCNNConfig:
     nms_onet: float = 0.7  # with the "min" overlap
     # Rows per RNet/ONet run. The NPU reference compiles ranges up to 2,000 and 1,000; on CPU runtimes
     # 256 is as fast (LFW, batch 64: 107.7 vs 104.1 img/s, identical boxes) and, padded to multiples
-    # of ``batch_bucket`` (powers of two below it), gives each net at most 13 input shapes. Every
+    # of ``batch_bucket`` (of ``small_bucket`` below it), gives each net at most 23 input shapes. Every
     # new shape costs OpenVINO about 1 MiB that it keeps: with 2,000 a run over 5,000 LFW photos met
     # 28 RNet shapes and grew 1,028 -> 1,050 MiB; with 256 it stayed at 850-858 MiB after its first
     # 1,000 photos.
     rnet_batch: int = 256
     onet_batch: int = 256
     pnet_batch_pixels: int = 1 << 23  # bound on one PNet run's input size
+    # A photo whose size no other photo in the batch shares has its pyramid levels of at most this
+    # many pixels packed into one input, run through the detector's ``packed_pnet``; 0 (or no
+    # packed net) runs each level alone through PNet. Same detections either way. On LFW photos
+    # (8 levels) packing made PNet about 1.5 times faster at batch 1; larger levels gain nothing
+    # and would only make inputs larger. ``open_detector`` packs on OpenVINO only, where it gains.
+    pnet_pack_pixels: int = 1 << 20
     # Images detected together hold at most this many pixels (one image over it runs alone): a stage's
     # working memory grows with the pixels and candidates of everything in flight. Detecting 16 photos
     # of 4000 x 3000 at once took 1,535 MiB over the photos themselves (3,935 MiB for crowds of 192
     # faces per photo); in runs of 2^25 pixels, 955 (1,067) MiB, at the same speed (17.6 vs 16.1 s;
     # 58.0 vs 59.3 s). 64 LFW images are 4 M pixels, one run.
     batch_pixels: int = 1 << 25
-    batch_bucket: int = 32  # RNet/ONet runs are padded to a multiple of this, or below it to a power of two
+    batch_bucket: int = 32  # RNet/ONet runs are padded to a multiple of this many rows,
+    # runs of fewer to a multiple of ``small_bucket``: ONet's time grows with every row (a photo's
+    # 9 candidates took 2.3 ms as 9 rows on OpenVINO, 3.9 ms padded to 16).
+    small_bucket: int = 2
     # Pyramid levels are shrunk from, and candidates cropped from, a float32 copy of an image of at
     # most this many pixels (one conversion instead of one per crop; OpenCV's area resize is faster
     # in float); larger photos shrink in uint8 and convert each crop alone, as a float copy of a
@@ -61,10 +72,12 @@ class MTCNNConfig:
     float_canvas_pixels: int = 1 << 22
 
     def __post_init__(self):
-        if min(self.rnet_batch, self.onet_batch, self.batch_bucket, self.pnet_batch_pixels, self.batch_pixels) < 1:
-            raise ValueError("rnet_batch, onet_batch, batch_bucket, pnet_batch_pixels and batch_pixels must be at least 1")
-        if self.float_canvas_pixels < 0:
-            raise ValueError(f"float_canvas_pixels must be at least 0, got {self.float_canvas_pixels}")
+        if min(self.rnet_batch, self.onet_batch, self.batch_bucket, self.small_bucket, self.pnet_batch_pixels,
+               self.batch_pixels) < 1:
+            raise ValueError("rnet_batch, onet_batch, batch_bucket, small_bucket, pnet_batch_pixels and batch_pixels "
+                             "must be at least 1")
+        if min(self.float_canvas_pixels, self.pnet_pack_pixels) < 0:
+            raise ValueError("float_canvas_pixels and pnet_pack_pixels must be at least 0")
         if not all(0 <= t <= 1 for t in self.thresholds):
             raise ValueError(f"thresholds must lie in [0, 1], got {self.thresholds}")
 
@@ -142,11 +155,18 @@ def pixel_bounded(images: Sequence[np.ndarray], budget: int) -> list[Sequence[np
 
 
 class MTCNNDetector:
-    """Runs MTCNN over batches of uint8 RGB images of any sizes with three backends."""
+    """Runs MTCNN over batches of uint8 RGB images of any sizes with three backends.
+
+    ``packed_pnet``, if given, runs ``PackedPNet`` (four input channels) on packed pyramids
+    (``MTCNNConfig.pnet_pack_pixels``); ``pnet`` runs every level that is not packed. The packed
+    net is the slower of the two on a single level (LFW at batch 16: 76 against 96 img/s on
+    OpenVINO), so each input goes to the net made for it.
+    """
 
     def __init__(self, pnet: Backend, rnet: Backend, onet: Backend, config: MTCNNConfig = MTCNNConfig(),
-                 spec: DetectorSpec = MTCNN, threads: int = 2):
+                 spec: DetectorSpec = MTCNN, threads: int = 2, packed_pnet: Backend | None = None):
         self.pnet, self.rnet, self.onet, self.config, self.spec = pnet, rnet, onet, config, spec
+        self.packed_pnet = packed_pnet
         self._pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="mtcnn")
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detection]:
@@ -161,30 +181,57 @@ class MTCNNDetector:
             out += self._stage_onet(part, cands)
         return out
 
-    def _stage_pnet(self, images: Sequence[np.ndarray]) -> _Candidates:
-        """PNet over every pyramid level of ``images``, levels of one shape batched together.
+    def _pnet_plan(self, images: Sequence[np.ndarray]) -> list[tuple[int, Layout, tuple[tuple[int, float], ...]]]:
+        """PNet inputs for ``images``: (image, layout, (level, scale) of each place), in image order.
 
-        Worker threads make the levels and standardise them straight into the net's input, a wave
-        of at most ``pnet_batch_pixels`` level pixels at a time; the main thread only runs the net
-        and reads its maps.
+        An image whose size no other image here shares has its levels of at most
+        ``pnet_pack_pixels`` pixels packed into one input; larger levels (a packed 12 MP pyramid
+        would be one 5 M pixel input), and the levels of images that share a size, run alone: levels
+        of one shape from several images already run as one batch, and packing them would only add
+        the gaps' pixels (LFW at batch 16 ran at 69 img/s packed, 81 unpacked).
         """
         c = self.config
-        shapes: dict[tuple[int, int], list[tuple[int, int, float]]] = defaultdict(list)
+        sizes = Counter(img.shape[:2] for img in images)
+        plan = []
         for i, img in enumerate(images):
             h, w = img.shape[:2]
-            for level, s in enumerate(bx.pyramid_scales(h, w, c.min_face, c.factor)):
-                shapes[bx.scaled_size(h, w, s)].append((i, level, s))
-        runs = []  # ((height, width), members (image, level, scale)): one PNet run of same-shape levels
-        for shape, members in shapes.items():
-            step = max(1, c.pnet_batch_pixels // (shape[0] * shape[1]))
-            runs += [(shape, members[a:a + step]) for a in range(0, len(members), step)]
+            levels = [(k, s, bx.scaled_size(h, w, s)) for k, s in enumerate(bx.pyramid_scales(h, w, c.min_face, c.factor))]
+            limit = c.pnet_pack_pixels if self.packed_pnet is not None and sizes[h, w] == 1 else 0
+            packed = [(k, s, size) for k, s, size in levels if size[0] * size[1] <= limit]
+            plan += [(i, pack([size]), ((k, s),)) for k, s, size in levels if size[0] * size[1] > limit]
+            if packed:
+                plan.append((i, pack([size for _, _, size in packed]), tuple((k, s) for k, s, _ in packed)))
+        return plan
+
+    def _stage_pnet(self, images: Sequence[np.ndarray]) -> _Candidates:
+        """PNet over every pyramid level of ``images``, inputs of one shape batched together.
+
+        Worker threads make the levels and standardise them straight into the net's input, a wave
+        of at most ``pnet_batch_pixels`` input pixels at a time; the main thread only runs the net
+        and reads its maps. Candidates come out in the same order whatever the batch or packing.
+        """
+        c = self.config
+        shapes: dict[tuple[bool, tuple[int, int]], list] = defaultdict(list)
+        for item in self._pnet_plan(images):
+            shapes[item[1].packed, item[1].shape].append(item)
+        runs = []  # ((packed, (height, width)), members (image, layout, levels)): one PNet run
+        for (packed, (h, w)), members in shapes.items():
+            step = max(1, c.pnet_batch_pixels // (h * w))
+            runs += [((packed, (h, w)), members[a:a + step]) for a in range(0, len(members), step)]
         parts: list[tuple[np.ndarray, ...]] = []  # boxes, scores, regressions, image, (image, level) group
-        for a, b in bounded_runs((len(m) * h * w for (h, w), m in runs), c.pnet_batch_pixels):
-            for (_, members), batch in zip(runs[a:b], self._pnet_inputs(images, runs[a:b])):
-                reg, prob = self.pnet.run(batch)
-                image, level, scale = (np.array(v) for v in zip(*members))
-                boxes, scores, regs, k = bx.pnet_candidates(prob[:, 1], reg, scale, c.thresholds[0])
-                parts.append((boxes, scores, regs, image[k], image[k] * 1000 + level[k]))
+        for a, b in bounded_runs((len(m) * h * w for (_, (h, w)), m in runs), c.pnet_batch_pixels):
+            for ((packed, _), members), batch in zip(runs[a:b], self._pnet_inputs(images, runs[a:b])):
+                reg, prob = (self.packed_pnet if packed else self.pnet).run(batch)
+                by_layout: dict[Layout, list[int]] = defaultdict(list)
+                for row, (_, layout, _) in enumerate(members):
+                    by_layout[layout].append(row)
+                for layout, rows in by_layout.items():
+                    image = np.array([members[r][0] for r in rows])
+                    for place, (ys, xs) in enumerate(layout.cells(k) for k in range(len(layout.places))):
+                        level, scale = (np.array(v) for v in zip(*(members[r][2][place] for r in rows)))
+                        boxes, scores, regs, k = bx.pnet_candidates(prob[rows, 1, ys, xs], reg[rows, :, ys, xs],
+                                                                    scale, c.thresholds[0])
+                        parts.append((boxes, scores, regs, image[k], image[k] * 1000 + level[k]))
         if not parts:
             return _empty()
         boxes, scores, reg, image, group = (np.concatenate(a) for a in zip(*parts))
@@ -201,22 +248,27 @@ class MTCNNDetector:
 
         Shrinking each level from the one above would be about 2.7 times faster, but it moves the
         final boxes (median IoU 0.95 against this on 512 LFW photos) away from the reference ports.
+        Packed inputs get ``PackedPNet``'s fourth channel, the layout's gaps, and zeros between levels.
         """
-        batches = [np.empty((len(members), 3, h, w), np.float32) for (h, w), members in runs]
-        slots: dict[int, list[tuple[np.ndarray, tuple[int, int]]]] = defaultdict(list)  # image -> (input row, size)
-        for batch, ((h, w), members) in zip(batches, runs):
-            for row, (i, _, _) in zip(batch, members):
-                slots[i].append((row, (w, h)))
+        batches = [np.zeros((len(members), 4, h, w), np.float32) if packed else np.empty((len(members), 3, h, w), np.float32)
+                   for (packed, (h, w)), members in runs]
+        slots: dict[int, list[tuple[np.ndarray, tuple[int, int]]]] = defaultdict(list)  # image -> (level's input, size)
+        for batch, ((packed, _), members) in zip(batches, runs):
+            for row, (i, layout, _) in zip(batch, members):
+                if packed:
+                    row[3] = layout.gaps()
+                for y, x, h, w in layout.places:
+                    slots[i].append((row[:3, y:y + h, x:x + w], (w, h)))
 
         def fill(i: int) -> None:  # OpenCV and numpy release the GIL
             # OpenCV's area resize of a float32 copy, rounded, gives exactly its uint8 result (no
             # pixel differed over 62 M level pixels of LFW and random sizes) at 0.7 of the cost.
             img = self._float_if_small(images[i])
-            for row, size in slots[i]:
+            for place, size in slots[i]:
                 level = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
                 if level.dtype == np.float32:
                     np.rint(level, out=level)
-                to_nchw(level[None], self.spec.mean, self.spec.std, out=row[None])
+                to_nchw(level[None], self.spec.mean, self.spec.std, out=place[None])
 
         self._each(fill, list(slots))
         return batches
@@ -240,10 +292,11 @@ class MTCNNDetector:
 
         The candidate count differs every batch; padding bounds the shapes the runtimes see (``pad_rows``).
         """
-        outs = []
+        c, outs = self.config, []
         for s in range(0, len(patches), chunk):
             part = patches[s:s + chunk]
-            outs.append(tuple(o[:len(part)] for o in backend.run(pad_rows(part, self.config.batch_bucket, chunk))))
+            padded = pad_rows(part, c.batch_bucket, chunk, c.small_bucket)
+            outs.append(tuple(o[:len(part)] for o in backend.run(padded)))
         return tuple(np.concatenate(parts) for parts in zip(*outs))
 
     def _patches(self, images: Sequence[np.ndarray], cands: _Candidates, size: int) -> np.ndarray:

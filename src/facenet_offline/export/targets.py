@@ -218,7 +218,8 @@ def export_target(target: Target | str, out: str | Path, model: str | None = Non
     out.mkdir(parents=True, exist_ok=True)
     built = build_facenet(BuildOptions(model=model or DEFAULT_MODEL, weights_path=weights))
     spec = built.spec
-    generic = {"facenet": built.path, **build_mtcnn().files}
+    mtcnn = build_mtcnn().files
+    generic = {"facenet": built.path, **{n: mtcnn[n] for n in _MTCNN_EXPORTS}}  # the plain nets, not pnet_packed
     result = ExportedSet(target, out)
     if target is Target.NPU:
         net = load_facenet(spec, weights)

@@ -79,4 +79,33 @@ class ONet(nn.Module):
         return self.dense6_2(x), self.dense6_3(x), self.softmax6_1(self.dense6_1(x))
 
 
+class PackedPNet(nn.Module):
+    """PNet over several pyramid levels packed into one input, the way they would run alone.
+
+    One run instead of one per level: at batch 1 each run has a fixed cost that small levels do not
+    amortise. Input channel 3 marks the pixels between levels (1) and channels 0-2 hold the image.
+    Convolutions are local, so a level's cells come out as on their own, except on the last row or
+    column of a level with an odd side: there the ceil-mode pool's half window would reach past the
+    level. So every first-layer output that reads a marked pixel is set to ``gap``, below anything a
+    real pixel (standardised into [-1, 1]) can give, and the pool takes the level's own value.
+    The caller keeps each level's cells and drops the rest.
+    """
+
+    def __init__(self, pnet: PNet):
+        super().__init__()
+        self.pnet = pnet
+        w, b = pnet.conv1.weight.detach(), pnet.conv1.bias.detach()
+        reach = w.abs().sum(dim=(1, 2, 3)) + b.abs()  # |conv1| on inputs in [-1, 1]
+        low = (pnet.prelu1.weight.detach().clamp(min=1) * reach).max()  # |prelu1| at most this
+        self.register_buffer("gap", -2 * low.reshape(1, 1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p = self.pnet
+        y = p.prelu1(p.conv1(x[:, :3]))
+        marked = nn.functional.max_pool2d(x[:, 3:], 3, 1) > 0  # a 3x3 window holding a gap pixel
+        x = p.pool1(torch.where(marked, self.gap, y))
+        x = p.prelu3(p.conv3(p.prelu2(p.conv2(x))))
+        return p.conv4_2(x), p.softmax4_1(p.conv4_1(x))
+
+
 NETS: dict[str, type[nn.Module]] = {"pnet": PNet, "rnet": RNet, "onet": ONet}
