@@ -151,3 +151,28 @@ def test_allocator_threshold_is_fixed_on_glibc():
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("not a glibc system: the setting does not apply")
     assert keep_large_blocks_mapped() is True
+
+
+def test_bench_keeps_the_allocator_and_other_commands_fix_it():
+    """Speed runs keep glibc's own mmap threshold (it slowed the peer more than us); long runs fix it."""
+    from facenet_offline.cli.parser import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["bench"]).fixed_mmap_threshold is False
+    assert getattr(parser.parse_args(["embed", "x", "--out", "y.npz"]), "fixed_mmap_threshold", True) is True
+
+
+def test_net_clock_counts_every_net_the_detector_runs(built_mtcnn, lfw_images):
+    """On OpenVINO a lone photo's pyramid runs through the packed PNet: its time is the nets' time too."""
+    from facenet_offline.bench.detection import _NetClock, clock_nets
+    from facenet_offline.detect import open_detector
+
+    detector, clock = open_detector("openvino"), [0.0]
+    clock_nets(detector, clock)
+    assert all(isinstance(n, _NetClock) for n in (detector.pnet, detector.packed_pnet, detector.rnet, detector.onet))
+    calls = []
+    packed = detector.packed_pnet.backend
+    detector.packed_pnet.backend = type("Spy", (), {"run": lambda self, b: calls.append(b.shape) or packed.run(b),
+                                                    "name": packed.name})()
+    detector.detect(lfw_images[:1])
+    assert calls and clock[0] > 0
