@@ -167,7 +167,8 @@ class MTCNNDetector:
                  spec: DetectorSpec = MTCNN, threads: int = 2, packed_pnet: Backend | None = None):
         self.pnet, self.rnet, self.onet, self.config, self.spec = pnet, rnet, onet, config, spec
         self.packed_pnet = packed_pnet
-        self._pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="mtcnn")
+        self._threads = max(1, threads)
+        self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="mtcnn")
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detection]:
         """One ``Detection`` per image."""
@@ -280,12 +281,20 @@ class MTCNNDetector:
         return image
 
     def _each(self, work, tasks: list) -> None:
-        """``work`` on every task in the worker threads; a single task runs in the calling thread,
-        which is faster than waking a worker for it (batch 1)."""
-        if len(tasks) == 1:
-            work(tasks[0])
-        else:
-            list(self._pool.map(work, tasks))
+        """``work`` on every task, in one lane per thread: the calling thread takes every
+        ``threads``-th task and a worker each of the other lanes. One submission per lane instead
+        of one per task (an image's levels or crops) made LFW detection at batch 16 and 64 about
+        5% faster on OpenVINO (two A/B pairs: 172-176 -> 183-186 and 183-194 -> 196-202 img/s)."""
+        lanes = min(len(tasks), self._threads)
+
+        def lane(k: int) -> None:
+            for task in tasks[k::lanes]:
+                work(task)
+
+        rest = [self._pool.submit(lane, k) for k in range(1, lanes)]
+        lane(0)
+        for future in rest:
+            future.result()
 
     def _run_chunked(self, backend: Backend, patches: np.ndarray, chunk: int) -> tuple[np.ndarray, ...]:
         """Run in chunks of at most ``chunk``, each padded as ``pad_rows`` does to a few row counts.
