@@ -52,9 +52,12 @@ class MTCNNConfig:
     # A photo whose size no other photo in the batch shares has its pyramid levels of at most this
     # many pixels packed into one input, run through the detector's ``packed_pnet``; 0 (or no
     # packed net) runs each level alone through PNet. Same detections either way. On LFW photos
-    # (8 levels) packing made PNet about 1.5 times faster at batch 1; larger levels gain nothing
-    # and would only make inputs larger. ``open_detector`` packs on OpenVINO only, where it gains.
-    pnet_pack_pixels: int = 1 << 20
+    # (8 levels, the largest 150 x 150) packing made PNet about 1.5 times faster at batch 1.
+    # Packing large levels gains nothing and costs memory: on photos of mixed sizes (120-1600 px),
+    # with 2^16 detection ran at 15.1 img/s at batch 1 and 19.4 at 16 (none packed: 12.4 and 15.3;
+    # up to 2^20: 13.0 and 16.3), and embedding 500 of them peaked at 1,354-1,362 MiB (none
+    # packed: 1,284-1,292; 2^20: 1,720). ``open_detector`` packs on OpenVINO only, where it gains.
+    pnet_pack_pixels: int = 1 << 16
     # Images detected together hold at most this many pixels (one image over it runs alone): a stage's
     # working memory grows with the pixels and candidates of everything in flight. Detecting 16 photos
     # of 4000 x 3000 at once took 1,535 MiB over the photos themselves (3,935 MiB for crowds of 192
