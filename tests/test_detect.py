@@ -153,3 +153,19 @@ def test_rnet_and_onet_runs_are_padded_to_a_few_shapes(built_mtcnn, lfw_images):
     assert seen and all(n % 32 == 0 or n == 100 or n < 32 and n % 2 == 0 for n in seen), seen
     for a, b in zip(padded, unpadded):
         assert len(a) == len(b) and np.allclose(a.boxes, b.boxes, atol=1e-3)
+
+
+def test_worker_lanes_run_every_task_once(detector):
+    """``_each`` splits tasks into one lane per thread (the caller works one); none lost or doubled, none at all is fine."""
+    import threading
+
+    seen, lock = [], threading.Lock()
+
+    def work(task):
+        with lock:
+            seen.append(task)
+
+    for n in (0, 1, 2, 7):
+        seen.clear()
+        detector._each(work, list(range(n)))
+        assert sorted(seen) == list(range(n))
