@@ -87,7 +87,7 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
             {"engine": r.engine, "batch_size": r.batch_size, "faces": r.faces, "timing": r.timing.summary(),
              "peer_rate": None if r.peer_rate is None else round(r.peer_rate, 2),
              "peer_ratios": [round(x, 4) for x in r.ratios],
-             "net_seconds": [round(x, 4) for x in r.net_seconds], "net_peer_ratios": [round(x, 4) for x in r.net_ratios]}
+             "net_seconds": [round(x, 6) for x in r.net_seconds], "net_peer_ratios": [round(x, 4) for x in r.net_ratios]}
             for r in rows]}
     return results
 
