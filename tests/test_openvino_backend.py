@@ -29,3 +29,16 @@ def test_recurring_small_shapes_get_static_models_with_identical_outputs(built_m
 def test_static_shapes_policy_is_validated():
     with pytest.raises(ValueError, match="at least 1"):
         StaticShapes(capacity=0)
+
+
+@pytest.mark.parametrize("threads, pinning, expected", [(None, None, True), (4, None, True), (2, None, False),
+                                                         (1, None, False), (1, True, True), (None, False, False)])
+def test_threads_are_pinned_to_cores_only_when_they_cover_every_cpu(built_mtcnn, monkeypatch, threads, pinning,
+                                                                    expected):
+    # OpenVINO pins by default, onto the same first cores in every process: two one-thread
+    # workers would share a core. The backend turns it off below the CPUs the process may use.
+    import facenet_offline.runtime.openvino as module
+
+    monkeypatch.setattr(module, "usable_cpus", lambda: 4)  # as imported there
+    net = OpenVinoBackend(built_mtcnn.files["onet"], threads=threads, pinning=pinning)
+    assert net.compiled.get_property("ENABLE_CPU_PINNING") is expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -16,3 +17,11 @@ class Backend(Protocol):
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
         """Run one batch (N x C x H x W float32) and return every output as float32."""
         ...
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity mask, which a container or ``taskset`` may narrow."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

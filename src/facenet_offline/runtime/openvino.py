@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .base import usable_cpus
+
 log = logging.getLogger(__name__)
 
 # Kernels and memory prepared per input shape are kept in an LRU cache of this many entries.
@@ -45,11 +47,16 @@ class StaticShapes:
             raise ValueError("after, max_rows, max_elements and capacity must be at least 1")
 
 
-def has_bf16(device: str = "CPU") -> bool:
-    """Whether OpenVINO runs bfloat16 arithmetic natively on ``device`` (CPUs with AMX or AVX512-BF16)."""
-    import openvino as ov
+def has_bf16(device: str = "CPU", core=None) -> bool:
+    """Whether OpenVINO runs bfloat16 arithmetic natively on ``device`` (CPUs with AMX or AVX512-BF16).
 
-    return "BF16" in ov.Core().get_property(device, "OPTIMIZATION_CAPABILITIES")
+    ``core`` is an ``openvino.Core`` to ask (a new one if None).
+    """
+    if core is None:
+        import openvino as ov
+
+        core = ov.Core()
+    return "BF16" in core.get_property(device, "OPTIMIZATION_CAPABILITIES")
 
 
 class OpenVinoBackend:
@@ -57,20 +64,27 @@ class OpenVinoBackend:
 
     ``arithmetic`` is OpenVINO's inference precision: f32 (the default; OpenVINO would otherwise pick
     bf16 by itself on AMX CPUs), or bf16, about twice as fast there with an 8-bit mantissa.
+
+    ``pinning`` ties OpenVINO's threads to cores. OpenVINO pins by default, always onto the same
+    first cores, so two processes of one thread each shared one core and each ran at half speed
+    (the workers section of docs/benchmarks.md). None (the default) pins only when this backend's
+    threads cover every usable CPU, where pinning neither helped nor hurt detection here.
     """
 
     def __init__(self, model_path: str | os.PathLike, threads: int | None = None, device: str = "CPU",
-                 static_shapes: StaticShapes | None = None, arithmetic: str = "f32"):
+                 static_shapes: StaticShapes | None = None, arithmetic: str = "f32", pinning: bool | None = None):
         import openvino as ov
 
         if arithmetic not in ("f32", "bf16"):
             raise ValueError(f"OpenVINO arithmetic {arithmetic!r}: use f32 or bf16")
-        if arithmetic == "bf16" and not has_bf16(device):
+        self._core = ov.Core()
+        if arithmetic == "bf16" and not has_bf16(device, self._core):
             raise ValueError(f"this {device} has no native bfloat16 arithmetic (AMX or AVX512-BF16); use the "
                              "openvino backend (float32) instead of openvino-bf16")
-        self._core = ov.Core()
+        if pinning is None:
+            pinning = not threads or threads >= usable_cpus()
         self._config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": arithmetic,
-                        "CPU_RUNTIME_CACHE_CAPACITY": SHAPE_CACHE_ENTRIES}
+                        "CPU_RUNTIME_CACHE_CAPACITY": SHAPE_CACHE_ENTRIES, "ENABLE_CPU_PINNING": pinning}
         if threads:
             self._config["INFERENCE_NUM_THREADS"] = threads
         self._model, self._device = self._core.read_model(str(model_path)), device  # kept for static copies
