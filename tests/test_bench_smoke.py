@@ -176,3 +176,28 @@ def test_net_clock_counts_every_net_the_detector_runs(built_mtcnn, lfw_images):
                                                     "name": packed.name})()
     detector.detect(lfw_images[:1])
     assert calls and clock[0] > 0
+
+
+def test_workers_suite_adds_up_workers_and_pairs_rounds_with_the_baseline(built_default):
+    from facenet_offline.bench.report import workers_table
+    from facenet_offline.bench.workers import WorkerLayout, bench_workers, workers_section
+
+    layouts = [WorkerLayout("openvino", 1, 1), WorkerLayout("openvino", 2, 1)]
+    rows = bench_workers(layouts, batch=2, seconds=0.3, repeats=2)
+    assert [r.label for r in rows] == ["1 worker x 1 thread", "2 workers x 1 thread"]
+    assert all(len(r.rates) == 2 and min(r.rates) > 0 for r in rows)
+    assert rows[0].ratios == [1.0, 1.0]
+    assert rows[1].ratios == pytest.approx([b / a for a, b in zip(rows[0].rates, rows[1].rates)])
+    section = {**workers_section(rows, 2, 0.3, 2, "2026-12-04"), "ceiling_gflops": 400.0}
+    lines = workers_table(section, gflop_per_image=2.0)
+    two = next(line for line in lines if "| 2 workers x 1 thread |" in line)
+    # ideal: two workers against twice one worker of one thread
+    assert f"| {rows[1].rate / (2 * rows[0].rate):.0%} |" in two
+    assert f"| {rows[1].rate * 2.0:.0f} ({rows[1].rate * 2.0 / 400:.0%}) |" in two
+
+
+def test_pinning_is_refused_for_backends_other_than_openvino():
+    from facenet_offline.bench.models import _engine
+
+    with pytest.raises(ValueError, match="OpenVINO setting"):
+        _engine("facenet", "onnxruntime", 1, pinning=True)

@@ -47,10 +47,15 @@ class ModelRow:
     peak_is_own: bool = True
 
 
-def _engine(model: str, backend: str, threads: int):
-    """A callable running one NCHW float32 batch through ``model`` on ``backend`` ("name" or "name-precision")."""
+def _engine(model: str, backend: str, threads: int, pinning: bool | None = None):
+    """A callable running one NCHW float32 batch through ``model`` on ``backend`` ("name" or "name-precision").
+
+    ``pinning`` (OpenVINO only) overrides the backend's choice of tying its threads to cores.
+    """
     backend, _, precision = backend.partition("-") if backend != "opencv-peer" else (backend, "", "")
     precision = precision or "fp32"
+    if pinning is not None and backend != "openvino":
+        raise ValueError(f"thread pinning is an OpenVINO setting, not one of {backend}")
     if backend == "opencv-peer":
         return _opencv_peer(model)
     if backend == "torch":
@@ -67,7 +72,7 @@ def _engine(model: str, backend: str, threads: int):
     if backend == "openvino":
         from ..runtime.openvino import OpenVinoBackend
 
-        return OpenVinoBackend(path, threads).run
+        return OpenVinoBackend(path, threads, pinning=pinning).run
     from ..runtime.onnxruntime import OnnxRuntimeBackend
 
     return OnnxRuntimeBackend(path, threads=threads).run

@@ -191,6 +191,30 @@ def search_table(section: dict, machine_gib: float | None) -> list[str]:
     return lines + [""]
 
 
+def workers_table(section: dict, gflop_per_image: float | None) -> list[str]:
+    """The workers suite: images/s of every layout, against one worker on every core and against ideal scaling."""
+    cores, ceiling = section["cores"], section.get("ceiling_gflops")
+    lines = ["## Workers: one process of many threads or many processes of one", "",
+             f"Run of {section.get('date', '-')}. FaceNet (float32, batch {section['batch']}, random input) embedded by "
+             f"workers in processes of their own, started together and timed for {section['seconds']:g} s; a layout's "
+             f"rate is all its workers' together, the median of {len(section['rows'][0]['rates'])} rounds. Layouts run "
+             "round by round; the ratio is against the same backend's one worker on every core in the same round. "
+             f"Ideal is {cores} times one worker of one thread, perfect scaling."
+             + (f" GFLOP/s counts {gflop_per_image:.3f} GFLOP per image, against the GEMM ceiling of this run."
+                if gflop_per_image else ""), "",
+             "| backend | layout | images/s | range | vs 1 worker on every core | of ideal | GFLOP/s (of ceiling) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    single = {r["backend"]: r["rate"] for r in section["rows"] if r["processes"] == 1 and r["threads"] == 1}
+    for r in section["rows"]:
+        alone = r["processes"] == 1 and r["threads"] == 1  # its own ideal's unit
+        ideal = f"{r['rate'] / (cores * single[r['backend']]):.0%}" if r["backend"] in single and not alone else "-"
+        flops = (f"{r['rate'] * gflop_per_image:.0f} ({r['rate'] * gflop_per_image / ceiling:.0%})"
+                 if gflop_per_image and ceiling else "-")
+        lines.append(f"| {r['backend']} | {r['label']} | {r['rate']:.1f} | {min(r['rates']):.1f} - {max(r['rates']):.1f} "
+                     f"| {r['ratio']:.2f}x | {ideal} | {flops} |")
+    return lines + [""]
+
+
 def render_markdown(results: dict) -> str:
     m = results["machine"]
     lines = ["# Benchmarks", "", f"Made by `facenet-offline bench` (last run {results['date']}). Not tests: this machine is",
@@ -243,6 +267,8 @@ def render_markdown(results: dict) -> str:
         lines += memory_table(results["memory"], m.get("memory_gib"))
     if "search" in results:
         lines += search_table(results["search"], m.get("memory_gib"))
+    if "workers" in results:
+        lines += workers_table(results["workers"], results["workers"].get("gflop_per_image"))
     return "\n".join(lines) + "\n"
 
 

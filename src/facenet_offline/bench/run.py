@@ -10,7 +10,7 @@ from .harness import MachineInfo, library_versions
 
 log = logging.getLogger(__name__)
 
-SUITES = ("models", "detection", "e2e", "precision", "memory", "search")
+SUITES = ("models", "detection", "e2e", "precision", "memory", "search", "workers")
 
 
 def _lfw_images(count: int):
@@ -30,7 +30,8 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
                    memory_mixed_sizes: Sequence[int] = (500, 2000, 5000),
                    memory_largest_sizes: Sequence[int] = (500, 2000),
                    memory_camera_sizes: Sequence[int] = (100, 400),
-                   search_sizes: Sequence[int] = (10_000, 100_000, 1_000_000)) -> dict:
+                   search_sizes: Sequence[int] = (10_000, 100_000, 1_000_000), workers_batch: int = 16,
+                   workers_seconds: float = 4.0) -> dict:
     """Every figure of the requested suites, with the machine and its ceiling measured in the same run."""
     unknown = [s for s in suites if s not in SUITES]
     if unknown:
@@ -78,6 +79,16 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
         from .search import bench_search
 
         results["search"] = {**bench_search(search_sizes), "date": results["date"], "ceiling_gflops": gflops}
+    if "workers" in suites:
+        from ..runtime.base import usable_cpus
+        from .workers import bench_workers, default_layouts, workers_section
+
+        cores = usable_cpus()
+        rows = bench_workers(default_layouts(cores), workers_batch, workers_seconds, repeats=repeats)
+        from .models import facenet_flops
+
+        results["workers"] = {**workers_section(rows, workers_batch, workers_seconds, cores, results["date"]),
+                              "ceiling_gflops": gflops, "gflop_per_image": facenet_flops() / 1e9}
     if "detection" in suites:
         from .detection import bench_detection
 

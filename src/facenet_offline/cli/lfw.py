@@ -61,7 +61,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                              memory_mixed_sizes=[int(n) for n in args.memory_mixed_images.split(",") if n],
                              memory_largest_sizes=[int(n) for n in args.memory_largest_images.split(",") if n],
                              memory_camera_sizes=[int(n) for n in args.memory_camera_images.split(",") if n],
-                             search_sizes=[int(n) for n in args.search_sizes.split(",")])
+                             search_sizes=[int(n) for n in args.search_sizes.split(",")],
+                             workers_seconds=args.workers_seconds)
     json_path, md_path = write_report(results, args.out)
     print(render_markdown(results))
     print(f"wrote {md_path} and {json_path}")

@@ -136,8 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_cluster)
 
     p = sub.add_parser("bench", help="measure throughput against peers and the machine's ceiling")
-    p.add_argument("--suites", default="models,detection,e2e,precision,memory,search",
-                   help="comma-separated: models, detection, e2e, precision, memory, search")
+    p.add_argument("--suites", default="models,detection,e2e,precision,memory,search,workers",
+                   help="comma-separated: models, detection, e2e, precision, memory, search, workers")
     p.add_argument("--models", default=None, help="models suite: comma-separated pnet,rnet,onet,facenet")
     p.add_argument("--model-backends", default=None,
                    help="models suite: comma-separated onnxruntime,openvino,torch,opencv-peer")
@@ -155,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="memory suite: numbers of 4000 x 3000 phone-size photos to embed (empty: skip that set)")
     p.add_argument("--search-sizes", default="10000,100000,1000000",
                    help="search suite: gallery sizes (synthetic vectors)")
+    p.add_argument("--workers-seconds", type=float, default=4.0,
+                   help="workers suite: seconds each layout's workers embed for, per round")
     p.add_argument("--out", default="docs", help="folder for benchmarks.md and benchmarks.json")
     p.add_argument("--images", type=int, default=256, help="LFW images per detection run")
     p.add_argument("--peer-images", type=int, default=None,
