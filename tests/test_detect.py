@@ -169,3 +169,18 @@ def test_worker_lanes_run_every_task_once(detector):
         seen.clear()
         detector._each(work, list(range(n)))
         assert sorted(seen) == list(range(n))
+
+
+def test_detector_threads_follow_the_nets_threads(built_mtcnn, monkeypatch):
+    """A one-thread worker (``--threads 1``) makes its pyramids and crops on its own thread too; by
+    default as many threads as the process may use, not a fixed two."""
+    import threading
+
+    import facenet_offline.runtime.base as base
+
+    one = open_detector("onnxruntime", threads=1)
+    names = []
+    one._each(lambda task: names.append(threading.current_thread().name), list(range(5)))
+    assert one._threads == 1 and set(names) == {threading.current_thread().name}
+    monkeypatch.setattr(base, "usable_cpus", lambda: 3)
+    assert open_detector("onnxruntime")._threads == 3

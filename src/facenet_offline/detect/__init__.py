@@ -19,12 +19,16 @@ def open_detector(backend: str = "openvino", threads: int | None = None, config:
     """
     if backend not in DETECTOR_BACKENDS:
         raise ValueError(f"Unknown detector backend {backend!r}. Valid: {', '.join(DETECTOR_BACKENDS)}.")
+    from ..runtime.base import usable_cpus
+
+    lanes = threads or usable_cpus()  # threads making pyramids and crops: as many as the nets get
     if backend == "torch":
         from ..runtime.torch import TorchBackend
         from ..weights import load_mtcnn
 
         nets = load_mtcnn(weights_dir)
-        return MTCNNDetector(*(TorchBackend(nets[n], threads) for n in ("pnet", "rnet", "onet")), config=config)
+        return MTCNNDetector(*(TorchBackend(nets[n], threads) for n in ("pnet", "rnet", "onet")), config=config,
+                             threads=lanes)
     from ..build import DetectorBuildOptions, build_mtcnn
 
     built = build_mtcnn(DetectorBuildOptions(weights_dir=weights_dir))
@@ -33,14 +37,14 @@ def open_detector(backend: str = "openvino", threads: int | None = None, config:
 
         names = ["pnet", "rnet", "onet"] + ["pnet_packed"] * (config.pnet_pack_pixels > 0)
         nets = [OpenVinoBackend(built.files[n], threads=threads, static_shapes=StaticShapes()) for n in names]
-        return MTCNNDetector(*nets[:3], config=config, packed_pnet=nets[3] if len(nets) > 3 else None)
+        return MTCNNDetector(*nets[:3], config=config, threads=lanes, packed_pnet=nets[3] if len(nets) > 3 else None)
     from ..runtime.onnxruntime import OnnxRuntimeBackend
 
     # PNet sees a new input shape per pyramid level of every new photo size (RNet and ONet
     # runs are padded to a few sizes), so only PNet gives up ORT's per-shape memory plans.
     nets = [OnnxRuntimeBackend(built.files[n], threads=threads, varying_shapes=n == "pnet")
             for n in ("pnet", "rnet", "onet")]
-    return MTCNNDetector(*nets, config=config)
+    return MTCNNDetector(*nets, config=config, threads=lanes)
 
 
 __all__ = ["AlignConfig", "AlignMethod", "DETECTOR_BACKENDS", "Detection", "MTCNNConfig", "MTCNNDetector",
