@@ -178,22 +178,37 @@ def test_net_clock_counts_every_net_the_detector_runs(built_mtcnn, lfw_images):
     assert calls and clock[0] > 0
 
 
-def test_workers_suite_adds_up_workers_and_pairs_rounds_with_the_baseline(built_default):
+def test_workers_suite_adds_up_workers_and_pairs_rounds_with_the_baseline(built_default, built_mtcnn):
     from facenet_offline.bench.report import workers_table
-    from facenet_offline.bench.workers import WorkerLayout, bench_workers, workers_section
+    from facenet_offline.bench.workers import PEER, WorkerLayout, bench_workers, workers_section
 
-    layouts = [WorkerLayout("openvino", 1, 1), WorkerLayout("openvino", 2, 1)]
-    rows = bench_workers(layouts, batch=2, seconds=0.3, repeats=2)
-    assert [r.label for r in rows] == ["1 worker x 1 thread", "2 workers x 1 thread"]
+    layouts = [WorkerLayout("embed", "openvino", 1, 1, batch=2), WorkerLayout("embed", "openvino", 2, 1, batch=2),
+               WorkerLayout("detect", "openvino", 2, 1, batch=2), WorkerLayout("detect", PEER, 2, 1, batch=1)]
+    rows = bench_workers(layouts, seconds=0.3, repeats=2, images=4)
+    assert [(r.job, r.label) for r in rows] == [("embed", "1 worker x 1 thread"), ("embed", "2 workers x 1 thread"),
+                                                ("detect", "2 workers x 1 thread"), ("detect", "2 workers x 1 thread")]
     assert all(len(r.rates) == 2 and min(r.rates) > 0 for r in rows)
-    assert rows[0].ratios == [1.0, 1.0]
+    assert rows[0].ratios == [1.0, 1.0] and rows[2].ratios == [1.0, 1.0]  # each job and backend's first is its baseline
     assert rows[1].ratios == pytest.approx([b / a for a, b in zip(rows[0].rates, rows[1].rates)])
-    section = {**workers_section(rows, 2, 0.3, 2, "2026-12-04"), "ceiling_gflops": 400.0}
+    section = {**workers_section(rows, 0.3, 2, 4, "2026-12-04"), "ceiling_gflops": 400.0}
     lines = workers_table(section, gflop_per_image=2.0)
-    two = next(line for line in lines if "| 2 workers x 1 thread |" in line)
+    two = next(line for line in lines if line.startswith("| embed | openvino | 2 | 2 workers x 1 thread |"))
     # ideal: two workers against twice one worker of one thread
     assert f"| {rows[1].rate / (2 * rows[0].rate):.0%} |" in two
     assert f"| {rows[1].rate * 2.0:.0f} ({rows[1].rate * 2.0 / 400:.0%}) |" in two
+    ours = next(line for line in lines if line.startswith("| detect | openvino |"))
+    assert f"| {rows[2].rate / rows[3].rate:.2f}x |" in ours  # against the peer in the same layout
+
+
+def test_workers_layouts_refuse_what_they_cannot_run():
+    from facenet_offline.bench.workers import PEER, WorkerLayout
+
+    with pytest.raises(ValueError, match="unknown job"):
+        WorkerLayout("train", "openvino", 1, 1)
+    with pytest.raises(ValueError, match="detection peer"):
+        WorkerLayout("embed", PEER, 1, 1)
+    with pytest.raises(ValueError, match="pinning"):
+        WorkerLayout("detect", "openvino", 2, 1, pinning=True)
 
 
 def test_pinning_is_refused_for_backends_other_than_openvino():

