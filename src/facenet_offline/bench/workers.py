@@ -10,6 +10,7 @@ load. One worker of one thread, times the cores, is the ideal that perfect scali
 
 from __future__ import annotations
 
+import itertools
 import logging
 import multiprocessing
 import time
@@ -86,18 +87,18 @@ def _work(layout: WorkerLayout, images: int) -> Callable[[], int]:
         cv2.setNumThreads(layout.threads)
         peer = opencv_mtcnn()
         calls = [[im] for im in photos]
-        detect = lambda part: [peer.detect_faces(im) for im in part]  # noqa: E731
+
+        def detect(part: list[np.ndarray]) -> None:
+            peer.detect_faces(part[0])
     else:
         from ..detect import open_detector
 
-        detector = open_detector(layout.backend, threads=layout.threads)
+        detect = open_detector(layout.backend, threads=layout.threads).detect
         calls = [photos[i:i + layout.batch] for i in range(0, len(photos), layout.batch)]
-        detect = detector.detect
-    state = {"next": 0}
+    turns = itertools.cycle(calls)  # the photos in turn, over and over
 
-    def step() -> int:  # the photos in turn, over and over
-        part = calls[state["next"] % len(calls)]
-        state["next"] += 1
+    def step() -> int:
+        part = next(turns)
         detect(part)
         return len(part)
 
