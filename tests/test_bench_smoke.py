@@ -201,7 +201,7 @@ def test_workers_suite_adds_up_workers_and_pairs_rounds_with_the_baseline(built_
 
 
 def test_workers_layouts_refuse_what_they_cannot_run():
-    from facenet_offline.bench.workers import PEER, WorkerLayout
+    from facenet_offline.bench.workers import PEER, WorkerLayout, bench_workers
 
     with pytest.raises(ValueError, match="unknown job"):
         WorkerLayout("train", "openvino", 1, 1)
@@ -209,6 +209,8 @@ def test_workers_layouts_refuse_what_they_cannot_run():
         WorkerLayout("embed", PEER, 1, 1)
     with pytest.raises(ValueError, match="pinning"):
         WorkerLayout("detect", "openvino", 2, 1, pinning=True)
+    with pytest.raises(ValueError, match="workers-seconds above 0"):
+        bench_workers([WorkerLayout("embed", "openvino", 1, 1)], seconds=0)
 
 
 def test_pinning_is_refused_for_backends_other_than_openvino():

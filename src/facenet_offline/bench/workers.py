@@ -163,6 +163,9 @@ class WorkersRow:
 def bench_workers(layouts: Sequence[WorkerLayout], seconds: float = 4.0, repeats: int = 3,
                   images: int = 256) -> list[WorkersRow]:
     """Every layout once per round for ``repeats`` rounds; each job and backend's first layout is its baseline."""
+    if seconds <= 0 or repeats < 1:
+        raise ValueError(f"workers bench: need --workers-seconds above 0 and --repeats of at least 1, got {seconds:g} "
+                         f"and {repeats}")
     rates: dict[WorkerLayout, list[float]] = {layout: [] for layout in layouts}
     for round_ in range(repeats):
         for layout in layouts:
