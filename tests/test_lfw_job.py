@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 
 from facenet_offline.cli import main
 from facenet_offline.cli.lfw import lfw_options
@@ -49,3 +50,15 @@ def test_fold_1_end_to_end(tmp_path, lfw_dir, built_default, built_mtcnn, capsys
 def test_unknown_lfw_dir_is_a_clear_error(tmp_path, capsys):
     assert main(["lfw", "--lfw-dir", str(tmp_path)]) == 2
     assert "LFW not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_verification_threshold_is_the_mean_fold_threshold_of_the_default_crops(tmp_path, lfw_dir, built_default,
+                                                                                built_mtcnn):
+    """``verify`` and ``identify`` use the model's threshold: it must be what View 2 gives on today's default crops."""
+    from facenet_offline.weights import get_spec
+
+    out = tmp_path / "report"
+    assert main(["lfw", "--out", str(out), "--distance", "euclidean", "--flip", "none", "--no-subtract-mean"]) == 0
+    folds = json.loads((out / "report.json").read_text())["result"]["fold_thresholds"]
+    assert len(folds) == 10 and round(sum(folds) / 10, 2) == get_spec("casia-webface").threshold
