@@ -81,12 +81,11 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
         results["search"] = {**bench_search(search_sizes), "date": results["date"], "ceiling_gflops": gflops}
     if "workers" in suites:
         from ..runtime.base import usable_cpus
+        from .models import facenet_flops
         from .workers import bench_workers, default_layouts, workers_section
 
         cores = usable_cpus()
         rows = bench_workers(default_layouts(cores), workers_seconds, repeats=repeats, images=images)
-        from .models import facenet_flops
-
         results["workers"] = {**workers_section(rows, workers_seconds, cores, images, results["date"]),
                               "ceiling_gflops": gflops, "gflop_per_image": facenet_flops() / 1e9}
     if "detection" in suites:

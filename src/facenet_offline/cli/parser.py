@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--search-sizes", default="10000,100000,1000000",
                    help="search suite: gallery sizes (synthetic vectors)")
     p.add_argument("--workers-seconds", type=float, default=4.0,
-                   help="workers suite: seconds each layout's workers embed for, per round")
+                   help="workers suite: seconds each layout's workers embed or detect for, per round")
     p.add_argument("--out", default="docs", help="folder for benchmarks.md and benchmarks.json")
     p.add_argument("--images", type=int, default=256, help="LFW images per detection run")
     p.add_argument("--peer-images", type=int, default=None,
