@@ -120,6 +120,23 @@ def test_selection(detector, lfw_images):
         Selection.parse("biggest")
 
 
+def test_nearest_centre_prefers_the_centred_face_over_a_larger_one():
+    # 200 x 200 image: a 60 px face centred on (100, 100), a 100 px face centred on (140, 120).
+    det = Detection(np.array([[70, 70, 130, 130], [90, 70, 190, 170]], np.float32), np.array([0.99, 0.98], np.float32),
+                    np.zeros((2, 5, 2), np.float32), (200, 200))
+    assert det.select("nearest-centre").boxes[0].tolist() == [70, 70, 130, 130]
+    assert det.select("centre-weighted").boxes[0].tolist() == [90, 70, 190, 170]  # 10000 - 2*2000 > 3600
+
+
+def test_nearest_centre_picks_lfws_subject_where_centre_weighted_does_not(detector, lfw_dir):
+    # Gene_Robinson_0003: the subject (centre left) stands beside a woman whose larger box lies
+    # further from the centre; centre-weighted size picks her, as davidsandberg's and facenet-pytorch's rule would.
+    det = detector.detect([load_rgb(lfw_dir / "lfw-deepfunneled/Gene_Robinson/Gene_Robinson_0003.jpg")])[0]
+    assert len(det) == 2
+    subject, other = det.select("nearest-centre").boxes[0], det.select("centre-weighted").boxes[0]
+    assert (subject[0] + subject[2]) / 2 < 110 < 140 < (other[0] + other[2]) / 2
+
+
 def test_bad_input_is_a_clear_error(detector):
     with pytest.raises(ValueError, match="uint8 RGB"):
         detector.detect([np.zeros((10, 10), np.float32)])

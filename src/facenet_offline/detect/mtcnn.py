@@ -91,6 +91,9 @@ class Selection(Choice):
     LARGEST = "largest"
     PROBABLE = "probable"
     CENTRE_WEIGHTED = "centre-weighted"  # large and near the centre (facenet-pytorch's center_weighted_size)
+    # The face whose box centre is nearest the image centre: LFW (and sets cut like it) centres every
+    # image on its labelled subject, so a larger face beside the subject is someone else.
+    NEAREST_CENTRE = "nearest-centre"
     ALL = "all"
 
 
@@ -128,8 +131,8 @@ class Detection:
             key = w * h
         else:
             centre = np.array(self.image_size[::-1], np.float32) / 2
-            offset = (self.boxes[:, :2] + self.boxes[:, 2:]) / 2 - centre
-            key = w * h - 2.0 * np.sum(offset ** 2, axis=1)
+            offset = np.sum(((self.boxes[:, :2] + self.boxes[:, 2:]) / 2 - centre) ** 2, axis=1)
+            key = -offset if how is Selection.NEAREST_CENTRE else w * h - 2.0 * offset
         return self.take(np.array([int(np.argmax(key))]))
 
 
