@@ -26,6 +26,22 @@ def test_recurring_small_shapes_get_static_models_with_identical_outputs(built_m
     assert plain.static_shapes_compiled == ()
 
 
+@pytest.mark.parametrize("net", ["rnet", "onet"])
+def test_row_slices_make_each_rows_output_independent_of_its_batch(built_mtcnn, net):
+    from facenet_offline.detect import OPENVINO_ROW_SLICE
+
+    size = {"rnet": 24, "onet": 48}[net]
+    sliced = OpenVinoBackend(built_mtcnn.files[net], threads=2, row_slice=OPENVINO_ROW_SLICE)
+    x = np.random.default_rng(1).uniform(-1, 1, (300, 3, size, size)).astype(np.float32)
+    whole = sliced.run(x)
+    assert [len(o) for o in whole] == [300] * len(whole)
+    for start, rows in ((0, 1), (7, 2), (100, 33), (250, 50), (0, 200)):
+        part = sliced.run(x[start:start + rows])
+        assert all(np.array_equal(p, w[start:start + rows]) for p, w in zip(part, whole)), (start, rows)
+    with pytest.raises(ValueError, match="row_slice"):
+        OpenVinoBackend(built_mtcnn.files[net], row_slice=0)
+
+
 def test_static_shapes_policy_is_validated():
     with pytest.raises(ValueError, match="at least 1"):
         StaticShapes(capacity=0)

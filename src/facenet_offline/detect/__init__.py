@@ -6,6 +6,9 @@ from .align import AlignConfig, AlignMethod, align_face
 from .mtcnn import Detection, MTCNNConfig, MTCNNDetector, Selection
 
 DETECTOR_BACKENDS = ("openvino", "onnxruntime", "torch")
+# RNet and ONet run on OpenVINO in slices of at most this many rows, below the row count where
+# its kernels switch (81 on an AVX2 EPYC), so detections do not depend on the batch (OpenVinoBackend).
+OPENVINO_ROW_SLICE = 64
 
 
 def open_detector(backend: str = "openvino", threads: int | None = None, config: MTCNNConfig = MTCNNConfig(),
@@ -36,7 +39,8 @@ def open_detector(backend: str = "openvino", threads: int | None = None, config:
         from ..runtime.openvino import OpenVinoBackend, StaticShapes
 
         names = ["pnet", "rnet", "onet"] + ["pnet_packed"] * (config.pnet_pack_pixels > 0)
-        nets = [OpenVinoBackend(built.files[n], threads=threads, static_shapes=StaticShapes()) for n in names]
+        nets = [OpenVinoBackend(built.files[n], threads=threads, static_shapes=StaticShapes(),
+                                row_slice=OPENVINO_ROW_SLICE if n in ("rnet", "onet") else None) for n in names]
         return MTCNNDetector(*nets[:3], config=config, threads=lanes, packed_pnet=nets[3] if len(nets) > 3 else None)
     from ..runtime.onnxruntime import OnnxRuntimeBackend
 
