@@ -7,7 +7,7 @@ import pytest
 from facenet_offline.cli import main
 from facenet_offline.cli.lfw import lfw_options
 from facenet_offline.cli.parser import build_parser
-from facenet_offline.data.lfw import read_pairs
+from facenet_offline.data.lfw import read_pairs, read_view1
 from facenet_offline.evaluate.lfw import LfwOptions
 
 
@@ -17,6 +17,12 @@ def test_pairs_file_parsing(lfw_dir):
     assert sum(p.same for p in view2[:600]) == 300
     dev = read_pairs(lfw_dir / "pairsDevTest.txt")
     assert len(dev) == 1000 and {p.fold for p in dev} == {0}
+
+
+def test_view1_is_the_development_set_in_one_pool(lfw_dir):
+    view1 = read_view1(lfw_dir)
+    assert len(view1) == 3200 and sum(p.same for p in view1) == 1600 and {p.fold for p in view1} == {0}
+    assert view1[:2200] == read_pairs(lfw_dir / "pairsDevTrain.txt")  # train first, then test
 
 
 def test_lfw_command_defaults_are_the_job_defaults():

@@ -16,7 +16,7 @@ import json
 from tqdm import tqdm
 
 from facenet_offline.cache import atomic_write_bytes, atomic_write_json
-from facenet_offline.data.lfw import check_lfw_dir, images_in_pairs, read_pairs
+from facenet_offline.data.lfw import check_lfw_dir, images_in_pairs, read_pairs, read_view1
 from facenet_offline.detect import AlignConfig, open_detector
 from facenet_offline.embedder import open_embedder
 from facenet_offline.evaluate.lfw import Flip, LfwOptions, combine_flips, lfw_embeddings, score_pairs
@@ -33,8 +33,7 @@ def main() -> None:
     parser.add_argument("--out", default="docs")
     args = parser.parse_args()
     root = check_lfw_dir()
-    view1 = read_pairs(root / "pairsDevTrain.txt") + read_pairs(root / "pairsDevTest.txt")
-    view1 = [p.__class__(p.name1, p.num1, p.name2, p.num2, p.same, 0) for p in view1]  # one pool, 10 stratified folds
+    view1 = read_view1(root)
     view2 = read_pairs(root / "pairs.txt")
     rel = [p.relative_to(root).as_posix() for p in images_in_pairs(root, view2 + view1)]
     embedder, detector = open_embedder(), open_detector()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,16 @@ def read_pairs(path: str | os.PathLike) -> list[Pair]:
     if len(pairs) != folds * 2 * per_fold:
         raise FacenetOfflineError(f"{path}: header promises {folds * 2 * per_fold} pairs, found {len(pairs)}")
     return pairs
+
+
+def read_view1(root: str | os.PathLike) -> list[Pair]:
+    """LFW's development set (View 1: pairsDevTrain + pairsDevTest, 3,200 pairs) as one pool.
+
+    Its files carry no folds, so every pair gets fold 0 and the protocol splits the pool into
+    ten stratified folds. Options are chosen here, never on View 2 (pairs.txt, the benchmark).
+    """
+    pairs = read_pairs(Path(root) / "pairsDevTrain.txt") + read_pairs(Path(root) / "pairsDevTest.txt")
+    return [dataclasses.replace(p, fold=0) for p in pairs]
 
 
 def images_in_pairs(root: str | os.PathLike, pairs: list[Pair]) -> list[Path]:
