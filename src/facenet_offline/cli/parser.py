@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subtract-mean", action=argparse.BooleanOptionalAction, default=True,
                    help="subtract the training folds' mean embedding (default on)")
     p.add_argument("--no-cache", action="store_true", help="recompute detections and embeddings")
-    _add_embedding_args(p, select="centre-weighted", margin=28.0)
+    _add_embedding_args(p, select="nearest-centre", margin=28.0)
     p.set_defaults(func=cmd_lfw)
 
     p = sub.add_parser("export", help="ONNX models for accelerator toolchains: generic, npu, tensorrt")

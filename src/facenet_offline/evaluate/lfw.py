@@ -40,9 +40,10 @@ class Flip(str, Enum):
 class LfwOptions:
     """Everything the LFW job's result depends on, besides the model."""
 
-    # Defaults: the best View 1 (development set) row of docs/lfw-variants.md.
+    # Defaults: the best View 1 (development set) row of docs/lfw-variants.md, with the face nearest
+    # the centre, as LFW centres every image on its subject (docs/lfw.md, "Face selection").
     align: AlignConfig = AlignConfig(margin=28.0)
-    select: Selection = Selection.CENTRE_WEIGHTED
+    select: Selection = Selection.NEAREST_CENTRE
     flip: Flip = Flip.SUM
     protocol: ProtocolOptions = ProtocolOptions(distance=Distance.ANGULAR, subtract_mean=True)
     batch_size: int = 16
