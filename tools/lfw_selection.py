@@ -37,16 +37,20 @@ def main() -> None:
         options = dataclasses.replace(LfwOptions(), select=rule)
         det, emb, emb_flip = lfw_embeddings(root, rel, embedder, detector, {"backend": "openvino", "config": "default"},
                                             options, progress_factory=lambda n, d: tqdm(total=n, desc=f"{rule.value} {d}"))
-        boxes[rule] = det.boxes
+        boxes[rule], emb = det.boxes, combine_flips(emb, emb_flip, options.flip)
         for view, pairs in views.items():
-            r = score_pairs(root, pairs, rel, combine_flips(emb, emb_flip, options.flip), options.protocol)
+            r = score_pairs(root, pairs, rel, emb, options.protocol)
             rows.append({"select": rule.value, "view": view, "accuracy": r.accuracy_mean, "std": r.accuracy_std,
                          "auc": r.auc, "errors": int(np.sum(r.predictions != np.array([p.same for p in pairs])))})
     differ = [rel[i] for i in np.flatnonzero(np.any(np.abs(boxes[RULES[0]] - boxes[RULES[1]]) > 0.5, axis=1))]
-    used = {f: [f"{view}: {p.name1} {p.num1} / {p.name2} {p.num2} ({'same' if p.same else 'different'})"
-                for view, pairs in views.items() for p in pairs
-                if f in (image_path(root, p.name1, p.num1).relative_to(root).as_posix(),
-                         image_path(root, p.name2, p.num2).relative_to(root).as_posix())] for f in differ}
+    used: dict[str, list[str]] = {f: [] for f in differ}
+    for view, pairs in views.items():
+        for p in pairs:
+            for name, num in ((p.name1, p.num1), (p.name2, p.num2)):
+                f = image_path(root, name, num).relative_to(root).as_posix()
+                if f in used:
+                    used[f].append(f"{view}: {p.name1} {p.num1} / {p.name2} {p.num2} "
+                                   f"({'same' if p.same else 'different'})")
     atomic_write_json(f"{args.out}/lfw-selection.json", {"images": len(rel), "options": LfwOptions().to_dict(),
                                                          "rows": rows, "differ": used})
     lines = ["# LFW: which face of an image is the person named", "",

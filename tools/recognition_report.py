@@ -2,10 +2,10 @@
 
 Identification (closed and open set): the gallery is the first image of every person with at least
 two images, the probes are all their other images; people with a single image are the impostors
-of the open-set test. Every image gives one face (chosen centre-weighted, as the LFW job did until it
-took the face nearest the centre, with the job's centre-crop fallback) embedded without flips, as `gallery add` and `identify` embed. The
-gallery is a real `Gallery` (SQLite + FAISS); rank-1 from its search is checked against the
-similarity matrix the measures use.
+of the open-set test. Every image gives one face (chosen centre-weighted, as the LFW job did until
+it took the face nearest the centre, with the job's centre-crop fallback) embedded without flips,
+as `gallery add` and `identify` embed. The gallery is a real `Gallery` (SQLite + FAISS); rank-1
+from its search is checked against the similarity matrix the measures use.
 
 Clustering: every image of the people with at least five images, clustered by
 `recognition.cluster_embeddings` at the model's default cut. That cut is chosen here on a disjoint
