@@ -59,6 +59,12 @@ def test_bench_tiny_run_writes_json_and_markdown(tmp_path, built_mtcnn, capsys):
     assert all(a > r for a, r in zip(alone, ours["peer_ratios"]))  # the nets alone beat the whole detection
     share = np.median([n / w for n, w in zip(nets, mine)])
     assert f"| {100 * share:.0f}% | {np.median(alone):.2f}x |" in row
+    # The nets' arithmetic against this run's ceiling, and the ratio all of it at the ceiling would give.
+    flop, ceiling = ours["net_gflop"], results["detection"]["ceiling_gflops"]
+    assert flop > 4 * 0.1 and ceiling == results["ceiling"]["gflops"]  # PNet alone does 0.14 GFLOP per LFW photo
+    gflops = flop / np.median(nets)
+    floor = (4 / (flop / ceiling)) / ours["peer_rate"]
+    assert f"| {gflops:.0f} ({gflops / ceiling:.0%}) | {floor:.2f}x |" in row
 
 
 def test_unknown_suite_is_refused(tmp_path):
@@ -69,7 +75,8 @@ def test_unknown_suite_is_refused(tmp_path):
 
 
 def test_models_suite_tiny(tmp_path, built_default, built_mtcnn):
-    from facenet_offline.bench.models import bench_models, facenet_flops
+    from facenet_offline.bench.flops import facenet_flops
+    from facenet_offline.bench.models import bench_models
     from facenet_offline.bench.report import model_tables
 
     rows = bench_models(["rnet"], ["onnxruntime", "opencv-peer"], {"rnet": [4]}, repeats=2, seconds=0.0)
@@ -164,18 +171,34 @@ def test_bench_keeps_the_allocator_and_other_commands_fix_it():
 
 def test_net_clock_counts_every_net_the_detector_runs(built_mtcnn, lfw_images):
     """On OpenVINO a lone photo's pyramid runs through the packed PNet: its time is the nets' time too."""
-    from facenet_offline.bench.detection import _NetClock, clock_nets
+    from facenet_offline.bench.detection import NetTally, _NetClock, clock_nets
     from facenet_offline.detect import open_detector
 
-    detector, clock = open_detector("openvino"), [0.0]
-    clock_nets(detector, clock)
+    detector, tally = open_detector("openvino"), NetTally()
+    clock_nets(detector, tally)
     assert all(isinstance(n, _NetClock) for n in (detector.pnet, detector.packed_pnet, detector.rnet, detector.onet))
     calls = []
     packed = detector.packed_pnet.backend
     detector.packed_pnet.backend = type("Spy", (), {"run": lambda self, b: calls.append(b.shape) or packed.run(b),
                                                     "name": packed.name})()
     detector.detect(lfw_images[:1])
-    assert calls and clock[0] > 0
+    assert calls and tally.seconds > 0 and tally.flops == 0  # no counter given: time only
+
+
+def test_mtcnn_flops_match_the_layers_counted_by_hand():
+    """RNet on one 24 x 24 crop, layer by layer (2 FLOPs per multiply-add): conv 3x3 3->28 over 22 x 22,
+    conv 3x3 28->48 over 9 x 9, conv 2x2 48->64 over 3 x 3, dense 576->128, heads 128->2 and 128->4."""
+    from facenet_offline.bench.flops import MTCNNFlops
+
+    rnet = 2 * (22 * 22 * 28 * 27 + 9 * 9 * 48 * 252 + 3 * 3 * 64 * 192 + 576 * 128 + 128 * 2 + 128 * 4)
+    count = MTCNNFlops()
+    assert count("rnet", (5, 3, 24, 24)) == 5 * rnet == 5 * 3_061_536
+    # PNet on a 12 x 12 input is one cell: conv 3x3 3->10 over 10 x 10, pool to 5 x 5, conv 3x3
+    # 10->16 over 3 x 3, conv 3x3 16->32 over 1 x 1, heads 32->2 and 32->4.
+    pnet = 2 * (10 * 10 * 10 * 27 + 3 * 3 * 16 * 90 + 32 * 144 + 32 * 2 + 32 * 4)
+    assert count("pnet", (2, 3, 12, 12)) == 2 * pnet
+    # The packed net runs PNet's layers on its image channels; its fourth channel only marks gaps.
+    assert count("packed_pnet", (1, 4, 12, 12)) == pnet
 
 
 def test_workers_suite_adds_up_workers_and_pairs_rounds_with_the_baseline(built_default, built_mtcnn):
@@ -218,3 +241,33 @@ def test_pinning_is_refused_for_backends_other_than_openvino():
 
     with pytest.raises(ValueError, match="OpenVINO setting"):
         _engine("facenet", "onnxruntime", 1, pinning=True)
+
+
+def test_sections_kept_from_a_run_on_another_machine_say_so():
+    """Rerunning one suite elsewhere must not relabel the kept sections with the new machine."""
+    import copy
+    from pathlib import Path
+
+    from facenet_offline.bench.report import merge_previous, render_markdown
+
+    previous = json.loads((Path(__file__).parents[1] / "docs" / "benchmarks.json").read_text())
+    previous.pop("measured_on", None)  # as results from before sections named their machine
+    old_cpu = previous["machine"]["cpu"] = "One CPU"
+    new = {"date": "2031-01-02", "machine": {**previous["machine"], "cpu": "Another CPU"},
+           "ceiling": previous["ceiling"], "detection": copy.deepcopy(previous["detection"]),
+           "measured_on": {"detection": {"cpu": "Another CPU", "date": "2031-01-02"}}}
+    merged = merge_previous(new, copy.deepcopy(previous))
+    assert merged["measured_on"]["detection"] == {"cpu": "Another CPU", "date": "2031-01-02"}
+    assert merged["measured_on"]["models"]["cpu"] == old_cpu and merged["measured_on"]["memory"]["cpu"] == old_cpu
+    md = render_markdown(merged)
+    note = f"Measured on another machine, {old_cpu}"
+    sections = md.split("\n## ")
+    for title in ("Models at", "Memory", "Workers", "End to end"):
+        assert note in next(s for s in sections if s.startswith(title)), title
+    assert "another machine" not in next(s for s in sections if s.startswith("Face detection"))
+    # Run again on the first machine: the kept detection section now names the other one.
+    again = merge_previous({"date": "2031-01-03", "machine": previous["machine"], "ceiling": previous["ceiling"],
+                            "measured_on": {}}, merged)
+    assert again["measured_on"]["detection"]["cpu"] == "Another CPU"
+    md = render_markdown(again)
+    assert md.count("Measured on another machine") == 1 and "another machine, Another CPU on 2031-01-02" in md

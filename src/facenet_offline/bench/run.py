@@ -45,7 +45,8 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
 
     results["ceiling"] = {"n": 2048, "threads": torch.get_num_threads(), "gflops": gflops, "timing": timing.summary()}
     if "models" in suites:
-        from .models import BACKENDS, FACENET_EXTRA, SHAPES, bench_models, facenet_flops
+        from .flops import facenet_flops
+        from .models import BACKENDS, FACENET_EXTRA, SHAPES, bench_models
 
         rows = bench_models(models or tuple(SHAPES), model_backends or BACKENDS + FACENET_EXTRA, model_batch_sizes,
                             repeats=repeats)
@@ -58,7 +59,7 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
         results["e2e"] = {"fp32": _end_to_end("fp32"), "int8": _end_to_end("int8")}
     if "precision" in suites:
         from ..runtime.openvino import has_bf16
-        from .models import facenet_flops
+        from .flops import facenet_flops
         from .precision import VARIANTS, bench_precision
 
         variants = [v for v in VARIANTS if v.label in precisions]
@@ -81,7 +82,7 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
         results["search"] = {**bench_search(search_sizes), "date": results["date"], "ceiling_gflops": gflops}
     if "workers" in suites:
         from ..runtime.base import usable_cpus
-        from .models import facenet_flops
+        from .flops import facenet_flops
         from .workers import bench_workers, default_layouts, workers_section
 
         cores = usable_cpus()
@@ -93,12 +94,16 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
 
         imgs = _lfw_images(images)
         rows = bench_detection(imgs, backends, batch_sizes, peer_images=peer_images, repeats=repeats)
-        results["detection"] = {"images": len(imgs), "rows": [
+        results["detection"] = {"images": len(imgs), "ceiling_gflops": gflops, "rows": [
             {"engine": r.engine, "batch_size": r.batch_size, "faces": r.faces, "timing": r.timing.summary(),
              "peer_rate": None if r.peer_rate is None else round(r.peer_rate, 2),
              "peer_ratios": [round(x, 4) for x in r.ratios],
-             "net_seconds": [round(x, 6) for x in r.net_seconds], "net_peer_ratios": [round(x, 4) for x in r.net_ratios]}
+             "net_seconds": [round(x, 6) for x in r.net_seconds], "net_peer_ratios": [round(x, 4) for x in r.net_ratios],
+             "net_gflop": round(r.net_flops / 1e9, 4)}
             for r in rows]}
+    # Which machine measured each section: a later run of other suites, maybe elsewhere, keeps it.
+    results["measured_on"] = {s: {"cpu": results["machine"]["cpu"], "date": results["date"]} for s in SUITES
+                              if s in results}
     return results
 
 
