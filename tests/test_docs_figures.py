@@ -36,6 +36,18 @@ def test_readme_detection_ratios_are_the_committed_run(readme, results):
     assert alone and list(alone.groups()) == nets
     peer = rows[64]["peer_rate"]
     assert f"the peer at {peer:.0f} images/s" in readme
+    # The nets' arithmetic against the run's own ceiling, and what 4x would leave around them.
+    ceiling, row = results["detection"]["ceiling_gflops"], rows[64]
+    photos, nets = row["timing"]["items"], float(np.median(row["net_seconds"]))
+    assert f"float32 GEMM ceiling {ceiling:.0f} GFLOP/s" in readme
+    assert f"({1e3 * row['net_gflop'] / photos:.0f} MFLOP per LFW photo at batch 64)" in readme
+    assert f"they run at {row['net_gflop'] / nets / ceiling:.0%} of the GEMM ceiling there" in readme
+    assert f"would be {photos / (row['net_gflop'] / ceiling) / peer:.2f}x the peer" in readme
+    wall, target = float(np.median(row["timing"]["runs_s"])) / photos, 1 / (4 * peer)
+    assert (f"4x at batch 64 means {1e3 * target:.1f} ms per photo: with the nets as they run "
+            f"({1e3 * nets / photos:.1f} ms) that leaves {1e3 * (target - nets / photos):.1f} ms for the pyramid, crops "
+            f"and NMS, which now take {1e3 * (wall - nets / photos):.1f} ms; with nets at the ceiling it would leave "
+            f"{1e3 * (target - row['net_gflop'] / ceiling / photos):.1f} ms") in readme
 
 
 def test_readme_workers_figures_are_the_committed_run(readme, results):
