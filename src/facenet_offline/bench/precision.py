@@ -100,7 +100,7 @@ def closest_calibration(rows: list[dict]) -> dict:
     return max(int8, key=lambda r: (r["fidelity"]["cosine_mean"], r["fidelity"]["cosine_min"]))
 
 
-def precision_markdown(rows: list[dict], date: str) -> str:
+def precision_markdown(rows: list[dict], date: str, cpu: str | None = None) -> str:
     from ..evaluate.lfw import LfwOptions
     from ..export.quantize import DEFAULT_CALIBRATION
 
@@ -109,9 +109,9 @@ def precision_markdown(rows: list[dict], date: str) -> str:
     if base is None:
         raise ValueError("the precision table needs the fp32 baseline; include fp32 in --precisions")
     lines = ["# Precision: what FP16, BF16 and INT8 cost and buy", "",
-             f"Made by `facenet-offline bench --suites precision --out docs` on {date}, all rows in one run on this",
-             "machine. LFW View 2 (6,000 pairs, 10 folds) with the job's default options "
-             f"({job.align.method.value}-{job.align.margin:g} crops,",
+             f"Made by `facenet-offline bench --suites precision --out docs` on {date}, all rows in one run on "
+             + (f"one machine ({cpu})." if cpu else "one machine.") + " LFW View 2 (6,000 pairs, 10 folds) with the job's default options "
+             f"({job.align.method.value}-{job.align.margin:g} crops of the {job.select.value} face,",
              f"{job.protocol.distance.value} distance, flips {job.flip.value}, mean subtraction "
              f"{'on' if job.protocol.subtract_mean else 'off'}) on the same cached detections; throughput at batch "
              f"{base['batch_size']}, 2 threads,",
@@ -121,9 +121,10 @@ def precision_markdown(rows: list[dict], date: str) -> str:
              "calibrated on 256 aligned LFW faces that pairs.txt does not use (`lfw-outside-pairs-256`).",
              f"Fidelity: cosine similarity to the fp32 embedding on {base['fidelity']['faces']} other such faces, "
              f"outside the calibration set too (`{base['fidelity']['set']}`).", "",
-             "bf16: the fp32 model run by OpenVINO in bfloat16 arithmetic (`--backend openvino-bf16`, CPUs with "
-             "AMX or AVX512-BF16),",
-             "scored and timed on OpenVINO; x fp32 there is against fp32 on OpenVINO in float32.", "",
+             ("bf16: the fp32 model run by OpenVINO in bfloat16 arithmetic (`--backend openvino-bf16`, CPUs with "
+              "AMX or AVX512-BF16),\nscored and timed on OpenVINO; x fp32 there is against fp32 on OpenVINO in float32."
+              if any(r["precision"] == "bf16" for r in rows) else
+              "bf16: left out, as this CPU has no native bfloat16 arithmetic (AMX or AVX512-BF16)."), "",
              "| precision | calibration | batch | img/s ORT | x fp32 | img/s OpenVINO | x fp32 | cos to fp32 mean "
              "| cos min | AUC | accuracy | vs fp32 | VAL @ FAR 1e-3 |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]

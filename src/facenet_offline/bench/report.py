@@ -358,7 +358,7 @@ def write_report(results: dict, out_dir: str | Path, keep_other_sections: bool =
         from .precision import precision_markdown
 
         atomic_write_bytes(out_dir / "precision.md",
-                           precision_markdown(measured["precision"], measured["date"]).encode())
+                           precision_markdown(measured["precision"], measured["date"], measured["machine"]["cpu"]).encode())
     return json_path, md_path
 
 

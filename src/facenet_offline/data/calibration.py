@@ -62,7 +62,10 @@ def check_disjoint(calibration: list[Path], pairs_file: str | os.PathLike, lfw_d
 
 
 def calibration_faces(spec, calibration: CalibrationSet = CalibrationSet(), lfw_dir: str | None = None) -> np.ndarray:
-    """Aligned (default LFW alignment), standardised faces of the set: N x 3 x 160 x 160, cached."""
+    """Standardised faces of the set, N x 3 x 160 x 160, cached: ``AlignConfig()``'s margin-32 crop of
+    the centre-weighted face. That was the LFW job's alignment when the INT8 models were calibrated
+    and their fidelity measured. The job has since moved to margin 28 and the face nearest the centre;
+    the set stays as it was, as changing it would change every INT8 model built from it."""
     from ..data.tensors import standardise
     from ..detect import AlignConfig, open_detector
     from ..detect.align import align_face, centre_box
