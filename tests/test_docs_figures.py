@@ -89,3 +89,13 @@ def test_readme_memory_figures_are_the_committed_run(readme, results):
             f"{peak['mixed', 'streaming', 5000]} MiB; photos of 1600 x 1600 at {peak['largest', 'streaming', 2000]} MiB; "
             f"400 phone photos of 4000 x 3000 at {peak['camera', 'streaming', 400]} MiB") in readme
     assert (f"({peak['mixed', 'streaming', 2000]} to {peak['mixed', 'streaming', 5000]} MiB;") in readme
+
+
+def test_readme_precision_figures_are_the_committed_run(readme, results):
+    rows = {(r["precision"], r["calibration"]): r for r in results["precision"]}
+    fp32, int8 = rows["fp32", None], rows["int8", "percentile"]  # percentile: the default calibration
+    pairs = round((int8["accuracy_mean"] - fp32["accuracy_mean"]) * 6000)
+    words = {6: "six", 3: "three", 2: "two", 1: "one"}
+    assert (f"`--precision int8` gave {int8['accuracy_mean']:.5f} against float32's {fp32['accuracy_mean']:.5f} "
+            f"({words.get(abs(pairs), str(abs(pairs)))} pairs of 6,000") in readme
+    assert f"at {int8['vs_fp32']['onnxruntime']:.2f} times float32's images per second on ONNX Runtime" in readme
