@@ -265,6 +265,12 @@ def test_sections_kept_from_a_run_on_another_machine_say_so():
     for title in ("Models at", "Memory", "Workers", "End to end"):
         assert note in next(s for s in sections if s.startswith(title)), title
     assert "another machine" not in next(s for s in sections if s.startswith("Face detection"))
+    # Some models rerun elsewhere: the section names both machines, the kept rows' first.
+    rerun = {"date": "2031-01-04", "machine": new["machine"], "ceiling": previous["ceiling"],
+             "models": {**previous["models"], "rows": [r for r in previous["models"]["rows"] if r["model"] == "rnet"]},
+             "measured_on": {"models": {"cpu": "Another CPU", "date": "2031-01-04"}}}
+    assert merge_previous(rerun, copy.deepcopy(previous))["measured_on"]["models"]["cpu"] == \
+        "One CPU (rows of rnet: Another CPU)"
     # Run again on the first machine: the kept detection section now names the other one.
     again = merge_previous({"date": "2031-01-03", "machine": previous["machine"], "ceiling": previous["ceiling"],
                             "measured_on": {}}, merged)

@@ -317,7 +317,7 @@ def merge_previous(results: dict, previous: dict) -> dict:
         for r in kept:
             r.setdefault("ceiling_gflops", previous["models"].get("ceiling_gflops"))
         merged["models"] = {**results["models"], "rows": kept + results["models"]["rows"]}
-        before = merged["measured_on"].get("models") if kept else None
+        before = measured_on(previous).get("models") if kept else None  # the kept rows' machine
         if before and before["cpu"] != results["machine"]["cpu"]:
             merged["measured_on"]["models"] = {"cpu": f"{before['cpu']} (rows of {', '.join(sorted(rerun))}: "
                                                       f"{results['machine']['cpu']})", "date": None}
