@@ -277,3 +277,22 @@ def test_sections_kept_from_a_run_on_another_machine_say_so():
     assert again["measured_on"]["detection"]["cpu"] == "Another CPU"
     md = render_markdown(again)
     assert md.count("Measured on another machine") == 1 and "another machine, Another CPU on 2031-01-02" in md
+
+
+def test_e2e_table_sets_embedding_against_the_ceiling_of_its_run():
+    """FaceNet's arithmetic in the LFW job over the embedder's time, and the least time it needs at the ceiling."""
+    from facenet_offline.bench.report import e2e_table
+
+    stages = {"decode_wait": 1.0, "detect": 50.0, "align": 1.0, "embed": 100.0, "protocol": 0.5}
+    row = {"images": 1000, "wall_s": 110.0, "images_per_s": 9.09, "accuracy": 0.99, "stages_s": stages,
+           "facenet_passes": 2000, "gflop_per_image": 2.5, "ceiling_gflops": 100.0}
+    lines = e2e_table({"fp32": row, "int8": {**row, "stages_s": {**stages, "embed": 40.0}},
+                       "old": {k: v for k, v in row.items() if k not in ("facenet_passes", "ceiling_gflops")}})
+    cells = {line.split(" | ")[0].strip("| "): line.strip("| ").split(" | ") for line in lines if line.startswith("| ")}
+    # 2,000 passes x 2.5 GFLOP = 5,000 GFLOP: over 100 s, 50 GFLOP/s (half the ceiling); 50 s at it.
+    assert cells["fp32"][-3:] == ["2,000", "50 (50%)", "50"]
+    # INT8 counts the same float operations: past the float32 ceiling, with no float32 floor.
+    assert cells["int8"][-3:] == ["2,000", "125 (125%)", "-"]
+    # A row from before the job counted its passes has no arithmetic columns.
+    assert cells["old"][-3:] == ["-", "-", "-"]
+    assert "(100 GFLOP/s" in " ".join(lines)

@@ -99,3 +99,16 @@ def test_readme_precision_figures_are_the_committed_run(readme, results):
     assert (f"`--precision int8` gave {int8['accuracy_mean']:.5f} against float32's {fp32['accuracy_mean']:.5f} "
             f"({words.get(abs(pairs), str(abs(pairs)))} pairs of 6,000") in readme
     assert f"at {int8['vs_fp32']['onnxruntime']:.2f} times float32's images per second on ONNX Runtime" in readme
+
+
+def test_readme_end_to_end_figures_are_the_committed_run(readme, results):
+    e2e, rows = results["e2e"], _openvino_detection(results)
+    fp32, int8 = e2e["fp32"], e2e["int8"]
+    ceiling = fp32["ceiling_gflops"]
+    assert (f"GEMM ceiling {ceiling:.0f} GFLOP/s in that run), the job took {fp32['wall_s']:.0f} s in float32 and "
+            f"{int8['wall_s']:.0f} s in INT8") in readme
+    floor = fp32["facenet_passes"] * fp32["gflop_per_image"] / ceiling
+    assert f"its {fp32['facenet_passes']:,} FaceNet passes" in readme and f"would take {floor:.0f} s at the ceiling" in readme
+    least = min(r["net_gflop"] / r["timing"]["items"] for r in rows.values())  # GFLOP per photo
+    assert f"at least {1e3 * least:.0f} MFLOP per photo (about {fp32['images'] * least / ceiling:.0f} s more" in readme
+    assert floor + fp32["images"] * least / ceiling > 240  # the claim that 4 minutes is out of reach
