@@ -112,3 +112,30 @@ def test_readme_end_to_end_figures_are_the_committed_run(readme, results):
     least = min(r["net_gflop"] / r["timing"]["items"] for r in rows.values())  # GFLOP per photo
     assert f"at least {1e3 * least:.0f} MFLOP per photo (about {fp32['images'] * least / ceiling:.0f} s more" in readme
     assert floor + fp32["images"] * least / ceiling > 240  # the claim that 4 minutes is out of reach
+
+
+def test_readme_design_targets_table_is_the_committed_run(readme, results):
+    """Each row's figure and its verdict follow from the committed results."""
+    gflop = results["models"]["facenet_gflop_per_image"]
+    facenet = {(r["backend"], r["batch_size"]): r for r in results["models"]["rows"] if r["model"] == "facenet"}
+
+    def share(batch: int) -> float:
+        r = facenet["onnxruntime", batch]
+        return r["items_per_s"] * gflop / r["ceiling_gflops"]
+
+    mid = [share(b) for b in (4, 8, 16, 32)]
+    verdict = "met" if share(16) >= 0.95 else "not met"
+    assert (f"| {share(16):.0%} at batch 16 ({min(mid):.0%} to {max(mid):.0%} at batch 4 to 32, {share(1):.0%} at batch 1) "
+            f"| {verdict} |") in readme
+    speedup = facenet["onnxruntime-int8", 16]["items_per_s"] / facenet["onnxruntime", 16]["items_per_s"]
+    prec = {(r["precision"], r["calibration"]): r["accuracy_mean"] for r in results["precision"]}
+    int8, fp32 = prec["int8", "percentile"], prec["fp32", None]
+    verdict = "met" if speedup >= 1.6 and abs(int8 - fp32) <= 0.003 else "not met"
+    assert f"| {speedup:.2f}x on ONNX Runtime at batch 16; LFW {int8:.5f} against {fp32:.5f} | {verdict} |" in readme
+    detect = float(np.median(_openvino_detection(results)[64]["peer_ratios"]))
+    assert f"| {detect:.2f}x at batch 64 | {'met' if detect >= 4 else 'not met'} |" in readme
+    e2e = results["e2e"]
+    assert f"| {e2e['fp32']['wall_s']:.0f} s | {'met' if e2e['fp32']['wall_s'] < 240 else 'not met'} |" in readme
+    assert f"| {e2e['int8']['wall_s']:.0f} s (INT8) | {'met' if e2e['int8']['wall_s'] < 150 else 'not met'} |" in readme
+    accuracy = json.loads((ROOT / "docs" / "lfw" / "report.json").read_text())["result"]["accuracy_mean"]
+    assert f"| {accuracy:.5f} | {'met' if accuracy >= 0.992 else 'not met'} |" in readme
