@@ -53,7 +53,7 @@ def built_default():
 
 @pytest.fixture(scope="session")
 def facenet_torch():
-    from facenet_offline.weights import load_facenet
+    from facenet_offline.weights.loader import load_facenet
 
     return load_facenet()
 

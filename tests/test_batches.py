@@ -32,6 +32,7 @@ def test_bad_bounds_are_refused():
 
 def test_decoded_batches_hold_at_most_the_pixel_budget(tmp_path, lfw_dir):
     from facenet_offline.data.lfw import image_path
+    from facenet_offline.errors import ImageError
     from facenet_offline.pipeline import decoded_batches
 
     photos = [image_path(lfw_dir, "Tony_Blair", k) for k in range(1, 6)]  # 250 x 250 each
@@ -40,7 +41,9 @@ def test_decoded_batches_hold_at_most_the_pixel_budget(tmp_path, lfw_dir):
     paths = photos[:2] + [broken] + photos[2:]
     batches = list(decoded_batches(paths, batch_size=4, batch_pixels=2 * 250 * 250))
     assert [len(b) for b in batches] == [3, 2, 1]  # two photos (and the unreadable file) | two | one
-    assert isinstance(batches[0][2], str) and "broken.jpg" in batches[0][2]
-    flat = [d for b in batches for d in b if not isinstance(d, str)]
+    source, error = batches[0][2]
+    assert isinstance(error, ImageError) and source.path == broken and "broken.jpg" in str(error)
+    assert [s.path for b in batches for s, _ in b] == paths  # in input order
+    flat = [d for b in batches for _, d in b if not isinstance(d, ImageError)]
     assert len(flat) == 5 and all(d.pixels.shape == (250, 250, 3) for d in flat)
     assert [len(b) for b in decoded_batches(paths, batch_size=4)] == [4, 2]  # small photos: the count decides

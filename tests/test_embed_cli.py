@@ -18,7 +18,8 @@ def test_embed_sample_faces(tmp_path, built_default, capsys):
     result = EmbeddingSet.load(out)
     assert result.embeddings.shape == (8, 512) and result.embeddings.dtype == np.float32
     assert np.allclose(np.linalg.norm(result.embeddings, axis=1), 1.0, atol=1e-5)
-    assert result.status == ["ok"] * 8 and result.meta["model"] == "casia-webface"
+    assert [str(s) for s in result.status] == ["ok"] * 8 and result.meta["model"] == "casia-webface"
+    assert result.faces.tolist() == [0] * 8 and result.boxes.tolist() == [[0, 0, 160, 160]] * 8
     d = distance_matrix(result.embeddings)
     for i in range(0, 8, 2):  # the samples are two images each of four people, in name order
         others = [d[i, j] for j in range(8) if j // 2 != i // 2]
@@ -60,7 +61,8 @@ def test_bad_single_input_fails_naming_the_file_and_records_its_status(tmp_path,
     err = capsys.readouterr().err
     assert str(bad) in err and label in err
     result = EmbeddingSet.load(out)
-    assert result.status[0].startswith("error:") and label in result.status[0] and np.isnan(result.embeddings).all()
+    assert result.status[0].is_error and label in result.status[0].detail and np.isnan(result.embeddings).all()
+    assert str(bad) not in result.status[0].detail and result.paths == [str(bad)]  # the path once, in its column
     assert not list(tmp_path.glob(".out.npz*")) and not (tmp_path / "out.npz.parts").exists()
 
 
@@ -79,7 +81,7 @@ def test_mixed_inputs_keep_going_with_a_status_per_input(tmp_path, built_default
     assert main(["embed", str(good), str(bad), "--aligned", "--out", str(out)]) == 0
     assert main(["embed", str(good), str(bad), "--aligned", "--out", str(tmp_path / "s.npz"), "--strict"]) == 1
     result = EmbeddingSet.load(out)
-    assert result.status[0] == "ok" and result.status[1].startswith("error:") and "broken.png" in result.status[1]
+    assert result.status[0].ok and result.status[1].is_error and result.paths[1] == str(bad)
     assert np.isnan(result.embeddings[1]).all() and not np.isnan(result.embeddings[0]).any()
 
 
@@ -88,7 +90,8 @@ def test_parts_are_assembled_into_one_set_without_loading_them_together(tmp_path
 
     rng = np.random.default_rng(0)
     parts = [EmbeddingSet([f"dir/{k}-{i}.jpg" for i in range(n)], rng.standard_normal((n, 8)).astype(np.float32),
-                          ["ok"] * (n - 1) + [f"error: part {k} has a long status " + "x" * k * 10], {"part": k})
+                          ["ok"] * (n - 1) + [f"error: part {k} has a long status " + "x" * k * 10], {"part": k},
+                          inputs=np.arange(n) + 10 * k)
              for k, n in enumerate((3, 1, 5))]
     files = [p.save(tmp_path / f"part{k}.npz") for k, p in enumerate(parts)]
     summary = save_concatenated(tmp_path / "all.npz", files, {"model": "m"})
@@ -97,7 +100,8 @@ def test_parts_are_assembled_into_one_set_without_loading_them_together(tmp_path
     assert whole.status == [s for part in parts for s in part.status]
     assert np.array_equal(whole.embeddings, np.concatenate([p.embeddings for p in parts]))
     assert whole.meta == {"model": "m"}
-    assert (summary.rows, summary.ok) == (9, 6)
+    assert whole.inputs.tolist() == [0, 1, 2, 10, 20, 21, 22, 23, 24]
+    assert (summary.inputs, summary.ok, summary.faces) == (9, 6, 6)
     assert summary.failures == [(part.paths[-1], part.status[-1]) for part in parts]
     assert sorted(f.name for f in tmp_path.iterdir()) == ["all.npz", "part0.npz", "part1.npz", "part2.npz"]
 
@@ -129,10 +133,10 @@ def test_embedder_runs_are_padded_to_a_few_shapes(built_default, lfw_dir, lfw_pa
 
 
 def test_many_failures_are_summarised_not_listed_one_by_one(capsys):
-    from facenet_offline.cli.common import SHOWN_FAILURES, _report_failures
+    from facenet_offline.cli.common import SHOWN_FAILURES, report_failures
 
     failures = [(f"photo{k}.jpg", "no face") for k in range(SHOWN_FAILURES + 5)]
-    assert _report_failures(failures, "out.npz") == SHOWN_FAILURES + 5
+    assert report_failures(failures, "out.npz") == SHOWN_FAILURES + 5
     lines = capsys.readouterr().err.splitlines()
     assert lines[0] == "photo0.jpg: no face" and len(lines) == SHOWN_FAILURES + 1
     assert lines[-1] == "... and 5 more failed inputs (every input's status is in out.npz)"

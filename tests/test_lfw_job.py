@@ -1,6 +1,9 @@
 """The LFW job end to end on real data: fold 1 of pairs.txt, raw JPEG to report."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -8,7 +11,10 @@ from facenet_offline.cli import main
 from facenet_offline.cli.lfw import lfw_options
 from facenet_offline.cli.parser import build_parser
 from facenet_offline.data.lfw import read_pairs, read_view1
+from facenet_offline.detect.align import AlignConfig
 from facenet_offline.evaluate.lfw import LfwOptions
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_pairs_file_parsing(lfw_dir):
@@ -55,16 +61,31 @@ def test_fold_1_end_to_end(tmp_path, lfw_dir, built_default, built_mtcnn, capsys
 
 def test_unknown_lfw_dir_is_a_clear_error(tmp_path, capsys):
     assert main(["lfw", "--lfw-dir", str(tmp_path)]) == 2
-    assert "LFW not found" in capsys.readouterr().err
+    assert "no LFW images found" in capsys.readouterr().err
+
+
+def test_the_registry_holds_the_committed_operating_points():
+    """``verify``, ``identify`` and the gallery decide with these: they must be what the tool measured and committed."""
+    from facenet_offline.weights import get_spec
+
+    measured = json.loads((ROOT / "docs" / "operating-points.json").read_text())
+    spec = get_spec("casia-webface")
+    points = {p["far_target"]: p for p in measured["models"]["casia-webface"]["points"]}
+    for point in (spec.threshold, *spec.far_points):
+        row = points[point.far_target]
+        assert point.threshold == row["threshold_rounded"]
+        assert point.far == pytest.approx(row["far"], rel=5e-3) and point.tar == pytest.approx(row["tar"], abs=5e-5)
+    assert sorted(spec.fars) == sorted(k for k in points if k is not None)
+    # Measured on the crops every command makes by default.
+    assert measured["options"]["align"]["margin"] == AlignConfig().margin == LfwOptions().align.margin
 
 
 @pytest.mark.slow
-def test_verification_threshold_is_the_mean_fold_threshold_of_the_default_crops(tmp_path, lfw_dir, built_default,
-                                                                                built_mtcnn):
-    """``verify`` and ``identify`` use the model's threshold: it must be what View 2 gives on today's default crops."""
-    from facenet_offline.weights import get_spec
-
-    out = tmp_path / "report"
-    assert main(["lfw", "--out", str(out), "--distance", "euclidean", "--flip", "none", "--no-subtract-mean"]) == 0
-    folds = json.loads((out / "report.json").read_text())["result"]["fold_thresholds"]
-    assert len(folds) == 10 and round(sum(folds) / 10, 2) == get_spec("casia-webface").threshold
+def test_operating_points_are_what_view_1_gives_today(tmp_path, built_default, built_mtcnn):
+    """A fresh run of tools/operating_points.py gives the thresholds the registry holds."""
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "operating_points.py"), "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-2000:]
+    fresh = json.loads((tmp_path / "operating-points.json").read_text())["models"]["casia-webface"]["points"]
+    committed = json.loads((ROOT / "docs" / "operating-points.json").read_text())["models"]["casia-webface"]["points"]
+    assert [p["threshold_rounded"] for p in fresh] == [p["threshold_rounded"] for p in committed]

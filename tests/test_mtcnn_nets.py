@@ -9,7 +9,8 @@ from facenet_offline.build import MTCNN_INPUT_SIZES, mtcnn_parity_patches, run_s
 from facenet_offline.models.mtcnn import NETS
 from facenet_offline.runtime.onnxruntime import OnnxRuntimeBackend
 from facenet_offline.runtime.torch import TorchBackend
-from facenet_offline.weights import MTCNN, load_mtcnn, resolve_detector_weights
+from facenet_offline.weights import MTCNN, resolve_detector_weights
+from facenet_offline.weights.loader import load_mtcnn
 
 from .conftest import centre_crop
 

@@ -10,7 +10,7 @@ from facenet_offline.detect import boxes as bx
 from facenet_offline.detect.packing import pack, pnet_map_size
 from facenet_offline.models.mtcnn import PackedPNet
 from facenet_offline.runtime.onnxruntime import OnnxRuntimeBackend
-from facenet_offline.weights import load_mtcnn
+from facenet_offline.weights.loader import load_mtcnn
 
 LFW_LEVELS = [bx.scaled_size(250, 250, s) for s in bx.pyramid_scales(250, 250)]
 

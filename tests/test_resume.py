@@ -48,8 +48,8 @@ def test_killed_embed_resumes_to_exactly_the_uninterrupted_result(tmp_path, fold
     assert 3 <= done < 8 and not out.exists()  # 300 images = 8 chunks; no output that looks complete
 
     seen = []
-    real = jobs.embed_images
-    monkeypatch.setattr(jobs, "embed_images", lambda paths, *a, **k: seen.extend(paths) or real(paths, *a, **k))
+    real = jobs.analyse
+    monkeypatch.setattr(jobs, "analyse", lambda sources, *a, **k: seen.extend(sources) or real(sources, *a, **k))
     assert main([*args, "--resume"]) == 0
     assert len(seen) == 300 - 40 * done and len(set(seen)) == len(seen)  # finished chunks were not recomputed
     assert not (tmp_path / "killed.npz.parts").exists()
@@ -59,6 +59,7 @@ def test_killed_embed_resumes_to_exactly_the_uninterrupted_result(tmp_path, fold
     resumed, whole = EmbeddingSet.load(out), EmbeddingSet.load(tmp_path / "whole.npz")
     assert len(resumed.paths) == 300 and len(set(resumed.paths)) == 300
     assert resumed.paths == whole.paths and resumed.status == whole.status
+    assert resumed.inputs.tolist() == whole.inputs.tolist() == list(range(300))
     assert np.array_equal(resumed.embeddings, whole.embeddings, equal_nan=True)
     assert resumed.meta == whole.meta
 
@@ -76,15 +77,29 @@ def _interrupt_after(monkeypatch, module, name, calls):
     monkeypatch.setattr(module, name, flaky)
 
 
+def _interrupt_stream_after(monkeypatch, results):
+    """Ctrl-C once the face loop of a run has given ``results`` results (as a person would press it)."""
+    real = jobs.analyse
+
+    def stream(*args, **kwargs):
+        for k, result in enumerate(real(*args, **kwargs)):
+            if k == results:
+                raise KeyboardInterrupt
+            yield result
+
+    monkeypatch.setattr(jobs, "analyse", stream)
+
+
 def test_resume_is_refused_with_other_settings_or_inputs(tmp_path, built_default, monkeypatch, capsys):
     faces = str(sample_face_paths()[0].parent)
     out = tmp_path / "e.npz"
     base = ["embed", faces, "--aligned", "--out", str(out), "--chunk-size", "3"]
     with monkeypatch.context() as m:
-        _interrupt_after(m, jobs, "embed_aligned", 1)
+        _interrupt_stream_after(m, 4)
         assert main(base) == 130
     assert len(_chunks(out)) == 1 and not out.exists()
-    capsys.readouterr()
+    err = capsys.readouterr().err
+    assert "interrupted: 3 of 8 inputs are done and kept in" in err and "run it again with --resume" in err
 
     assert main(base) == 2  # not without --resume
     assert "unfinished run (1/3 chunks done)" in capsys.readouterr().err
@@ -96,7 +111,7 @@ def test_resume_is_refused_with_other_settings_or_inputs(tmp_path, built_default
     assert "inputs.count: 8 -> 9" in capsys.readouterr().err
     assert len(_chunks(out)) == 1  # refusals leave the unfinished run as it was
 
-    assert main([*base, "--resume"]) == 0
+    assert main(base[:-2] + ["--resume"]) == 0  # without --chunk-size: the interrupted run's, not the default
     resumed = EmbeddingSet.load(out)
     assert main(["embed", faces, "--aligned", "--out", str(tmp_path / "w.npz")]) == 0
     assert np.array_equal(resumed.embeddings, EmbeddingSet.load(tmp_path / "w.npz").embeddings)
@@ -112,7 +127,7 @@ def test_detect_resumes_to_the_same_lines(tmp_path, folder, built_mtcnn, monkeyp
     common = ["--chunk-size", "16", "--save-crops", str(tmp_path / "c")]
     base = ["detect", *map(str, paths), "--out", str(out), *common]
     with monkeypatch.context() as m:
-        _interrupt_after(m, jobs, "detect_batches", 2)
+        _interrupt_stream_after(m, 33)
         assert main(base) == 130
     assert len(_chunks(out)) == 2
     assert main([*base, "--resume"]) == 0

@@ -28,9 +28,38 @@ def test_npu_variants_match_generic_and_pass_the_graph_checks(npu):
     assert [d.dim_value for d in static] == [16, 3, 160, 160]
     clips = [n for n in onnx.load(str(npu.files["facenet_bs1"])).graph.node if n.op_type == "Clip"]
     assert clips and all(len(n.input) == 3 for n in clips)
-    atc = (npu.folder / "atc.sh").read_text()
-    assert 'input_shape_range="input:[1~32,3,1~1500,1~1500]"' in atc and '"input:16,3,160,160"' in atc
     assert "PReLU rewritten" in (npu.folder / "README.md").read_text()
+
+
+def test_npu_compiler_script_targets_the_reference_chip_with_shapes_it_accepts(npu, tmp_path, built_default,
+                                                                               built_mtcnn):
+    # Ascend 310 (the NPU reference's chip) takes shape profiles, not --input_shape_range.
+    atc = (npu.folder / "atc.sh").read_text()
+    assert 'SOC="${SOC_VERSION:-Ascend310}"' in atc and "input_shape_range" not in atc
+    assert '--input_shape="input:16,3,-1,-1" --dynamic_image_size="150,150;107,107;76,76;54,54;38,38;27,27;20,20;14,14"' \
+        in atc  # PNet: the pyramid of a 250 x 250 LFW photo, at each static batch
+    rows = "2,4,6,8,10,12,14,16,18,20,22,24,26,28,30,32,64,96,128,160,192,224,256"
+    assert f'--input_shape="input:-1,3,24,24" --dynamic_batch_size="{rows}"' in atc  # every run size RNet sees
+    assert '--input_shape="input:16,3,160,160"' in atc
+    readme = (npu.folder / "README.md").read_text()
+    for contract in ("(x - 127.5) / 128", "`embeddings`: N x 512", "`landmarks`: N x 10", "`prob`: N x 2 softmax",
+                     "facenet-offline preprocess", "facenet-offline postprocess", "Ascend 310"):
+        assert contract in readme, contract
+    # Newer chips: the reference's ranges, by choice, said to be unsupported on Ascend 310.
+    assert main(["export", "--target", "npu", "--out", str(tmp_path), "--npu-shapes", "ranges",
+                 "--facenet-batches", "1"]) == 0
+    ranges = (tmp_path / "atc.sh").read_text()
+    assert 'input_shape_range="input:[1~32,3,1~1500,1~1500]"' in ranges and "dynamic_batch_size" not in ranges
+    assert "do not support it" in (tmp_path / "README.md").read_text()
+
+
+def test_pnet_profiles_are_the_shapes_the_detector_runs(lfw_images):
+    from facenet_offline.detect.mtcnn import MTCNNConfig
+    from facenet_offline.export.targets import mtcnn_row_profiles, pnet_level_sizes
+
+    c = MTCNNConfig()
+    assert mtcnn_row_profiles()[0] == c.small_bucket and mtcnn_row_profiles()[-1] == c.rnet_batch
+    assert pnet_level_sizes(250, 250)[0] == (150, 150) and pnet_level_sizes(300, 200)[0] == (120, 180)
 
 
 def test_tensorrt_variant_names_tensors_and_skips_engines_clearly(tmp_path, built_default, built_mtcnn, capsys):

@@ -8,7 +8,8 @@ import torch
 
 from facenet_offline.errors import ChecksumError, WeightsLayoutError, WeightsNotFoundError
 from facenet_offline.models.inception_resnet_v1 import BN_EPS
-from facenet_offline.weights import MODELS, WeightFormat, get_spec, load_facenet, resolve_weights
+from facenet_offline.weights import MODELS, WeightFormat, get_spec, resolve_weights
+from facenet_offline.weights.loader import load_facenet
 from facenet_offline.weights.tf_graph import conv_bn_scopes, load_tf_graph, read_constants
 from facenet_offline.weights.torch_state import load_torch_state, save_facenet_pytorch_state
 

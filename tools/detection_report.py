@@ -15,14 +15,14 @@ from tqdm import tqdm
 from facenet_offline.bench.peers import as_peer_boxes, opencv_mtcnn, peer_boxes
 from facenet_offline.cache import atomic_write_bytes
 from facenet_offline.data.images import load_rgb
-from facenet_offline.data.lfw import IMAGES_SUBDIR, check_lfw_dir, images_in_pairs, read_pairs
+from facenet_offline.data.lfw import check_lfw_dir, images_folder, images_in_pairs, read_pairs
 from facenet_offline.detect import open_detector
 from facenet_offline.detect.boxes import iou_matrix
 from facenet_offline.pipeline import detect_batches
 
 
 def detection_rate(root: Path, detector) -> tuple[int, list[str], int, float]:
-    paths = sorted((root / IMAGES_SUBDIR).glob("*/*.jpg"))
+    paths = sorted((images_folder(root)).glob("*/*.jpg"))
     missing, faces = [], 0
     start = time.perf_counter()
     with tqdm(total=len(paths), unit="img", desc="LFW detection") as bar:
@@ -30,7 +30,7 @@ def detection_rate(root: Path, detector) -> tuple[int, list[str], int, float]:
             for item in batch:
                 faces += len(item.detection)
                 if len(item.detection) == 0:
-                    missing.append(item.path.relative_to(root / IMAGES_SUBDIR).as_posix())
+                    missing.append(item.path.relative_to(images_folder(root)).as_posix())
     return len(paths), missing, faces, time.perf_counter() - start
 
 

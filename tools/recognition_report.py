@@ -33,8 +33,7 @@ from facenet_offline.detect.align import align_face
 from facenet_offline.embedder import open_embedder
 from facenet_offline.evaluate.lfw import Flip, LfwOptions, lfw_embeddings
 from facenet_offline.recognition import Gallery, cluster_embeddings
-from facenet_offline.recognition.cluster import contact_sheet, default_cluster_threshold
-from facenet_offline.recognition.faces import THUMB
+from facenet_offline.recognition.cluster import THUMB, contact_sheet, default_cluster_threshold
 from facenet_offline.recognition.metrics import cluster_scores, open_set_dir, rank_k
 
 SWEEP = (0.45, 0.5, 0.55, 0.6, 0.65, 0.7)

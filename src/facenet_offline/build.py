@@ -22,18 +22,18 @@ import onnxruntime
 import torch
 
 from . import __version__
-from .cache import atomic_write_json, file_lock, home, options_key, remove_stale_temporaries, sha256_file
+from .cache import HOME_ENV, atomic_write_json, file_lock, home, options_key, remove_stale_temporaries, sha256_file
 from .data.tensors import standardise
 from .export.onnx import DEFAULT_OPSET, ExportConfig, check_parity, export_onnx, max_abs_difference
 from .models.mtcnn import PackedPNet
 from .data.calibration import CalibrationSet, calibration_faces
-from .errors import ExportParityError
+from .errors import DiskFullError, ExportParityError
 from .export.quantize import DEFAULT_CALIBRATION, CalibrationMethod, Int8Config, Precision, calibrator_options
 from .export.quantize import to_fp16, to_int8
 from .runtime.onnxruntime import OnnxRuntimeBackend
 from .samples import load_sample_faces
-from .weights import DEFAULT_MODEL, MTCNN, ModelSpec, get_spec, load_facenet, load_mtcnn, resolve_detector_weights
-from .weights import resolve_weights
+from .weights import DEFAULT_MODEL, MTCNN, ModelSpec, get_spec, resolve_detector_weights, resolve_weights
+from .weights.loader import load_facenet, load_mtcnn
 
 log = logging.getLogger(__name__)
 
@@ -127,11 +127,15 @@ def _cached_build(folder: Path, force: bool, make: Callable[[Path], dict]) -> Bu
         (folder / RECORD).unlink(missing_ok=True)
         remove_stale_temporaries(folder)
         started = time.perf_counter()
-        record = make(folder)
-        record["files"] = {name: sha256_file(folder / f"{name}.onnx") for name in record.pop("names")}
-        record["versions"] = _versions()
-        record["build_seconds"] = round(time.perf_counter() - started, 2)
-        atomic_write_json(folder / RECORD, record)
+        try:
+            record = make(folder)
+            record["files"] = {name: sha256_file(folder / f"{name}.onnx") for name in record.pop("names")}
+            record["versions"] = _versions()
+            record["build_seconds"] = round(time.perf_counter() - started, 2)
+            atomic_write_json(folder / RECORD, record)
+        except DiskFullError as exc:
+            raise DiskFullError(f"{exc} The model cache is {home()}; set {HOME_ENV}=DIR to keep it on another "
+                                "disk.") from None
         log.info("built %s in %.1fs", folder, record["build_seconds"])
         return Built(folder, {n: folder / f"{n}.onnx" for n in record["files"]}, record)
 

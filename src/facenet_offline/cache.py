@@ -7,6 +7,7 @@ folder and renamed into place. Concurrent builders of the same artefact take a f
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -14,6 +15,8 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from .errors import DiskFullError
 
 HOME_ENV = "FACENET_OFFLINE_HOME"
 
@@ -41,20 +44,34 @@ def options_key(options: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it onto ``target`` only if the block succeeds."""
+def atomic_path(target: str | os.PathLike, suffix: str = "", on_full: str = "free space there and run it again"
+                ) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` only if the block succeeds.
+
+    A full disk (or quota) becomes a DiskFullError naming the folder and ``on_full``: what to do.
+    """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp_path, target)
+    except OSError as exc:
+        if exc.errno in FULL:
+            raise DiskFullError(f"{target.parent}: no space left on the device (writing {target.name}); "
+                                f"{on_full}.") from None
+        raise
     finally:
-        tmp_path.unlink(missing_ok=True)
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> int:

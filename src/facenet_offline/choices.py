@@ -23,3 +23,20 @@ class Choice(str, Enum):
     def parse(cls, value: str | Choice) -> Choice:
         words = "".join(f" {c.lower()}" if c.isupper() else c for c in cls.__name__).strip()
         return parse_choice(cls, value, words)
+
+
+class Precision(Choice):
+    FP32 = "fp32"
+    FP16 = "fp16"
+    INT8 = "int8"
+
+
+class CalibrationMethod(Choice):
+    MINMAX = "minmax"
+    ENTROPY = "entropy"
+    PERCENTILE = "percentile"
+
+
+# The calibration whose INT8 embeddings come closest to float32 on held-out faces (data.calibration.HELD_OUT,
+# measured by the precision benchmark, docs/precision.md). Chosen on fidelity, never on LFW accuracy.
+DEFAULT_CALIBRATION = CalibrationMethod.PERCENTILE

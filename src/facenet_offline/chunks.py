@@ -31,6 +31,28 @@ class ResumeError(FacenetOfflineError):
     """An unfinished run is in the way, or cannot be resumed with these settings."""
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGINT) during a run: the message says what was kept and how to continue."""
+
+
+RESUME_HINT = "the finished chunks are kept; free space there, then run it again with resume=True to continue"
+MAX_CHUNK = 256
+CHUNKS_AT_LEAST = 16  # a run is cut into at least this many chunks (when it has that many inputs)
+
+
+def auto_chunk_size(inputs: int) -> int:
+    """Inputs per chunk when none is given: small runs keep finished work too, in at least 16 chunks."""
+    return max(1, min(MAX_CHUNK, -(-inputs // CHUNKS_AT_LEAST)))
+
+
+def unfinished_chunk_size(folder: str | Path) -> int | None:
+    """The chunk size of the unfinished run in ``folder`` (None if there is none): resuming takes it."""
+    try:
+        return int(json.loads((Path(folder) / MANIFEST).read_text())["chunk_size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def inputs_digest(paths: Sequence[str | Path]) -> str:
     """sha256 of the ordered input list: resuming over other inputs would mix results."""
     digest = hashlib.sha256()
@@ -84,6 +106,7 @@ class ChunkStore:
     folder: Path
     manifest: dict
     suffix: str
+    on_full: str = RESUME_HINT  # what to do when the disk fills (DiskFullError)
     _lock_file: object = field(default=None, repr=False, compare=False)
 
     def __enter__(self) -> ChunkStore:
@@ -94,9 +117,10 @@ class ChunkStore:
         return False
 
     @classmethod
-    def open(cls, folder: str | Path, manifest: dict, suffix: str, resume: bool) -> ChunkStore:
+    def open(cls, folder: str | Path, manifest: dict, suffix: str, resume: bool, on_full: str = RESUME_HINT
+             ) -> ChunkStore:
         folder = Path(folder)
-        store = cls(folder, manifest, suffix)
+        store = cls(folder, manifest, suffix, on_full)
         store._lock()
         if folder.exists():
             try:
@@ -111,7 +135,7 @@ class ChunkStore:
                 store._unlock()
             if not resume:
                 raise ResumeError(f"{folder} holds an unfinished run ({done}/{store.count} chunks done); "
-                                  f"add --resume to continue it, or remove the folder to start again.")
+                                  f"run it again with resume=True to continue it, or remove the folder to start again.")
             if diffs:
                 raise ResumeError(f"cannot resume the run in {folder}: it was made with other settings or inputs:\n  "
                                   + "\n  ".join(diffs)
@@ -162,7 +186,7 @@ class ChunkStore:
 
     def write(self, index: int, writer: Callable[[Path], None]) -> Path:
         """``writer(tmp)`` writes the chunk to a temporary path, renamed to the chunk's name when it returns."""
-        with atomic_path(self.path(index), self.suffix) as tmp:
+        with atomic_path(self.path(index), self.suffix, on_full=self.on_full) as tmp:
             writer(tmp)
         return self.path(index)
 

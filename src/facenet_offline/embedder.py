@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,6 +29,8 @@ class Embedder:
     backend: Backend
     description: dict
     batch_bucket: int = 8  # runs are padded to a multiple of this many rows (bounds the shapes the runtime sees)
+    # One run at a time: an OpenVINO infer request (and torch's thread settings) are not safe to share.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def embed(self, faces: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """N faces (H x W x 3 uint8 RGB) -> N x D float32 embeddings."""
@@ -41,7 +44,10 @@ class Embedder:
         Padded to a multiple of ``batch_bucket`` rows: the number of faces per batch varies, and each
         new count would be a new shape for the runtime, whose memory would creep up over a long run.
         """
-        return self.backend.run(pad_rows(batch, self.batch_bucket))[0][:len(batch)].astype(np.float32, copy=False)
+        padded = pad_rows(batch, self.batch_bucket)
+        with self._lock:
+            out = self.backend.run(padded)[0]
+        return out[:len(batch)].astype(np.float32, copy=False)
 
 
 def open_embedder(model: str = "casia-webface", backend: str = "onnxruntime", threads: int | None = None,
@@ -56,7 +62,7 @@ def open_embedder(model: str = "casia-webface", backend: str = "onnxruntime", th
         raise ValueError(f"the torch backend runs fp32 only; use --backend onnxruntime for {precision}")
     if kind is BackendName.TORCH:
         from .runtime.torch import TorchBackend
-        from .weights import load_facenet
+        from .weights.loader import load_facenet
 
         net = load_facenet(model, weights_path)
         return Embedder(net.spec, TorchBackend(net, threads), {

@@ -18,8 +18,20 @@ class WeightsLayoutError(FacenetOfflineError):
 
 
 class ImageError(FacenetOfflineError):
-    pass
+    """An input that is not a readable image: ``source`` names it, ``reason`` says what is wrong and what to do."""
+
+    def __init__(self, source: str, reason: str):
+        super().__init__(f"{source}: {reason}")
+        self.source, self.reason = str(source), reason
 
 
 class ExportParityError(FacenetOfflineError):
     pass
+
+
+class NoThresholdError(FacenetOfflineError, ValueError):
+    """No verification threshold is known for a model, and none was given."""
+
+
+class DiskFullError(FacenetOfflineError, OSError):
+    """A write found the disk (or quota) full; the message names the folder and what to do."""

@@ -23,9 +23,11 @@ from .chunks import ChunkStore, ResumeError, manifest_differences, run_manifest
 from .data.tensors import face_batch, read_bin, write_bin
 from .detect.align import AlignConfig, align_face
 from .detect.mtcnn import MTCNNDetector, Selection
-from .embeddings import OK, EmbeddingSet
+from .data.images import ImageSource
+from .embeddings import EmbeddingSet
 from .errors import FacenetOfflineError
-from .pipeline import NO_FACE, detect_batches, progress_bar
+from .pipeline import detect_batches, face_or_centre, progress_bar
+from .status import OK
 
 log = logging.getLogger(__name__)
 
@@ -67,33 +69,26 @@ class _Batch:
     images: list[dict] = field(default_factory=list)
 
 
-def _prepare_batch(paths: Sequence[Path], labels: Sequence[str], detector: MTCNNDetector, spec,
-                   config: PreprocessConfig, progress) -> _Batch:
+def _prepare_batch(sources: Sequence[ImageSource], detector: MTCNNDetector, spec, config: PreprocessConfig,
+                   progress) -> _Batch:
     """Detect, choose, align and standardise one batch of images into its rows (and their mirror rows)."""
-    from .evaluate.lfw import choose_face
-
-    n = len(paths)
+    n = len(sources)
     size = spec.input_size
     rows = n * (2 if config.flip else 1)
     total = config.batch_size if config.pad_last else rows
     batch = _Batch(np.zeros((total, 3, size, size), np.float32))
     crops, where = [], []
-    items = chain.from_iterable(detect_batches(paths, detector, batch_size=max(1, n), progress=progress))
+    items = chain.from_iterable(detect_batches(sources, detector, batch_size=max(1, n), progress=progress))
     for k, item in enumerate(items):  # big photos come in more than one batch
-        record = {"path": labels[k], "status": item.status, "row": None, "flip_row": None, "found": False,
-                  "box": None, "landmarks": None}
-        if item.image is not None:
-            box = None
-            if len(item.detection.select(config.select)) or config.fallback:
-                box, marks, found = choose_face(item.detection, config.select, item.image)  # as the LFW job does
-            else:
-                record["status"] = NO_FACE if item.status == OK else item.status
-            if box is not None:
-                crops.append(align_face(item.image, box, marks if found else None, config.align))
-                where.append(k)
-                record.update(row=k, flip_row=n + k if config.flip else None, found=found,
-                              box=[float(v) for v in box], status=OK,
-                              landmarks=None if marks is None else np.asarray(marks, float).tolist())
+        record = {"path": item.source.label, "status": str(item.status), "row": None, "flip_row": None,
+                  "found": False, "box": None, "landmarks": None}
+        if item.status.ok or (config.fallback and item.image is not None):
+            box, marks, found = face_or_centre(item.detection, config.select, item.image)  # as the LFW job does
+            crops.append(align_face(item.image, box, marks if found else None, config.align))
+            where.append(k)
+            record.update(row=k, flip_row=n + k if config.flip else None, found=found,
+                          box=[float(v) for v in box], status=str(OK),
+                          landmarks=None if marks is None else np.asarray(marks, float).tolist())
         batch.images.append(record)
     if crops:
         faces = crops + ([c[:, ::-1] for c in crops] if config.flip else [])
@@ -130,8 +125,8 @@ def preprocess(paths: Sequence[Path], out: str | Path, detector: MTCNNDetector, 
                 stale.unlink()
         per = config.images_per_batch
         for index, chunk in store.pending(list(range(len(paths)))):
-            batch = _prepare_batch([paths[i] for i in chunk], [labels[i] for i in chunk], detector, spec, config,
-                                   bar.update)
+            batch = _prepare_batch([ImageSource(labels[i], path=Path(paths[i])) for i in chunk], detector, spec,
+                                   config, bar.update)
             name = f"batch-{index:06d}.bin"
             write_bin(out / INPUT_DIR / name, batch.rows)  # the batch first, then the record that names it
             valid = len(chunk) * (2 if config.flip else 1)

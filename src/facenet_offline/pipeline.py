@@ -1,36 +1,33 @@
-"""Streaming jobs over many images: decode (in threads, one batch ahead), detect, align, embed.
+"""The one face loop: decode (in threads, one batch ahead) -> detect -> select -> align -> embed.
 
-Every input gets a status: "ok", "no face", "too small" (smaller than the smallest face the
-detector looks for) or "error: <what is wrong and what to do>"; a bad input never stops a run.
+Every input gets a ``Status`` and the loop goes on: a bad input never stops a run. The jobs over
+folders, the recognition package and the Python API all run their images through ``analyse``
+(or, for the LFW protocol's centre-crop fallback, through ``detect_batches`` beneath it).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .data.batches import bounded_runs
-from .data.images import DEFAULT_MAX_SIDE, DecodedImage, decoded_pixels, load_image
-from .detect.align import AlignConfig, align_face
+from .data.images import DEFAULT_MAX_SIDE, DecodedImage, ImageSource, as_source, decoded_pixels, load_image
+from .data.tensors import resize_face
+from .detect.align import AlignConfig, align_face, centre_box
 from .detect.mtcnn import Detection, MTCNNConfig, MTCNNDetector, Selection
 from .embedder import Embedder
-from .embeddings import OK, EmbeddingSet
 from .errors import ImageError
+from .status import NO_FACE, OK, TOO_SMALL, Status
 
 log = logging.getLogger(__name__)
 
-NO_FACE = "no face"
-TOO_SMALL = "too small"
-ERROR = "error"
 Progress = Callable[[int], None] | None
-# Decoded pixels per batch: one batch is at most one detection run. Batches counted in images alone
-# held 32 phone photos of 4000 x 3000, 1.1 GiB each: `embed` over 64 of them peaked at 3.41 GiB;
-# bounded, at 1.53 GiB, with identical embeddings and time (74.5 vs 77.4 s).
+# Decoded pixels per batch: one batch is at most one detection run, so a batch of phone photos
+# stays as small in memory as the detector's own bound (docs/benchmarks.md, Memory).
 DECODE_BATCH_PIXELS = MTCNNConfig().batch_pixels
 
 
@@ -53,110 +50,208 @@ def progress_bar(factory: Callable[[int, str], object] | None, total: int, desc:
     return bar
 
 
-def is_error(status: str) -> bool:
-    """The input could not be read at all (as opposed to being read and holding no face)."""
-    return status.startswith(ERROR)
+@dataclass(frozen=True)
+class FaceOptions:
+    """Which faces of an image to use and how to cut them out for the embedder."""
 
+    select: Selection = Selection.ALL
+    align: AlignConfig = AlignConfig()
 
-def _decode(path: Path, max_side: int | None) -> DecodedImage | str:
-    try:
-        return load_image(path, max_side)
-    except ImageError as exc:
-        log.info("%s", exc)  # reported through the input's status
-        return f"{ERROR}: {exc}"
+    def __post_init__(self):
+        object.__setattr__(self, "select", Selection.parse(self.select))
 
-
-def decoded_batches(paths: Sequence[Path], batch_size: int, workers: int = 2, max_side: int | None = DEFAULT_MAX_SIDE,
-                    batch_pixels: int = DECODE_BATCH_PIXELS) -> Iterator[list[DecodedImage | str]]:
-    """Batches of decoded images (or error strings), decoded in threads one batch ahead.
-
-    A batch holds at most ``batch_size`` images and ``batch_pixels`` decoded pixels (read from the
-    headers; a photo over it comes alone), and at most two batches are held at once, so memory
-    grows neither with the number of inputs nor with their size.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-
-    def decode(path: Path) -> DecodedImage | str:
-        return _decode(path, max_side)
-
-    runs = bounded_runs((decoded_pixels(p, max_side) for p in paths), batch_pixels, batch_size)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
-        run = next(runs, None)
-        pending = pool.map(decode, paths[run[0]:run[1]]) if run else None
-        while pending is not None:
-            current = list(pending)
-            run = next(runs, None)
-            pending = pool.map(decode, paths[run[0]:run[1]]) if run else None
-            yield current
-
-
-def embed_aligned(paths: Sequence[Path], embedder: Embedder, batch_size: int = 32, progress: Progress = None) -> EmbeddingSet:
-    """Embed ready face crops; undecodable inputs get an error status and a NaN row."""
-    out = np.full((len(paths), embedder.spec.embedding_dim), np.nan, dtype=np.float32)
-    status: list[str] = []
-    for batch in decoded_batches(paths, batch_size):
-        start = len(status)
-        good = [j for j, d in enumerate(batch) if not isinstance(d, str)]
-        if good:
-            out[[start + j for j in good]] = embedder.embed([batch[j].pixels for j in good])
-        status += [d if isinstance(d, str) else OK for d in batch]
-        if progress:
-            progress(len(batch))
-    return EmbeddingSet([str(p) for p in paths], out, status, dict(embedder.description))
+    def to_dict(self) -> dict:
+        return {"select": self.select.value, "align": self.align.method.value, "margin": self.align.margin}
 
 
 @dataclass
-class ImageFaces:
-    """One input image: its path, status, decoded image (None if undecodable) and detection.
+class Face:
+    """One face: box (x1, y1, x2, y2) and 5 landmarks (x, y) in the original image's pixels.
 
-    The detection is in the decoded image's pixels (see ``DecodedImage.scale`` for a downscaled one).
+    ``index`` is its place among every face found in its image, most certain first. ``embedding``
+    and ``crop`` (the aligned face) are empty unless they were asked for.
     """
 
-    path: Path
-    status: str
+    box: np.ndarray
+    score: float
+    landmarks: np.ndarray
+    index: int = 0
+    embedding: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    crop: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 3), np.uint8))
+
+
+@dataclass
+class ImageResult:
+    """One input: its label, status, size (height, width; (0, 0) if unreadable) and faces."""
+
+    source: str
+    status: Status
+    faces: list[Face] = field(default_factory=list)
+    size: tuple[int, int] = (0, 0)
+    detected_size: tuple[int, int] = (0, 0)  # the pixels detection ran on: smaller for photos over max_side
+
+
+@dataclass
+class DetectedImage:
+    """``detect_batches``' view of one input: its decoded pixels and its detection in those pixels."""
+
+    source: ImageSource
+    status: Status
     decoded: DecodedImage | None
-    detection: Detection
+    detection: Detection  # faces smaller than the detector's smallest face already dropped
 
     @property
     def image(self) -> np.ndarray | None:
         return None if self.decoded is None else self.decoded.pixels
 
 
-def detect_batches(paths: Sequence[Path], detector: MTCNNDetector, batch_size: int = 16,
-                   progress: Progress = None) -> Iterator[list[ImageFaces]]:
-    """Detect faces in every image, one batch of results at a time, in input order."""
-    done = 0
-    for batch in decoded_batches(paths, batch_size):
-        found = iter(detector.detect([d.pixels for d in batch if not isinstance(d, str)]))
+def decoded_batches(sources: Iterable[ImageSource], batch_size: int, workers: int = 2,
+                    max_side: int | None = DEFAULT_MAX_SIDE, batch_pixels: int = DECODE_BATCH_PIXELS
+                    ) -> Iterator[list[tuple[ImageSource, DecodedImage | ImageError]]]:
+    """Batches of (input, decoded image or its ImageError), decoded in threads one batch ahead.
+
+    A batch holds at most ``batch_size`` images and ``batch_pixels`` decoded pixels (read from the
+    headers; a photo over it comes alone), and at most two batches are held at once, so memory
+    grows neither with the number of inputs nor with their size. ``sources`` is read lazily.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    seen: list[ImageSource] = []
+
+    def sizes() -> Iterator[int]:
+        for source in sources:
+            seen.append(as_source(source))
+            yield decoded_pixels(seen[-1], max_side)
+
+    def decode(source: ImageSource) -> tuple[ImageSource, DecodedImage | ImageError]:
+        try:
+            return source, load_image(source, max_side)
+        except ImageError as exc:
+            log.info("%s", exc)  # reported through the input's status
+            return source, exc
+
+    runs = bounded_runs(sizes(), batch_pixels, batch_size)
+    offset = 0  # inputs already handed out and forgotten
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+        run = next(runs, None)
+        pending = pool.map(decode, seen[run[0] - offset:run[1] - offset]) if run else None
+        while pending is not None:
+            current = list(pending)
+            del seen[:len(current)]
+            offset += len(current)
+            run = next(runs, None)
+            pending = pool.map(decode, seen[run[0] - offset:run[1] - offset]) if run else None
+            yield current
+
+
+def image_status(pixels: np.ndarray, found: Detection, min_face: float) -> tuple[Status, Detection]:
+    """The status of a decoded image and its faces of at least ``min_face`` pixels.
+
+    Boxes below the smallest face the detector looks for are regression artefacts (a 30 x 30
+    photo gave a 10 x 14 px "face" with a useless embedding), so they are dropped, and an image
+    that held only such boxes, or is itself smaller than a face, is ``too small``.
+    """
+    kept = found.at_least(min_face)
+    if min(pixels.shape[:2]) < min_face or (len(found) and not len(kept)):
+        return TOO_SMALL, kept.take(np.zeros(0, np.int64))
+    return (OK if len(kept) else NO_FACE), kept
+
+
+def detect_batches(sources: Iterable[ImageSource], detector: MTCNNDetector, batch_size: int = 16,
+                   progress: Progress = None) -> Iterator[list[DetectedImage]]:
+    """Detect faces in every input, one batch of results at a time, in input order."""
+    for batch in decoded_batches(sources, batch_size):
+        found = iter(detector.detect([d.pixels for _, d in batch if isinstance(d, DecodedImage)]))
         results = []
-        for k, d in enumerate(batch):
-            if isinstance(d, str):
-                results.append(ImageFaces(paths[done + k], d, None, Detection()))
+        for source, decoded in batch:
+            if isinstance(decoded, ImageError):
+                results.append(DetectedImage(source, Status.error(decoded.reason), None, Detection()))
             else:
-                det = next(found)
-                small = min(d.pixels.shape[:2]) < detector.config.min_face
-                results.append(ImageFaces(paths[done + k], TOO_SMALL if small else OK, d, det))
+                status, det = image_status(decoded.pixels, next(found), detector.config.min_face)
+                results.append(DetectedImage(source, status, decoded, det))
         yield results
-        done += len(batch)
         if progress:
             progress(len(batch))
 
 
-def embed_images(paths: Sequence[Path], detector: MTCNNDetector, embedder: Embedder, align: AlignConfig = AlignConfig(),
-                 select: Selection = Selection.LARGEST, batch_size: int = 16, progress: Progress = None) -> EmbeddingSet:
-    """Detect, select one face per image, align, embed. Images without a face get status "no face"."""
-    out = np.full((len(paths), embedder.spec.embedding_dim), np.nan, dtype=np.float32)
-    status: list[str] = []
-    for results in detect_batches(paths, detector, batch_size, progress):
-        rows, crops = [], []
-        for item in results:
-            face = item.detection.select(select)
-            if item.image is not None and len(face):
-                rows.append(len(status))
-                crops.append(align_face(item.image, face.boxes[0], face.landmarks[0], align))
-            status.append(item.status if item.status != OK else (OK if len(face) else NO_FACE))
+def face_or_centre(det: Detection, select: Selection, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(box, landmarks, found) of the selected face, or a centre crop when there is none: the LFW protocol's
+    fallback (LFW centres every image on its subject), so no pair is ever dropped."""
+    face = det.select(select)
+    if len(face):
+        return face.boxes[0], face.landmarks[0], True
+    return centre_box(image.shape[1], image.shape[0]), np.full((5, 2), np.nan, np.float32), False
+
+
+def _face(det: Detection, k: int, index: int, decoded: DecodedImage) -> Face:
+    """Face ``k`` of ``det`` (in the decoded pixels), with its box and landmarks in the original's pixels."""
+    fx, fy = decoded.scale
+    scale = np.array([fx, fy, fx, fy], np.float32)
+    return Face((det.boxes[k] / scale).astype(np.float32), float(det.scores[k]),
+                (det.landmarks[k] / scale[:2]).astype(np.float32), index)
+
+
+def _faces_of(item: DetectedImage, options: FaceOptions, want_crops: bool) -> tuple[list[Face], list[np.ndarray]]:
+    """The selected faces of one detected image and their aligned crops."""
+    det = item.detection
+    order = det.chosen(Selection.ALL)  # by score: a face's index is its place here
+    rank = {int(k): i for i, k in enumerate(order)}
+    faces, crops = [], []
+    for k in det.chosen(options.select):
+        faces.append(_face(det, int(k), rank[int(k)], item.decoded))
+        if want_crops:
+            crops.append(align_face(item.image, det.boxes[k], det.landmarks[k], options.align))
+    return faces, crops
+
+
+def _whole_image(decoded: DecodedImage, size: int) -> tuple[Face, np.ndarray]:
+    """A ready face crop: the whole image is the face (no detection ran, so score and landmarks are NaN)."""
+    height, width = decoded.size
+    face = Face(np.array([0, 0, width, height], np.float32), float("nan"), np.full((5, 2), np.nan, np.float32), 0)
+    return face, resize_face(decoded.pixels, size)
+
+
+def analyse(sources: Iterable[ImageSource], detector: MTCNNDetector | None, embedder: Embedder | None = None,
+            options: FaceOptions = FaceOptions(), batch_size: int = 16, crops: bool = False,
+            progress: Progress = None) -> Iterator[ImageResult]:
+    """Every input's faces, in input order: detected (or, without a detector, the input is one ready crop),
+    selected as ``options`` say, aligned, and embedded when an embedder is given; one batch at a time.
+
+    ``crops`` keeps each face's aligned crop on it.
+    """
+    size = embedder.spec.input_size if embedder is not None else options.align.image_size
+    for batch in _detected(sources, detector, batch_size, progress):
+        results, all_faces, all_crops = [], [], []
+        for item in batch:
+            result = ImageResult(item.source.label, item.status)
+            if item.decoded is not None:
+                result.size, result.detected_size = item.decoded.size, item.decoded.pixels.shape[:2]
+                if detector is None:
+                    face, crop = _whole_image(item.decoded, size)
+                    faces, face_crops = [face], [crop]
+                else:
+                    faces, face_crops = _faces_of(item, options, embedder is not None or crops)
+                result.faces = faces
+                all_faces += faces
+                all_crops += face_crops
+            results.append(result)
+        if embedder is not None and all_crops:
+            for face, vector in zip(all_faces, embedder.embed(all_crops)):
+                face.embedding = vector
         if crops:
-            out[rows] = embedder.embed(crops)
-    meta = dict(embedder.description, align=align.method.value, margin=align.margin, select=Selection(select).value)
-    return EmbeddingSet([str(p) for p in paths], out, status, meta)
+            for face, crop in zip(all_faces, all_crops):
+                face.crop = crop
+        yield from results
+
+
+def _detected(sources: Iterable[ImageSource], detector: MTCNNDetector | None, batch_size: int,
+              progress: Progress) -> Iterator[list[DetectedImage]]:
+    """``detect_batches``, or for ready crops (no detector) the decoded inputs as they are."""
+    if detector is not None:
+        yield from detect_batches(sources, detector, batch_size, progress)
+        return
+    for batch in decoded_batches(sources, batch_size):
+        yield [DetectedImage(source, Status.error(d.reason), None, Detection()) if isinstance(d, ImageError)
+               else DetectedImage(source, OK, d, Detection()) for source, d in batch]
+        if progress:
+            progress(len(batch))

@@ -31,10 +31,10 @@ CAMERA_SIZE = (4000, 3000)  # width, height of a 12 MP phone photo
 def lfw_photos(count: int) -> list[Path]:
     """The first ``count`` LFW photos in name order (all 13,233 are available)."""
     from ..data.images import iter_image_paths
-    from ..data.lfw import check_lfw_dir
+    from ..data.lfw import check_lfw_dir, images_folder
 
     paths = []
-    for path in iter_image_paths([check_lfw_dir() / "lfw-deepfunneled"]):
+    for path in iter_image_paths([images_folder(check_lfw_dir())]):
         paths.append(path)
         if len(paths) == count:
             return paths

@@ -60,7 +60,7 @@ def _engine(model: str, backend: str, threads: int, pinning: bool | None = None)
         return _opencv_peer(model)
     if backend == "torch":
         from ..runtime.torch import TorchBackend
-        from ..weights import load_facenet, load_mtcnn
+        from ..weights.loader import load_facenet, load_mtcnn
 
         net = load_facenet() if model == "facenet" else load_mtcnn()[model]
         return TorchBackend(net, threads).run

@@ -1,30 +1,32 @@
-"""Arguments and helpers every subcommand shares."""
+"""Arguments and helpers every subcommand shares: building the library's objects from flags, printing."""
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..choices import DEFAULT_CALIBRATION, CalibrationMethod, Precision
+from ..detect import DETECTOR_BACKENDS
+from ..detect.align import AlignConfig, AlignMethod
+from ..detect.mtcnn import Selection
+from ..embedder import BackendName
 from ..errors import FacenetOfflineError
+from ..weights import DEFAULT_MODEL, MODELS
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    from ..export.quantize import DEFAULT_CALIBRATION, CalibrationMethod
-    from ..weights import DEFAULT_MODEL, MODELS
-
+def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"one of {', '.join(MODELS)} (default {DEFAULT_MODEL})")
     p.add_argument("--weights", help="path to the weights file (for user-supplied models such as vggface2)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
+    p.add_argument("--precision", default="fp32", choices=[m.value for m in Precision])
     p.add_argument("--calibration", default=DEFAULT_CALIBRATION.value, choices=[m.value for m in CalibrationMethod],
                    help=f"INT8 calibration method (default {DEFAULT_CALIBRATION.value}: the closest to float32 on "
                         "held-out faces, docs/precision.md)")
 
 
-def _add_runtime_args(p: argparse.ArgumentParser) -> None:
-    from ..embedder import BackendName
-
+def add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="onnxruntime", choices=[b.value for b in BackendName],
                    help="embedding backend (default onnxruntime; openvino-bf16: OpenVINO in bfloat16 arithmetic, "
                         "for CPUs with AMX or AVX512-BF16, docs/precision.md)")
@@ -33,10 +35,8 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
                    help="comma-separated ONNX Runtime providers, e.g. CUDAExecutionProvider,CPUExecutionProvider")
 
 
-def _add_run_args(p: argparse.ArgumentParser, out_help: str, batch_size: int) -> None:
+def add_run_args(p: argparse.ArgumentParser, out_help: str, batch_size: int) -> None:
     """Inputs, output, batch size and the resumable-run options of a long run over photos."""
-    from ..jobs import DEFAULT_CHUNK_SIZE
-
     p.add_argument("paths", nargs="+", help="image files or folders")
     p.add_argument("--out", required=True, help=out_help)
     p.add_argument("--batch-size", type=int, default=batch_size,
@@ -45,18 +45,14 @@ def _add_run_args(p: argparse.ArgumentParser, out_help: str, batch_size: int) ->
     p.add_argument("--strict", action="store_true", help="exit non-zero if any input failed")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run with the same --out, settings and inputs (finished chunks kept)")
-    p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE,
-                   help=f"inputs per chunk written to <out>.parts/ as the run goes (default {DEFAULT_CHUNK_SIZE})")
+    p.add_argument("--chunk-size", type=int, default=None,
+                   help="inputs per chunk written to <out>.parts/ as the run goes (default: at most 256, and at least "
+                        "16 chunks; --resume takes the interrupted run's)")
 
 
-def _add_face_args(p: argparse.ArgumentParser, select: str, margin: float | None = None) -> None:
+def add_face_args(p: argparse.ArgumentParser, select: str, margin: float | None = None) -> None:
     """Face selection and alignment options; ``margin`` defaults to ``AlignConfig``'s."""
-    from ..detect import DETECTOR_BACKENDS
-    from ..detect.align import AlignConfig, AlignMethod
-    from ..detect.mtcnn import Selection
-
     margin = AlignConfig().margin if margin is None else margin
-
     p.add_argument("--select", default=select, choices=[s.value for s in Selection],
                    help=f"which face(s) of an image to use (default {select})")
     p.add_argument("--align", default=AlignMethod.MARGIN.value, choices=[m.value for m in AlignMethod])
@@ -64,7 +60,30 @@ def _add_face_args(p: argparse.ArgumentParser, select: str, margin: float | None
     p.add_argument("--detector-backend", default="openvino", choices=DETECTOR_BACKENDS)
 
 
-def _input_paths(inputs: list[str]) -> list[Path]:
+def add_embedding_args(p: argparse.ArgumentParser, select: str | None = None, margin: float | None = None) -> None:
+    """Model, runtime and face options: what a command that finds and embeds faces needs.
+
+    With ``select`` the face selection and alignment options too (with their default selection and
+    margin), else only the detector backend.
+    """
+    add_model_args(p)
+    add_runtime_args(p)
+    if select:
+        add_face_args(p, select=select, margin=margin)
+    else:
+        p.add_argument("--detector-backend", default="openvino", choices=DETECTOR_BACKENDS)
+
+
+def add_threshold_args(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("--threshold", type=float, default=None,
+                   help="squared L2 distance below which two faces are one person (overrides --far)")
+    p.add_argument("--far", type=float, default=None,
+                   help=f"the false-accept rate to hold: 0.01, 0.001 or 0.0001, thresholds measured on LFW View 1 "
+                        f"(docs/operating-points.md; default {default})")
+
+
+def input_paths(inputs: list[str]) -> list[Path]:
+    """The image files of the inputs (folders walked), or an error naming inputs that are not there."""
     from ..data.images import iter_image_paths
 
     missing = [p for p in inputs if not Path(p).exists() and not Path(p).is_symlink()]
@@ -76,56 +95,61 @@ def _input_paths(inputs: list[str]) -> list[Path]:
     return paths
 
 
-def _open_embedder(args: argparse.Namespace):
-    from ..embedder import open_embedder
+def open_facenet(args: argparse.Namespace):
+    """The library's ``FaceNet`` as the flags say."""
+    from ..api import FaceNet
 
-    providers = args.providers.split(",") if args.providers else None
-    return open_embedder(args.model, args.backend, args.threads, providers, args.weights, args.precision,
-                         args.calibration)
+    return FaceNet(args.model, args.precision, args.backend, args.detector_backend, args.threads,
+                   args.providers.split(",") if args.providers else None, args.weights, args.calibration,
+                   faces=getattr(args, "select", Selection.LARGEST), align=align_config(args))
 
 
-def _align_config(args: argparse.Namespace):
-    from ..detect import AlignConfig
+def open_embedder(args: argparse.Namespace):
+    from ..embedder import open_embedder as open_
 
+    return open_(args.model, args.backend, args.threads, args.providers.split(",") if args.providers else None,
+                 args.weights, args.precision, args.calibration)
+
+
+def align_config(args: argparse.Namespace) -> AlignConfig:
+    if not hasattr(args, "align"):
+        return AlignConfig()
     return AlignConfig(method=args.align, margin=args.margin)
 
 
-def _progress(total: int, desc: str):
+def progress(total: int, desc: str):
+    """A progress bar with rate and ETA on a terminal (none when output is not a terminal)."""
     from tqdm import tqdm
 
     return tqdm(total=total, unit="img", desc=desc, disable=None, dynamic_ncols=True)
 
 
-def _run_config(args: argparse.Namespace):
-    from ..jobs import RunConfig
-
-    return RunConfig(Path(args.out), args.chunk_size, args.resume)
-
-
 SHOWN_FAILURES = 20  # a folder of thousands of photos without faces must not bury the summary line
 
 
-def _report_failures(failures: Sequence[tuple[str, str]], where: str | None = None) -> int:
-    """Print the first failed inputs (path: status) to stderr and how many more; return how many failed."""
+def report_failures(failures: Sequence[tuple[str, object]], where: str | None = None) -> int:
+    """Print the first failed inputs (``path: status``) to stderr and how many more; return how many failed."""
     for path, status in failures[:SHOWN_FAILURES]:
-        print(status if str(path) in status else f"{path}: {status}", file=sys.stderr)
+        print(f"{path}: {status}", file=sys.stderr)
     if len(failures) > SHOWN_FAILURES:
         print(f"... and {len(failures) - SHOWN_FAILURES} more failed inputs"
               + (f" (every input's status is in {where})" if where else ""), file=sys.stderr)
     return len(failures)
 
 
-def _add_embedding_args(p: argparse.ArgumentParser, select: str | None = None, margin: float | None = None) -> None:
-    """Model, runtime and face options: what a command that finds and embeds faces needs.
+# Library errors name parameters (``threshold=``); on the command line they are flags. The few whose
+# flag is not the parameter's name are listed.
+_FLAG_NAMES = {"faces": "select", "lfw_dir": "lfw-dir", "images": "paths"}
+_PARAMETER = re.compile(r"\b([a-z][a-z_]*)=(True\b|'([^']*)'|(?=[\s(),;.]|$)|(\S+?)(?=[\s),;]|\.?$))")
 
-    With ``select`` the face selection and alignment options too (with their default selection and
-    margin), else only the detector backend.
-    """
-    from ..detect import DETECTOR_BACKENDS
 
-    _add_model_args(p)
-    _add_runtime_args(p)
-    if select:
-        _add_face_args(p, select=select, margin=margin)
-    else:
-        p.add_argument("--detector-backend", default="openvino", choices=DETECTOR_BACKENDS)
+def as_flags(message: str) -> str:
+    """``threshold=T`` -> ``--threshold T``, ``resume=True`` -> ``--resume``, ``faces='all'`` -> ``--select all``."""
+    def flag(m: re.Match) -> str:
+        name = "--" + _FLAG_NAMES.get(m[1], m[1]).replace("_", "-")
+        if m[2] == "True":
+            return name
+        value = m[3] if m[3] is not None else (m[4] or "")
+        return f"{name} {value}" if value else name
+
+    return _PARAMETER.sub(flag, message)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import _open_embedder, _align_config, _progress
+from .common import align_config, open_embedder, progress
 
 
 def lfw_options(args: argparse.Namespace):
@@ -13,8 +13,9 @@ def lfw_options(args: argparse.Namespace):
     from ..evaluate.lfw import LfwOptions
     from ..evaluate.verification import ProtocolOptions
 
-    return LfwOptions(align=_align_config(args), select=args.select, flip=args.flip, batch_size=args.batch_size,
-                      protocol=ProtocolOptions(distance=args.distance, subtract_mean=args.subtract_mean))
+    return LfwOptions(align=align_config(args), select=args.select, flip=args.flip, batch_size=args.batch_size,
+                      protocol=ProtocolOptions(distance=args.distance, subtract_mean=args.subtract_mean),
+                      aligned=args.aligned)
 
 
 def cmd_lfw(args: argparse.Namespace) -> int:
@@ -22,20 +23,23 @@ def cmd_lfw(args: argparse.Namespace) -> int:
     from ..evaluate.lfw import run_lfw
     from ..evaluate.report import write_report
 
-    embedder = _open_embedder(args)
-    detector = open_detector(args.detector_backend, args.threads)
+    embedder = open_embedder(args)
+    detector = None if args.aligned else open_detector(args.detector_backend, args.threads)
     options = lfw_options(args)
     folds = [int(f) - 1 for f in args.folds.split(",")] if args.folds else None
     run = run_lfw(embedder, detector, {"backend": args.detector_backend, "config": "default"}, args.lfw_dir,
-                  args.pairs, options, use_cache=not args.no_cache, progress_factory=_progress, folds=folds)
+                  args.pairs, options, use_cache=not args.no_cache, progress_factory=progress, folds=folds)
     report = write_report(run, args.out)
     r = report["result"]
     print(f"LFW {report['pairs']} pairs, {report['images']} images, model {run.model['model']} "
           f"({run.model['precision']}, {run.model['backend']})")
     print(f"accuracy {r['accuracy_mean']:.5f} +- {r['accuracy_std']:.5f}   AUC {r['auc']:.4f}   EER {r['eer']:.4f}   "
           f"VAL {r['val_mean']:.5f} +- {r['val_std']:.5f} @ FAR {r['far_mean']:.5f}")
-    print(f"no face found: {report['detection_failures']['count']} (centre-crop fallback); "
-          f"misclassified pairs: {len(report['misclassified'])}")
+    if args.aligned:
+        print(f"aligned crops, no detection; pairs left out for a missing image: {report['skipped_pairs']}")
+    else:
+        print(f"no face found: {report['detection_failures']['count']} (centre-crop fallback); ", end="")
+    print(f"misclassified pairs: {len(report['misclassified'])}")
     t = report["timings_s"]
     print("time (s): " + ", ".join(f"{k} {v}" for k, v in t.items() if k != "from_cache")
           + (f"; from cache: {', '.join(t['from_cache'])}" if t["from_cache"] else ""))

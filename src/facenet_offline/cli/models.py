@@ -37,8 +37,12 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from ..export.targets import export_target
 
+    try:
+        width, height = (int(v) for v in args.image_size.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"image_size={args.image_size}: give the photo size as WxH, e.g. 250x250") from None
     result = export_target(args.target, args.out, args.model, args.weights,
-                           [int(b) for b in args.facenet_batches.split(",")])
+                           [int(b) for b in args.facenet_batches.split(",")], args.npu_shapes, (width, height))
     for name, path in result.files.items():
         print(f"{path}  (max abs difference vs generic {result.parity[name]:.1e})")
     for note in result.notes:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import FacenetOfflineError
-from .common import _input_paths, _align_config, _progress
+from .common import align_config, input_paths, progress
 
 
 def cmd_preprocess(args: argparse.Namespace) -> int:
@@ -17,6 +17,7 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     spec = get_spec(args.model)
     detector = open_detector(args.detector_backend, args.threads)
     if args.lfw:
+        from ..data.lfw import pairs_path
         from ..evaluate.lfw import LfwOptions, lfw_inputs
 
         folds = [int(f) - 1 for f in args.folds.split(",")] if args.folds else None
@@ -24,18 +25,18 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
         options = LfwOptions(batch_size=args.batch_size // 2)
         config = PreprocessConfig(args.batch_size, flip=True, select=options.select, align=options.align,
                                   fallback=True, pad_last=not args.no_pad)
-        lfw = {"lfw_dir": str(root), "pairs": str(args.pairs or root / "pairs.txt"), "folds": folds,
+        lfw = {"lfw_dir": str(root), "pairs": str(pairs_path(root, args.pairs)), "folds": folds,
                "options": options.to_dict()}
         paths, labels = [root / r for r in rel], rel
     else:
         if not args.paths:
             raise FacenetOfflineError("give image files or folders, or --lfw for the LFW pairs.")
-        paths = _input_paths(args.paths)
+        paths = input_paths(args.paths)
         config = PreprocessConfig(args.batch_size, flip=args.flip, select=Selection.parse(args.select),
-                                  align=_align_config(args), pad_last=not args.no_pad)
+                                  align=align_config(args), pad_last=not args.no_pad)
         lfw, labels = None, None
-    info = preprocess(paths, args.out, detector, spec, config, labels, lfw, args.resume, _progress)
-    ok = sum(img["status"] == "ok" for img in info["images"])
+    info = preprocess(paths, args.out, detector, spec, config, labels, lfw, args.resume, progress)
+    ok = sum(img["row"] is not None for img in info["images"])
     print(f"{len(info['batches'])} batches of {config.batch_size} rows ({ok}/{len(info['images'])} images with a face"
           + (", mirror images included" if config.flip else "") + f") -> {Path(args.out) / 'input'}; "
           f"rows listed in {Path(args.out) / 'info.json'}")
@@ -57,7 +58,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
         description = {"model": built.spec.name, "backend": "onnxruntime", "precision": built.record["precision"],
                        "weights_sha256": built.record["weights"]["sha256"],
                        "onnx_sha256": built.record["files"]["facenet"]}
-    n = infer(path, args.input, args.output, description, args.threads, args.resume, _progress)
+    n = infer(path, args.input, args.output, description, args.threads, args.resume, progress)
     print(f"ran {n} input files through {path.name} -> {args.output}")
     return 0
 

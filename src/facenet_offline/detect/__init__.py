@@ -27,7 +27,7 @@ def open_detector(backend: str = "openvino", threads: int | None = None, config:
     lanes = threads or usable_cpus()  # threads making pyramids and crops: as many as the nets get
     if backend == "torch":
         from ..runtime.torch import TorchBackend
-        from ..weights import load_mtcnn
+        from ..weights.loader import load_mtcnn
 
         nets = load_mtcnn(weights_dir)
         return MTCNNDetector(*(TorchBackend(nets[n], threads) for n in ("pnet", "rnet", "onet")), config=config,

@@ -10,42 +10,34 @@ import numpy as np
 from PIL import Image
 
 from ..cache import atomic_path
-from .align import AlignConfig, align_face
-from .mtcnn import Detection
 
 
-def detection_record(item, det: Detection, crops: list[str]) -> dict:
-    """One JSON-ready line: the image, its status and size, and every face with box, score, landmarks.
-
-    Coordinates are in the original image's pixels, also when detection ran on a downscaled copy.
-    """
-    if item.decoded is not None and item.decoded.scale != (1.0, 1.0):
-        det = det.unscaled(item.decoded.scale, item.decoded.size)
-    faces = [{"box": [round(float(v), 2) for v in det.boxes[k]], "score": round(float(det.scores[k]), 6),
-              "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in det.landmarks[k]]}
-             for k in range(len(det))]
+def detection_record(result, crops: list[str]) -> dict:
+    """One JSON-ready line of a ``pipeline.ImageResult``: the image, its status and size, and every face
+    with box, score and landmarks, in the original image's pixels (also when detection ran on a
+    downscaled copy, whose size ``detected_at`` gives)."""
+    faces = [{"box": [round(float(v), 2) for v in face.box], "score": round(float(face.score), 6),
+              "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in face.landmarks]}
+             for face in result.faces]
     for face, crop in zip(faces, crops):
         face["crop"] = crop
-    height, width = item.decoded.size if item.decoded is not None else (0, 0)
-    record = {"path": str(item.path), "status": item.status, "width": int(width), "height": int(height),
+    height, width = result.size
+    record = {"path": result.source, "status": str(result.status), "width": int(width), "height": int(height),
               "faces": faces}
-    if item.decoded is not None and item.decoded.scale != (1.0, 1.0):
-        record["detected_at"] = {"width": item.decoded.pixels.shape[1], "height": item.decoded.pixels.shape[0]}
+    if result.detected_size != result.size and result.detected_size != (0, 0):
+        record["detected_at"] = {"width": int(result.detected_size[1]), "height": int(result.detected_size[0])}
     return record
 
 
-def save_crops(item, det: Detection, align: AlignConfig, folder: str | Path, index: int) -> list[str]:
-    """Write each face's aligned crop as ``<index>_<stem>_<k>.png`` in ``folder``; return the paths."""
-    if item.image is None:
-        return []
+def save_crops(result, folder: str | Path, index: int) -> list[str]:
+    """Write each face's aligned crop (``Face.crop``) as ``<index>_<stem>_<k>.png`` in ``folder``; return the paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for k in range(len(det)):
-        crop = align_face(item.image, det.boxes[k], det.landmarks[k], align)
-        path = folder / f"{index:06d}_{Path(item.path).stem}_{k}.png"
+    for k, face in enumerate(result.faces):
+        path = folder / f"{index:06d}_{Path(result.source).stem}_{k}.png"
         with atomic_path(path, ".png") as tmp:
-            Image.fromarray(np.ascontiguousarray(crop)).save(tmp, format="PNG")
+            Image.fromarray(np.ascontiguousarray(face.crop)).save(tmp, format="PNG")
         paths.append(str(path))
     return paths
 

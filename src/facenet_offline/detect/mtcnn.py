@@ -10,6 +10,7 @@ with empty arrays when there is no face, never None.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -121,9 +122,13 @@ class Detection:
 
     def select(self, how: Selection | str = Selection.LARGEST) -> Detection:
         """At most one face (or all, sorted by score), chosen as ``how`` says."""
-        how = Selection(how)
+        return self.take(self.chosen(how))
+
+    def chosen(self, how: Selection | str = Selection.LARGEST) -> np.ndarray:
+        """Indices of the faces ``select`` keeps: every face by score for ``all``, else at most one."""
+        how = Selection.parse(how)
         if len(self) == 0 or how is Selection.ALL:
-            return self.take(np.argsort(-self.scores, kind="stable"))
+            return np.argsort(-self.scores, kind="stable")
         w, h = self.boxes[:, 2] - self.boxes[:, 0], self.boxes[:, 3] - self.boxes[:, 1]
         if how is Selection.PROBABLE:
             key = self.scores
@@ -133,7 +138,12 @@ class Detection:
             centre = np.array(self.image_size[::-1], np.float32) / 2
             offset = np.sum(((self.boxes[:, :2] + self.boxes[:, 2:]) / 2 - centre) ** 2, axis=1)
             key = -offset if how is Selection.NEAREST_CENTRE else w * h - 2.0 * offset
-        return self.take(np.array([int(np.argmax(key))]))
+        return np.array([int(np.argmax(key))])
+
+    def at_least(self, side: float) -> Detection:
+        """The faces whose box is at least ``side`` pixels on its longer side."""
+        w, h = self.boxes[:, 2] - self.boxes[:, 0], self.boxes[:, 3] - self.boxes[:, 1]
+        return self.take(np.flatnonzero(np.maximum(w, h) >= side))
 
 
 @dataclass
@@ -173,6 +183,7 @@ class MTCNNDetector:
                  spec: DetectorSpec = MTCNN, threads: int = 2, packed_pnet: Backend | None = None):
         self.pnet, self.rnet, self.onet, self.config, self.spec = pnet, rnet, onet, config, spec
         self.packed_pnet = packed_pnet
+        self._lock = threading.Lock()
         self._threads = max(1, threads)
         # The calling thread works a lane itself (``_each``), so the pool needs one thread fewer.
         self._pool = ThreadPoolExecutor(max_workers=max(1, self._threads - 1), thread_name_prefix="mtcnn")
@@ -183,10 +194,11 @@ class MTCNNDetector:
             if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
                 raise ValueError(f"image {i}: expected H x W x 3 uint8 RGB, got {img.shape} {img.dtype}")
         out: list[Detection] = []
-        for part in pixel_bounded(images, self.config.batch_pixels):
-            cands = self._stage_pnet(part)
-            cands = self._stage_rnet(part, cands)
-            out += self._stage_onet(part, cands)
+        with self._lock:  # one run at a time: the runtimes' requests and the lane pool are not re-entrant
+            for part in pixel_bounded(images, self.config.batch_pixels):
+                cands = self._stage_pnet(part)
+                cands = self._stage_rnet(part, cands)
+                out += self._stage_onet(part, cands)
         return out
 
     def _pnet_plan(self, images: Sequence[np.ndarray]) -> list[tuple[int, Layout, tuple[tuple[int, float], ...]]]:

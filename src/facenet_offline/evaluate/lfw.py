@@ -17,14 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cache import home, options_key
+from ..cache import HOME_ENV, home, options_key
 from ..chunks import ChunkStore, is_complete, run_manifest
-from ..data.lfw import Pair, check_lfw_dir, images_in_pairs, read_pairs
-from ..detect.align import AlignConfig, align_face, centre_box
-from ..detect.mtcnn import Detection, MTCNNDetector, Selection
+from ..data.images import as_source
+from ..data.lfw import Pair, check_lfw_dir, image_path, images_identity, images_in_pairs, pairs_path, read_pairs
+from ..data.tensors import resize_face
+from ..detect.align import AlignConfig, align_face
+from ..detect.mtcnn import MTCNNDetector, Selection
 from ..embedder import Embedder
-from ..errors import FacenetOfflineError
-from ..pipeline import decoded_batches, progress_bar
+from ..errors import FacenetOfflineError, ImageError
+from ..pipeline import decoded_batches, face_or_centre, progress_bar
 from .verification import Distance, ProtocolOptions, VerificationResult, evaluate
 
 log = logging.getLogger(__name__)
@@ -42,11 +44,15 @@ class LfwOptions:
 
     # Defaults: the best View 1 (development set) row of docs/lfw-variants.md, with the face nearest
     # the centre, as LFW centres every image on its subject (docs/lfw.md, "Face selection").
-    align: AlignConfig = AlignConfig(margin=28.0)
+    align: AlignConfig = AlignConfig()
     select: Selection = Selection.NEAREST_CENTRE
     flip: Flip = Flip.SUM
     protocol: ProtocolOptions = ProtocolOptions(distance=Distance.ANGULAR, subtract_mean=True)
     batch_size: int = 16
+    # The images are ready face crops (e.g. LFW aligned by davidsandberg's align_dataset_mtcnn.py, as
+    # the GPU reference scores it): no detection, each image embedded whole; pairs with a missing
+    # image (that script skips photos where it found no face) are left out and counted.
+    aligned: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "select", Selection(self.select))
@@ -58,7 +64,7 @@ class LfwOptions:
     @classmethod
     def from_dict(cls, d: dict) -> LfwOptions:
         return cls(align=AlignConfig(**d["align"]), select=d["select"], flip=d["flip"],
-                   protocol=ProtocolOptions(**d["protocol"]), batch_size=d["batch_size"])
+                   protocol=ProtocolOptions(**d["protocol"]), batch_size=d["batch_size"], aligned=d.get("aligned", False))
 
 
 def _plain(obj):
@@ -99,6 +105,7 @@ class LfwRun:
     model: dict
     timings: Timings
     images: int
+    skipped_pairs: int = 0  # aligned crops only: pairs left out because an image is missing
 
 
 def combine_flips(e: np.ndarray, e_flip: np.ndarray, flip: Flip) -> np.ndarray:
@@ -113,28 +120,20 @@ def _timed_batches(paths: list[Path], batch_size: int, timings: Timings,
                    progress: Callable[[int], None] | None) -> Iterator[tuple[int, list[np.ndarray]]]:
     """(index of the first image, decoded images) per batch; time spent waiting for decoding is counted."""
     done = 0
-    batches = decoded_batches(paths, batch_size, max_side=None)
+    batches = decoded_batches([as_source(p) for p in paths], batch_size, max_side=None)
     while True:
         start = time.perf_counter()
         batch = next(batches, None)
         timings.decode += time.perf_counter() - start
         if batch is None:
             return
-        bad = [d for d in batch if isinstance(d, str)]
+        bad = [str(d) for _, d in batch if isinstance(d, ImageError)]
         if bad:
             raise FacenetOfflineError("LFW images could not be read (check the LFW copy):\n" + "\n".join(bad))
-        yield done, [d.pixels for d in batch]
+        yield done, [d.pixels for _, d in batch]
         done += len(batch)
         if progress:
             progress(len(batch))
-
-
-def choose_face(det: Detection, select: Selection, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-    """(box, landmarks, found) of the selected face, or the centre-crop fallback."""
-    face = det.select(select)
-    if len(face):
-        return face.boxes[0], face.landmarks[0], True
-    return centre_box(image.shape[1], image.shape[0]), np.full((5, 2), np.nan, np.float32), False
 
 
 def _process(root: Path, rel: list[str], detector: MTCNNDetector, known: Detections | None, embedder: Embedder | None,
@@ -162,15 +161,19 @@ def _process(root: Path, rel: list[str], detector: MTCNNDetector, known: Detecti
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed") as pool:
         pending = None
         for done, batch in _timed_batches([root / r for r in rel], options.batch_size, timings, progress):
-            if known is None:
+            if options.aligned:
+                for k, img in enumerate(batch):
+                    det.boxes[done + k], det.found[done + k] = (0, 0, img.shape[1], img.shape[0]), True
+            elif known is None:
                 start = time.perf_counter()
                 for k, (img, found) in enumerate(zip(batch, detector.detect(batch))):
-                    det.boxes[done + k], det.landmarks[done + k], det.found[done + k] = choose_face(found, options.select, img)
+                    det.boxes[done + k], det.landmarks[done + k], det.found[done + k] = face_or_centre(found, options.select, img)
                 timings.detect += time.perf_counter() - start
             if embedder is None:
                 continue
             start = time.perf_counter()
-            crops = [align_face(img, det.boxes[done + k], det.landmarks[done + k] if det.found[done + k] else None,
+            crops = [resize_face(img, options.align.image_size) if options.aligned else
+                     align_face(img, det.boxes[done + k], det.landmarks[done + k] if det.found[done + k] else None,
                                 options.align) for k, img in enumerate(batch)]
             timings.align += time.perf_counter() - start
             if pending is not None:
@@ -188,9 +191,14 @@ def _store_dir(kind: str, key: dict) -> Path:
     return home() / "lfw" / f"{kind}-{options_key(key)}"
 
 
+CACHE_FULL = (f"the finished chunks are kept in the cache; free space there (or set {HOME_ENV}=DIR to keep the "
+              "cache on another disk) and run it again to continue")
+
+
 def _store(kind: str, key: dict, rel: list[str]) -> ChunkStore:
     """A cache entry of ``kind``, in chunks: an interrupted run picks up where it stopped."""
-    return ChunkStore.open(_store_dir(kind, key), run_manifest(kind, key, rel, CACHE_CHUNK), ".npz", resume=True)
+    return ChunkStore.open(_store_dir(kind, key), run_manifest(kind, key, rel, CACHE_CHUNK), ".npz", resume=True,
+                           on_full=CACHE_FULL)
 
 
 def _save_npz(path: Path, **arrays) -> None:
@@ -221,8 +229,14 @@ def lfw_embeddings(root: Path, rel: list[str], embedder: Embedder, detector: MTC
     if not use_cache:
         with progress_bar(progress_factory, len(rel), "detect + embed") as bar:
             return _process(root, rel, detector, None, embedder, options, flips, timings, bar.update)
-    det_key = {"detector": detector_key, "select": options.select.value, "images": options_key({"rel": rel})}
-    emb_key = {"detections": det_key, "model": embedder.description, "align": _plain(asdict(options.align))}
+    # Keyed by what the images are (location, size, mtime), not only their names: two LFW copies share names.
+    images = {"names": options_key({"rel": rel}), "identity": images_identity([root / r for r in rel])}
+    if options.aligned:
+        det_key = {"aligned": True, "images": images}
+        emb_key = {"detections": det_key, "model": embedder.description, "size": options.align.image_size}
+    else:
+        det_key = {"detector": detector_key, "select": options.select.value, "images": images}
+        emb_key = {"detections": det_key, "model": embedder.description, "align": _plain(asdict(options.align))}
     # A complete entry with flipped-image embeddings also serves a run without flips.
     with_flips = flips or is_complete(_store_dir("embeddings-flip", emb_key), len(rel), CACHE_CHUNK, ".npz")
     with _store("detections", det_key, rel) as det_store, \
@@ -258,13 +272,21 @@ def _fill(root: Path, rel: list[str], det_store: ChunkStore, emb_store: ChunkSto
     return Detections(rel, d["boxes"], d["landmarks"], d["found"]), e["emb"], e.get("emb_flip") if flips else None
 
 
-def lfw_inputs(lfw_dir: str | None = None, pairs_file: str | None = None,
-               folds: list[int] | None = None) -> tuple[Path, list[Pair], list[str]]:
-    """(LFW root, the pairs to score, every image they use relative to the root, in order)."""
+def lfw_inputs(lfw_dir: str | None = None, pairs_file: str | None = None, folds: list[int] | None = None,
+               skip_missing: bool = False) -> tuple[Path, list[Pair], list[str]]:
+    """(LFW root, the pairs to score, every image they use relative to the root, in order).
+
+    ``skip_missing`` leaves out pairs with an image that is not there (aligned crops only).
+    """
     root = check_lfw_dir(lfw_dir)
-    pairs = read_pairs(pairs_file or root / "pairs.txt")
+    pairs = read_pairs(pairs_path(root, pairs_file))
     if folds is not None:
         pairs = [p for p in pairs if p.fold in set(folds)]
+    if skip_missing:
+        pairs = [p for p in pairs if image_path(root, p.name1, p.num1).is_file()
+                 and image_path(root, p.name2, p.num2).is_file()]
+        if not pairs:
+            raise FacenetOfflineError(f"{root}: none of the pairs' images are there; check lfw_dir= and pairs=.")
     return root, pairs, [p.relative_to(root).as_posix() for p in images_in_pairs(root, pairs)]
 
 
@@ -273,11 +295,14 @@ def run_lfw(embedder: Embedder, detector: MTCNNDetector, detector_key: dict, lfw
             progress_factory: Callable[[int, str], object] | None = None, folds: list[int] | None = None) -> LfwRun:
     """Evaluate ``embedder`` on LFW pairs; ``folds`` restricts to some folds (0-based) of the pairs file."""
     started = time.perf_counter()
-    root, pairs, rel = lfw_inputs(lfw_dir, pairs_file, folds)
+    root, pairs, rel = lfw_inputs(lfw_dir, pairs_file, folds, skip_missing=options.aligned)
+    total = len(lfw_inputs(lfw_dir, pairs_file, folds)[1]) if options.aligned else len(pairs)
     timings = Timings()
     det, emb, emb_flip = lfw_embeddings(root, rel, embedder, detector, detector_key, options, use_cache, timings,
                                         progress_factory)
-    return finish_run(root, pairs, rel, det, emb, emb_flip, options, dict(embedder.description), timings, started)
+    run = finish_run(root, pairs, rel, det, emb, emb_flip, options, dict(embedder.description), timings, started)
+    run.skipped_pairs = total - len(pairs)
+    return run
 
 
 def finish_run(root: Path, pairs: list[Pair], rel: list[str], det: Detections, emb: np.ndarray,
@@ -294,8 +319,6 @@ def finish_run(root: Path, pairs: list[Pair], rel: list[str], det: Detections, e
 def score_pairs(root: Path, pairs: list[Pair], rel: list[str], emb: np.ndarray,
                 protocol: ProtocolOptions) -> VerificationResult:
     """Run the protocol on the pairs, looking each image's embedding up by its path."""
-    from ..data.lfw import image_path
-
     index = {r: i for i, r in enumerate(rel)}
     i1 = [index[image_path(root, p.name1, p.num1).relative_to(root).as_posix()] for p in pairs]
     i2 = [index[image_path(root, p.name2, p.num2).relative_to(root).as_posix()] for p in pairs]

@@ -56,6 +56,7 @@ def report_dict(run: LfwRun) -> dict:
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "pairs": len(run.pairs), "images": run.images, "model": run.model, "options": run.options.to_dict(),
+        "skipped_pairs": run.skipped_pairs,
         "result": {**run.result.summary(), "auc_exact_pooled": exact_roc(run)[2]},
         "detection_failures": {"count": len(failures), "images": failures, "fallback": "centre crop, same margin"},
         "timings_s": {"decode": round(t.decode, 2), "detect": round(t.detect, 2), "align": round(t.align, 2),
@@ -72,7 +73,9 @@ def render_markdown(report: dict) -> str:
     lines = [
         "# LFW verification report", "",
         f"{report['pairs']} pairs, {report['images']} images; model `{m.get('model')}` ({m.get('precision')}, "
-        f"{m.get('backend')}); {report['date']}.", "",
+        f"{m.get('backend')}); {report['date']}."
+        + (f" {report['skipped_pairs']} pairs left out: an image of theirs is missing from the aligned crops."
+           if report.get("skipped_pairs") else ""), "",
         "| accuracy | VAL @ FAR | FAR | AUC | AUC (exact) | EER |", "| ---: | ---: | ---: | ---: | ---: | ---: |",
         f"| {r['accuracy_mean']:.5f} +- {r['accuracy_std']:.5f} | {r['val_mean']:.5f} +- {r['val_std']:.5f} | "
         f"{r['far_mean']:.5f} | {r['auc']:.4f} | {r['auc_exact_pooled']:.4f} | {r['eer']:.4f} |", "",

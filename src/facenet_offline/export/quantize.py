@@ -13,26 +13,9 @@ import numpy as np
 import onnx
 
 from ..cache import atomic_path
-from ..choices import Choice
+from ..choices import DEFAULT_CALIBRATION, CalibrationMethod, Precision
 
 log = logging.getLogger(__name__)
-
-
-class Precision(Choice):
-    FP32 = "fp32"
-    FP16 = "fp16"
-    INT8 = "int8"
-
-
-class CalibrationMethod(Choice):
-    MINMAX = "minmax"
-    ENTROPY = "entropy"
-    PERCENTILE = "percentile"
-
-
-# The calibration whose INT8 embeddings come closest to float32 on held-out faces (data.calibration.HELD_OUT,
-# measured by the precision benchmark, docs/precision.md). Chosen on fidelity, never on LFW accuracy.
-DEFAULT_CALIBRATION = CalibrationMethod.PERCENTILE
 
 
 @dataclass(frozen=True)

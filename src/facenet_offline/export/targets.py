@@ -4,8 +4,9 @@
   height and width).
 - ``npu``: what NPU graph compilers accept, as the NPU reference deployment prepared them: opset
   11, PReLU rewritten as Relu/Sub/Mul/Add (no slope-shape rules to meet), every Clip with constant
-  min and max, FaceNet at static batch sizes; beside them the compiler commands (``atc.sh``) with
-  the reference's shape ranges.
+  min and max, FaceNet at static batch sizes; beside them the compiler commands (``atc.sh``), for
+  the reference's chip (Ascend 310) by default with shape profiles it accepts, or with the
+  reference's shape ranges for newer chips.
 - ``tensorrt``: dynamic batch with explicit tensor names an engine builder can look up
   (``embeddings``, ``last_bn``, ``avgpool``), optimisation profiles, and engines built (FP16, and
   INT8 with our calibration set) only where the ``tensorrt`` package and a GPU exist.
@@ -35,6 +36,17 @@ FLOAT_MAX = float(np.finfo(np.float32).max)
 NPU_RANGES = {"pnet": "input:[1~32,3,1~1500,1~1500]", "rnet": "input:[1~2000,3,24,24]",
               "onet": "input:[1~1000,3,48,48]"}
 NPU_FACENET_BATCHES = (1, 16)
+NPU_SOC = "Ascend310"  # the NPU reference's chip
+
+
+class NpuShapes(Choice):
+    """How ``atc.sh`` gives MTCNN's varying input shapes to the compiler."""
+
+    # --dynamic_batch_size / --dynamic_image_size: a list of shapes compiled in; Ascend 310 takes these.
+    PROFILES = "profiles"
+    # --input_shape_range: any shape in a range; documented for newer toolkits and chips (e.g. Ascend 310P),
+    # not for Atlas 200/300/500 (Ascend 310) products.
+    RANGES = "ranges"
 # TensorRT optimisation profiles: (min, opt, max) batch; PNet also (min, opt, max) side.
 TRT_PROFILES = {"facenet": (1, 64, 128), "rnet": (1, 512, 2000), "onet": (1, 256, 1000), "pnet": (1, 1, 32)}
 TRT_NAMES = {"GlobalAveragePool": "avgpool", "BatchNormalization": "last_bn"}
@@ -205,15 +217,22 @@ def check_against_generic(variant: Path, generic: Path, x: np.ndarray, atol: flo
 
 
 def export_target(target: Target | str, out: str | Path, model: str | None = None, weights: str | None = None,
-                  facenet_batches: Sequence[int] = NPU_FACENET_BATCHES) -> ExportedSet:
-    """Write ``target``'s FaceNet and MTCNN models (and its tool files) into ``out``, each checked."""
+                  facenet_batches: Sequence[int] = NPU_FACENET_BATCHES, npu_shapes: NpuShapes | str = NpuShapes.PROFILES,
+                  image_size: tuple[int, int] = (250, 250)) -> ExportedSet:
+    """Write ``target``'s FaceNet and MTCNN models (and its tool files) into ``out``, each checked.
+
+    npu only: ``npu_shapes`` picks how atc.sh declares MTCNN's shapes; with profiles, PNet is compiled
+    for the pyramid levels of photos of ``image_size`` (width, height) at each of ``facenet_batches``.
+    """
     import torch
 
     from ..build import _MTCNN_EXPORTS, MTCNN_INPUT_SIZES, BuildOptions, build_facenet, build_mtcnn
-    from ..weights import DEFAULT_MODEL, load_facenet, load_mtcnn
+    from ..weights import DEFAULT_MODEL
+    from ..weights.loader import load_facenet, load_mtcnn
     from .onnx import ExportConfig, export_onnx
 
     target = Target.parse(target)
+    npu_shapes = NpuShapes.parse(npu_shapes)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     built = build_facenet(BuildOptions(model=model or DEFAULT_MODEL, weights_path=weights))
@@ -236,7 +255,8 @@ def export_target(target: Target | str, out: str | Path, model: str | None = Non
             path = export_onnx(net, torch.zeros(2, 3, size, size), out / f"{name}.onnx", config)
             _rewrite(path, _npu_fix)
             result.files[name] = path
-        _write_atc(out, facenet_batches, spec.input_size)
+        _write_atc(out, facenet_batches, spec.input_size, npu_shapes, image_size)
+        result.notes += _atc_notes(npu_shapes, facenet_batches, image_size)
     else:
         for name, src in generic.items():
             path = out / f"{name}.onnx"
@@ -257,17 +277,90 @@ def export_target(target: Target | str, out: str | Path, model: str | None = Non
     return result
 
 
-def _write_atc(out: Path, facenet_batches: Sequence[int], size: int) -> None:
-    lines = ["#!/bin/sh", "# Compile the NPU variants with the vendor's ATC compiler (shape ranges as the NPU reference).",
-             "# Set SOC_VERSION to your chip (see `npu-smi info`).", "set -e", 'SOC="${SOC_VERSION:-Ascend310P3}"']
-    for name, shape in NPU_RANGES.items():
-        lines.append(f'atc --framework=5 --model={name}.onnx --output={name} --input_format=NCHW '
-                     f'--input_shape_range="{shape}" --soc_version="$SOC"')
+def mtcnn_row_profiles(config=None) -> list[int]:
+    """Every row count the detector runs RNet and ONet at: even counts below ``batch_bucket``, then its
+    multiples up to the run size (``MTCNNDetector`` pads each run to one of these)."""
+    from ..detect.mtcnn import MTCNNConfig
+
+    c = config or MTCNNConfig()
+    small = list(range(c.small_bucket, c.batch_bucket, c.small_bucket))
+    return small + list(range(c.batch_bucket, max(c.rnet_batch, c.onet_batch) + 1, c.batch_bucket))
+
+
+def pnet_level_sizes(width: int, height: int) -> list[tuple[int, int]]:
+    """(height, width) of PNet's input at each pyramid level of a ``width`` x ``height`` photo."""
+    from ..detect import boxes as bx
+    from ..detect.mtcnn import MTCNNConfig
+
+    c = MTCNNConfig()
+    return [bx.scaled_size(height, width, s) for s in bx.pyramid_scales(height, width, c.min_face, c.factor)]
+
+
+def _write_atc(out: Path, facenet_batches: Sequence[int], size: int, shapes: NpuShapes,
+               image_size: tuple[int, int]) -> None:
+    lines = ["#!/bin/sh", "# Compile the NPU variants with the vendor's ATC compiler.",
+             f"# SOC_VERSION defaults to {NPU_SOC}, the NPU reference's chip; set it to yours (see `npu-smi info`).",
+             "set -e", f'SOC="${{SOC_VERSION:-{NPU_SOC}}}"']
+    if shapes is NpuShapes.RANGES:
+        lines.append("# Shape ranges (--input_shape_range): newer toolkits and chips only, not Ascend 310.")
+        for name, shape in NPU_RANGES.items():
+            lines.append(f'atc --framework=5 --model={name}.onnx --output={name} --input_format=NCHW '
+                         f'--input_shape_range="{shape}" --soc_version="$SOC"')
+    else:
+        levels = ";".join(f"{h},{w}" for h, w in pnet_level_sizes(*image_size))
+        rows = ",".join(str(r) for r in mtcnn_row_profiles())
+        lines.append(f"# Shape profiles, which Ascend 310 accepts: PNet at the pyramid levels of {image_size[0]}x"
+                     f"{image_size[1]} photos (one model per batch size), RNet and ONet at every row count the "
+                     "detector pads to.")
+        for b in facenet_batches:
+            lines.append(f'atc --framework=5 --model=pnet.onnx --output=pnet_bs{b} --input_format=NCHW '
+                         f'--input_shape="input:{b},3,-1,-1" --dynamic_image_size="{levels}" --soc_version="$SOC"')
+        for name, side in (("rnet", 24), ("onet", 48)):
+            lines.append(f'atc --framework=5 --model={name}.onnx --output={name} --input_format=NCHW '
+                         f'--input_shape="input:-1,3,{side},{side}" --dynamic_batch_size="{rows}" --soc_version="$SOC"')
     for b in facenet_batches:
         lines.append(f'atc --framework=5 --model=facenet_bs{b}.onnx --output=facenet_bs{b} --input_format=NCHW '
                      f'--input_shape="input:{b},3,{size},{size}" --soc_version="$SOC"')
     atomic_write_bytes(out / "atc.sh", ("\n".join(lines) + "\n").encode())
     (out / "atc.sh").chmod(0o755)
+
+
+def _atc_notes(shapes: NpuShapes, facenet_batches: Sequence[int], image_size: tuple[int, int]) -> list[str]:
+    if shapes is NpuShapes.RANGES:
+        return ["atc.sh compiles MTCNN with the NPU reference's shape ranges (--input_shape_range: "
+                + "; ".join(f"{k} {v}" for k, v in NPU_RANGES.items()) + "). Ascend's documentation for newer "
+                "toolkits says Atlas 200/300/500 (Ascend 310) products do not support it: for those, export with "
+                "--npu-shapes profiles."]
+    return [f"atc.sh compiles MTCNN with shape profiles, which Ascend 310 accepts: PNet at batch "
+            f"{', '.join(map(str, facenet_batches))} with --dynamic_image_size listing the "
+            f"{len(pnet_level_sizes(*image_size))} pyramid levels of {image_size[0]}x{image_size[1]} photos "
+            "(--image-size for other photo sizes; photos of another size need their own levels), RNet and ONet "
+            f"with --dynamic_batch_size listing the {len(mtcnn_row_profiles())} row counts the detector pads every "
+            "run to. On chips that take shape ranges (e.g. Ascend 310P), --npu-shapes ranges writes the NPU "
+            "reference's --input_shape_range lines instead."]
+
+
+def _input_contract(spec) -> list[str]:
+    """What every exported model takes and gives: what a runner outside this project needs to know."""
+    norm = f"RGB, float32, NCHW, standardised (x - {spec.mean:g}) / {spec.std:g}"
+    return ["## Inputs and outputs", "",
+            "| model | input `input` | outputs |", "| --- | --- | --- |",
+            f"| facenet | N x 3 x {spec.input_size} x {spec.input_size}, a face crop (margin-28 crop of the MTCNN box), "
+            f"{norm} | `embeddings`: N x {spec.embedding_dim}, L2-normalised; compare with squared L2 distance |",
+            f"| pnet | N x 3 x H x W, one pyramid level of the photo (H and W as in the photo: the original nets' W/H "
+            f"swap is folded into these weights), {norm} | `reg`: N x 4 x rows x cols box offsets; `prob`: N x 2 x "
+            "rows x cols, softmax (non-face, face) per 12 px cell at stride 2 |",
+            f"| rnet | N x 3 x 24 x 24 candidate crops, {norm} | `reg`: N x 4 box offsets; `prob`: N x 2 softmax |",
+            f"| onet | N x 3 x 48 x 48 candidate crops, {norm} | `reg`: N x 4 box offsets; `landmarks`: N x 10 "
+            "(x1..x5, then y1..y5, as fractions of the box); `prob`: N x 2 softmax |",
+            "",
+            "## Running FaceNet offline", "",
+            "`facenet-offline preprocess PHOTOS --out prep` detects, aligns and writes FaceNet's input as raw "
+            "`.bin` batches (`prep/input/batch-NNNNNN.bin`, default batch 16: one of the static batches above; "
+            "`--batch-size 1` for the other) and `prep/info.json`; your runner turns each `x.bin` into `x_0.bin` "
+            "(the `embeddings` output); `facenet-offline postprocess --outputs OUT --info prep/info.json --out "
+            "e.npz` maps the rows back to the photos. `facenet-offline infer` is such a runner on ONNX Runtime. "
+            "The byte layout: docs/bin-format.md in the facenet-offline repository.", ""]
 
 
 def _trt_shapes(name: str, size: int) -> dict[str, str]:
@@ -324,9 +417,7 @@ def _what_changed(result: ExportedSet) -> list[str]:
                 "PReLU rewritten as Relu(x) + slope * (x - Relu(x)) (Relu, Sub, Mul, Add): equal to PReLU, and free "
                 "of the slope-shape rules compilers put on PRelu.",
                 "Every Clip given constant min and max initializers (FaceNet's L2 normalisation clamps its norm).",
-                f"FaceNet at static batch sizes {', '.join(batches)}.",
-                "atc.sh compiles them with the NPU reference's shape ranges: "
-                + "; ".join(f"{k} {v}" for k, v in NPU_RANGES.items()) + "."]
+                f"FaceNet at static batch sizes {', '.join(batches)}."]
     return ["Dynamic batch, opset 17; output `embeddings`, and the tensors engine builders look up named `avgpool` "
             "(global average pool) and `last_bn` (the bottleneck's batch norm).",
             "profiles.json: min/opt/max shapes per model; trtexec.sh builds FP16 engines with them.",
@@ -337,7 +428,8 @@ def _write_readme(result: ExportedSet, spec) -> None:
     what = _what_changed(result)
     lines = [f"# facenet-offline export: {result.target.value}", "", f"Model: {spec.name} ({spec.tag}) and MTCNN.", ""]
     lines += [f"- {w}" for w in what + result.notes]
-    lines += ["", "Each file was run under ONNX Runtime on real inputs and compared with the generic export:", "",
+    lines += [""] + _input_contract(spec)
+    lines += ["Each file was run under ONNX Runtime on real inputs and compared with the generic export:", "",
               "| file | max abs difference |", "| --- | ---: |"]
     lines += [f"| {p.name} | {result.parity[n]:.2e} |" for n, p in result.files.items()]
     atomic_write_bytes(result.folder / "README.md", ("\n".join(lines) + "\n").encode())

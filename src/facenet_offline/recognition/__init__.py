@@ -1,7 +1,9 @@
 """Recognition and clustering: a gallery of known people, identifying faces against it, grouping faces by person."""
 
-from .cluster import cluster, cluster_embeddings
-from .gallery import Gallery, GalleryError, Match
-from .identify import UNKNOWN, identify
+from .cluster import Clustering, cluster, cluster_embeddings
+from .enrol import people_folders
+from .gallery import EnrolReport, Gallery, GalleryError, Match
+from .identify import IDENTIFY_FAR, UNKNOWN, IdentifiedFace, IdentifiedImage, identify
 
-__all__ = ["Gallery", "GalleryError", "Match", "UNKNOWN", "cluster", "cluster_embeddings", "identify"]
+__all__ = ["Clustering", "EnrolReport", "Gallery", "GalleryError", "IDENTIFY_FAR", "IdentifiedFace",
+           "IdentifiedImage", "Match", "UNKNOWN", "cluster", "cluster_embeddings", "identify", "people_folders"]

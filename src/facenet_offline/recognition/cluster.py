@@ -3,23 +3,30 @@
 Average linkage on cosine distance suits unit-length embeddings: a face joins a group when it is,
 on average, close enough to its members. The default cut is the model's ``cluster_threshold``,
 chosen on a development set of LFW people disjoint from the ones clustering is measured on
-(docs/recognition.md); a model without one uses its verification threshold (squared L2 d is
-cosine distance d / 2), which merges more.
+(docs/recognition.md); a model without one uses its accuracy-optimal verification threshold
+(squared L2 d is cosine distance d / 2), which merges more.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw
+from sklearn.cluster import AgglomerativeClustering
+
+from ..cache import atomic_path, atomic_write_json
+from ..data.images import ImageInput
+
+THUMB = 64  # contact-sheet thumbnail side
 
 
 def cluster_embeddings(embeddings: np.ndarray, threshold: float) -> np.ndarray:
     """Cluster label per embedding (0 = the largest cluster); ``threshold`` is a cosine distance."""
-    from sklearn.cluster import AgglomerativeClustering
-
     n = len(embeddings)
     if n < 2:
         return np.zeros(n, np.int64)
@@ -48,57 +55,100 @@ def contact_sheet(thumbs: Sequence[np.ndarray], title: str, columns: int = 8, li
 
 
 def default_cluster_threshold(spec) -> float:
-    """The model's measured cut, else its verification threshold (squared L2 of unit vectors) as a cosine distance."""
+    """The model's measured cut, else its accuracy-optimal verification threshold (squared L2 of unit vectors)
+    as a cosine distance."""
     if spec.cluster_threshold is not None:
         return spec.cluster_threshold
-    if spec.threshold is None:
-        raise ValueError(f"no threshold is known for {spec.name}; pass --threshold")
-    return spec.threshold / 2.0
+    return spec.operating_point().threshold / 2.0
 
 
-def cluster(paths, detector, embedder, out_dir=None, threshold: float | None = None, progress=None) -> dict:
-    """Every face in ``paths``, grouped by person. Writes ``clusters.json``, a contact sheet per cluster
-    of two or more faces (``cluster-NNN.png``) and one of all single faces (``singles.png``) into
-    ``out_dir`` when given; returns the JSON."""
-    from pathlib import Path
+@dataclass
+class ClusteredFace:
+    source: str
+    face: int  # its place among its image's faces, most certain first
+    box: list[float]
 
-    from ..cache import atomic_write_json
-    from .faces import embed_faces
 
-    threshold = default_cluster_threshold(embedder.spec) if threshold is None else threshold
-    faces, status = embed_faces(paths, detector, embedder, thumbs=out_dir is not None, progress=progress)
-    labels = cluster_embeddings(np.stack([f.embedding for f in faces]), threshold) if faces else np.zeros(0, int)
+@dataclass
+class Cluster:
+    id: int  # 0 is the largest
+    faces: list[ClusteredFace]
+    sheet: str | None = None  # the contact sheet's file name, when written
+
+    @property
+    def size(self) -> int:
+        return len(self.faces)
+
+
+@dataclass
+class Clustering:
+    """Every face of the inputs grouped by person, and the inputs without a usable face."""
+
+    model: dict
+    threshold: float  # cosine distance at which groups stopped merging
+    clusters: list[Cluster]
+    images: int
+    without_faces: dict[str, str]  # source -> status
+
+    @property
+    def faces(self) -> int:
+        return sum(c.size for c in self.clusters)
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "threshold_cosine_distance": self.threshold,
+                "method": "agglomerative, average linkage, cosine distance", "faces": self.faces,
+                "images": self.images,
+                "clusters": [{"id": c.id, "size": c.size, "sheet": c.sheet, "faces": [vars(f) for f in c.faces]}
+                             for c in self.clusters],
+                "images_without_faces": self.without_faces}
+
+
+def cluster(images: ImageInput | Iterable[ImageInput], model, out_dir: str | Path | None = None,
+            threshold: float | None = None, progress: Callable[[int], None] | None = None) -> Clustering:
+    """Every face of every image (folders are walked), embedded by ``model`` (a ``FaceNet``), grouped by person.
+
+    With ``out_dir``, writes ``clusters.json``, a contact sheet per cluster of two or more faces
+    (``cluster-NNN.png``) and one of all single faces (``singles.png``).
+    """
+    threshold = default_cluster_threshold(model.spec) if threshold is None else threshold
+    faces, thumbs, without, count = [], [], {}, 0
+    for result in model.embed_many(images, faces="all", crops=out_dir is not None, progress=progress):
+        count += 1
+        if not result.faces:
+            without[result.source] = str(result.status)
+        for face in result.faces:
+            faces.append((ClusteredFace(result.source, face.index, [float(v) for v in face.box]), face.embedding))
+            if out_dir is not None:  # thumbnails only: a crop is 75 KiB, a thumbnail 12
+                thumbs.append(cv2.resize(face.crop, (THUMB, THUMB), interpolation=cv2.INTER_AREA))
+    labels = cluster_embeddings(np.stack([e for _, e in faces]), threshold) if faces else np.zeros(0, int)
     groups: dict[int, list[int]] = {}
     for i, label in enumerate(labels):
         groups.setdefault(int(label), []).append(i)
-    result = {"model": embedder.description, "threshold_cosine_distance": threshold,
-              "method": "agglomerative, average linkage, cosine distance",
-              "faces": len(faces), "images": len(status),
-              "clusters": [{"id": c, "size": len(m), "sheet": None,
-                            "faces": [{"source": faces[i].source, "face": faces[i].index, "box": faces[i].box}
-                                      for i in m]} for c, m in sorted(groups.items())],
-              "images_without_faces": {p: s for p, s in status.items() if s != "ok"}}
+    result = Clustering(dict(model.description), threshold,
+                        [Cluster(c, [faces[i][0] for i in members]) for c, members in sorted(groups.items())],
+                        count, without)
     if out_dir is not None:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        singles = [e for e in result["clusters"] if e["size"] == 1]
-        for entry in result["clusters"]:
-            if entry["size"] > 1:
-                entry["sheet"] = _save_sheet(out_dir / f"cluster-{entry['id']:03d}.png",
-                                             [faces[i].thumb for i in groups[entry["id"]]],
-                                             f"cluster {entry['id']}: {entry['size']} faces")
-        if singles:  # faces like no other: one sheet for all of them, not one file each
-            name = _save_sheet(out_dir / "singles.png", [faces[groups[e["id"]][0]].thumb for e in singles],
-                               f"{len(singles)} faces in clusters of their own", limit=256)
-            for entry in singles:
-                entry["sheet"] = name
-        atomic_write_json(out_dir / "clusters.json", result)
+        _write(result, groups, thumbs, Path(out_dir))
     return result
 
 
-def _save_sheet(path, thumbs, title: str, limit: int = 64) -> str:
-    from ..cache import atomic_path
+def _write(result: Clustering, groups: dict[int, list[int]], thumbs: list[np.ndarray], out_dir: Path) -> None:
+    """Contact sheets and ``clusters.json`` into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    singles = [c for c in result.clusters if c.size == 1]
+    for c in result.clusters:
+        if c.size > 1:
+            c.sheet = _save_sheet(out_dir / f"cluster-{c.id:03d}.png", [thumbs[i] for i in groups[c.id]],
+                                  f"cluster {c.id}: {c.size} faces")
+    if singles:  # faces like no other: one sheet for all of them, not one file each
+        name = _save_sheet(out_dir / "singles.png", [thumbs[groups[c.id][0]] for c in singles],
+                           f"{len(singles)} faces in clusters of their own", limit=256)
+        for c in singles:
+            c.sheet = name
+    atomic_write_json(out_dir / "clusters.json", result.to_dict())
 
+
+def _save_sheet(path: Path, thumbs, title: str, limit: int = 64) -> str:
     with atomic_path(path, ".png") as tmp:
         contact_sheet(thumbs, title, limit=limit).save(tmp, format="PNG")
     return path.name

@@ -3,23 +3,30 @@
 SQLite is the source of truth (people, faces, their embeddings as float32 blobs, the model they
 were made with) and every change is one transaction: a killed ``add`` rolls back on the next open.
 The FAISS index is derived from it and written atomically as ``index-<generation>.faiss``; the
-database names the generation it expects, so an index that is missing or stale (a kill between
-commit and index write) is rebuilt from the database instead of being trusted.
+database names the generation it expects and the index's sha256, so an index that is missing,
+stale (a kill between commit and index write) or corrupt is rebuilt from the database instead of
+being trusted. Each face records the digest of the photo it came from and its place among that
+photo's faces, so enrolling the same photo again adds nothing: enrolment is idempotent.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import faiss
 import numpy as np
 
-from ..cache import atomic_path
+from ..cache import atomic_path, sha256_file
+from ..data.images import ImageInput, expand_inputs, source_digest
+from ..detect.mtcnn import Selection
 from ..errors import FacenetOfflineError
+from ..status import Status
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +43,24 @@ CREATE TABLE IF NOT EXISTS faces (
 );
 CREATE INDEX IF NOT EXISTS faces_person ON faces(person_id);
 """
+# Columns added after the first galleries were made: the photo's digest and the face's place in it.
+LATER_COLUMNS = {"digest": "TEXT", "face_index": "INTEGER"}
+UNIQUE_FACE = "CREATE UNIQUE INDEX IF NOT EXISTS faces_photo ON faces(digest, face_index) WHERE digest IS NOT NULL"
 # What must match for two embeddings to be comparable.
 MODEL_KEYS = ("model", "precision", "weights_sha256")
 
 
 class GalleryError(FacenetOfflineError):
     pass
+
+
+@dataclass
+class EnrolReport:
+    """What an enrolment did: faces added and skipped (already in the gallery), and inputs without a face."""
+
+    added: list[tuple[str, str, int]] = field(default_factory=list)  # (person, source, face index)
+    skipped: list[tuple[str, int, str]] = field(default_factory=list)  # (source, face index, enrolled as)
+    failures: list[tuple[str, Status]] = field(default_factory=list)  # (source, status)
 
 
 @dataclass
@@ -68,21 +87,19 @@ class Gallery:
         path = folder / DB
         if not path.is_file():
             if not create:
-                raise GalleryError(f"{folder}: no gallery here; create one with `facenet-offline gallery add`.")
-            if model is None:
-                raise GalleryError("a new gallery needs the model description it is built with")
+                raise GalleryError(f"{folder}: no gallery here; create one with create=True, or enrol people into it.")
             folder.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, isolation_level=None)  # transactions are explicit below
         db.execute("PRAGMA foreign_keys = ON")
         db.execute("PRAGMA journal_mode = WAL")
         db.executescript(SCHEMA)
+        known = {row[1] for row in db.execute("PRAGMA table_info(faces)")}
+        for column, kind in LATER_COLUMNS.items():
+            if column not in known:
+                db.execute(f"ALTER TABLE faces ADD COLUMN {column} {kind}")
+        db.execute(UNIQUE_FACE)
         gallery = cls(folder, db)
-        stored = gallery.meta("model")
-        if stored is None and model is not None:
-            with gallery._transaction():
-                gallery._set_meta("model", {k: model.get(k) for k in MODEL_KEYS} | {"description": model})
-                gallery._set_meta("generation", 0)
-        elif model is not None:
+        if model is not None:
             gallery.check_model(model)
         return gallery
 
@@ -109,26 +126,38 @@ class Gallery:
         return self.meta("model") or {}
 
     def check_model(self, model: dict) -> None:
-        """Refuse embeddings from another model or precision: their distances mean nothing here."""
+        """Refuse embeddings from another model or precision: their distances mean nothing here.
+
+        A gallery without faces yet takes the model of its first embeddings.
+        """
         stored = self.model
+        if not stored:
+            with self._transaction():
+                self._set_meta("model", {k: model.get(k) for k in MODEL_KEYS} | {"description": model})
+                if self.meta("generation") is None:
+                    self._set_meta("generation", 0)
+            return
         diffs = [f"{k}: gallery {stored.get(k)} vs now {model.get(k)}" for k in MODEL_KEYS if stored.get(k) != model.get(k)]
         if diffs:
             raise GalleryError(f"{self.folder} was built with another model ({'; '.join(diffs)}); use "
-                               f"--model {stored.get('model')} --precision {stored.get('precision')}, "
-                               "or another gallery.")
+                               f"model={stored.get('model')} precision={stored.get('precision')}, or another gallery.")
 
+    @contextlib.contextmanager
     def _transaction(self):
-        db = self.db
-
-        class _Tx:
-            def __enter__(self):
-                db.execute("BEGIN IMMEDIATE")
-
-            def __exit__(self, kind, exc, tb):
-                db.execute("COMMIT" if kind is None else "ROLLBACK")
-                return False
-
-        return _Tx()
+        """One transaction: committed if the block succeeds, rolled back otherwise (a full disk names the fix)."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc):
+                raise GalleryError(f"{self.folder}: the disk is full ({exc}); the gallery is unchanged. Free space "
+                                   "there and enrol again.") from None
+            raise
 
     # --- changes ------------------------------------------------------------------------------------
     def add(self, name: str, embeddings: np.ndarray, sources: Sequence[str], boxes: Sequence | None = None,
@@ -137,14 +166,16 @@ class Gallery:
         return self.add_faces([name] * len(sources), embeddings, sources, boxes, after_each)
 
     def add_faces(self, names: Sequence[str], embeddings: np.ndarray, sources: Sequence[str],
-                  boxes: Sequence | None = None, after_each=None) -> list[int]:
+                  boxes: Sequence | None = None, after_each=None,
+                  photos: Sequence[tuple[str | None, int]] | None = None) -> list[int]:
         """Enrol faces (row i belongs to ``names[i]``) in one transaction, then rewrite the index once.
 
+        ``photos[i]`` is (digest of the photo, face index) of row i, which must not be enrolled yet.
         ``after_each(i)`` is called after each row is written (progress, and tests of a kill mid-way).
         """
         names = [n.strip() for n in names]
         if not all(names):
-            raise GalleryError("every person needs a non-empty --name")
+            raise GalleryError("every person needs a non-empty name=")
         embeddings = np.asarray(embeddings, np.float32)
         if embeddings.ndim != 2 or not len(embeddings) == len(sources) == len(names):
             raise ValueError("one name, embedding and source per face expected")
@@ -156,8 +187,10 @@ class Gallery:
                     self.db.execute("INSERT OR IGNORE INTO people (name) VALUES (?)", (name,))
                     person_ids[name] = self.db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()[0]
                 box = json.dumps([float(v) for v in boxes[i]]) if boxes is not None and boxes[i] is not None else None
-                cur = self.db.execute("INSERT INTO faces (person_id, source, box, embedding) VALUES (?, ?, ?, ?)",
-                                      (person_ids[name], str(source), box, vector.tobytes()))
+                digest, face_index = photos[i] if photos is not None else (None, None)
+                cur = self.db.execute("INSERT INTO faces (person_id, source, box, embedding, digest, face_index) "
+                                      "VALUES (?, ?, ?, ?, ?, ?)",
+                                      (person_ids[name], str(source), box, vector.tobytes(), digest, face_index))
                 ids.append(cur.lastrowid)
                 if after_each:
                     after_each(i)
@@ -165,12 +198,51 @@ class Gallery:
         self._write_index()
         return ids
 
+    def enrol(self, name: str, images: ImageInput | Iterable[ImageInput], model, faces: Selection | str = "largest",
+              progress: Callable[[int], None] | None = None) -> EnrolReport:
+        """Add the chosen face (default: the largest) of each image of ``name``, embedded by ``model`` (a
+        ``FaceNet``), in one transaction. A photo's face that is already enrolled is skipped and reported."""
+        return self.enrol_people({name: images}, model, faces, progress)
+
+    def enrol_people(self, people: Mapping[str, ImageInput | Iterable[ImageInput]], model,
+                     faces: Selection | str = "largest", progress: Callable[[int], None] | None = None) -> EnrolReport:
+        """``enrol`` for several people at once, all in one transaction (a build is all or nothing)."""
+        self.check_model(model.description)
+        report, rows, seen = EnrolReport(), [], {}
+        for name, images in people.items():
+            sources = list(expand_inputs(images))
+            for source, result in zip(sources, model.embed_many(sources, faces=faces, progress=progress)):
+                if not result.faces:
+                    report.failures.append((result.source, result.status))
+                    continue
+                digest = source_digest(source)
+                for face in result.faces:
+                    known = seen.get((digest, face.index)) or self.enrolled_as(digest, face.index)
+                    if known is not None:
+                        report.skipped.append((result.source, face.index, known))
+                        continue
+                    seen[(digest, face.index)] = name
+                    rows.append((name, result.source, face, digest))
+                    report.added.append((name, result.source, face.index))
+        if rows:
+            self.add_faces([r[0] for r in rows], np.stack([r[2].embedding for r in rows]), [r[1] for r in rows],
+                           [r[2].box for r in rows], photos=[(r[3], r[2].index) for r in rows])
+        return report
+
+    def enrolled_as(self, digest: str | None, face_index: int) -> str | None:
+        """Who face ``face_index`` of the photo with sha256 ``digest`` is enrolled as, if it is."""
+        if digest is None:
+            return None
+        row = self.db.execute("SELECT p.name FROM faces f JOIN people p ON p.id = f.person_id "
+                              "WHERE f.digest = ? AND f.face_index = ?", (digest, int(face_index))).fetchone()
+        return None if row is None else row[0]
+
     def remove(self, name: str) -> int:
         """Forget a person and all their faces; returns how many faces went."""
         with self._transaction():
             row = self.db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
             if row is None:
-                raise GalleryError(f"{name!r} is not in {self.folder}; `facenet-offline gallery list` shows who is.")
+                raise GalleryError(f"{name!r} is not in {self.folder}; people() (gallery list) shows who is.")
             (count,) = self.db.execute("SELECT COUNT(*) FROM faces WHERE person_id = ?", row).fetchone()
             self.db.execute("DELETE FROM faces WHERE person_id = ?", row)
             self.db.execute("DELETE FROM people WHERE id = ?", row)
@@ -201,16 +273,18 @@ class Gallery:
         return self.folder / f"index-{generation}.faiss"
 
     def _write_index(self):
-        import faiss
-
         ids, vectors = self.vectors()
         index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1] if len(vectors) else 1))
         if len(vectors):
             index.add_with_ids(np.ascontiguousarray(vectors), ids)
         generation = self.meta("generation") or 0
         target = self._index_path(generation)
-        with atomic_path(target, ".faiss") as tmp:
+        with atomic_path(target, ".faiss", on_full="the gallery's faces are saved; free space there and the index "
+                                                   "is rebuilt when the gallery is next used") as tmp:
             faiss.write_index(index, str(tmp))
+            digest = sha256_file(tmp)
+        with self._transaction():
+            self._set_meta("index", {"generation": generation, "sha256": digest})
         for old in self.folder.glob("index-*.faiss"):
             if old != target:
                 old.unlink(missing_ok=True)
@@ -218,18 +292,20 @@ class Gallery:
         return index
 
     def index(self):
-        """The FAISS index of the current generation: loaded, or rebuilt if missing or stale."""
-        import faiss
-
+        """The FAISS index of the current generation: loaded, or rebuilt if missing, stale or corrupt."""
         generation = self.meta("generation") or 0
         if self._index and self._index[0] == generation:
             return self._index[1]
         path = self._index_path(generation)
-        if path.is_file():
-            index = faiss.read_index(str(path))
-            if index.ntotal == len(self):
-                self._index = (generation, index)
-                return index
+        if path.is_file() and self.meta("index") == {"generation": generation, "sha256": sha256_file(path)}:
+            try:
+                index = faiss.read_index(str(path))
+            except RuntimeError as exc:  # FAISS's reader raises RuntimeError on any malformed file
+                log.warning("%s: unreadable (%s)", path, str(exc).splitlines()[0])
+            else:
+                if index.ntotal == len(self):
+                    self._index = (generation, index)
+                    return index
         log.info("rebuilding the index of %s from its database", self.folder)
         return self._write_index()
 

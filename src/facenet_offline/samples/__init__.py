@@ -1,4 +1,9 @@
-"""Eight real face crops (four LFW people, two images each) shipped for smoke runs and export parity."""
+"""Real LFW pictures shipped with the package, for examples, smoke runs and export parity.
+
+- ``FACES_DIR``: eight aligned 160 x 160 face crops (four people, two images each);
+- ``PEOPLE``: photos of three people, a folder each (``PEOPLE/<Name>/<Name>_NNNN.jpg``), to enrol;
+- ``PROBES``: other photos of them, one of someone else and one of two strangers, to identify.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ from pathlib import Path
 import numpy as np
 
 FACES_DIR = Path(__file__).parent / "faces"
+PEOPLE = Path(__file__).parent / "people"
+PROBES = Path(__file__).parent / "probes"
 
 
 def sample_face_paths() -> list[Path]:

@@ -6,8 +6,11 @@ spec, so exporters and pipelines read them from there instead of repeating const
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum
+
+from ..errors import NoThresholdError
 
 
 class WeightFormat(str, Enum):
@@ -32,6 +35,28 @@ class WeightSource:
 
 
 @dataclass(frozen=True)
+class OperatingPoint:
+    """A verification threshold and what it stands for: two faces are one person when their squared L2
+    distance (unit-length embeddings, 0 to 4) is below ``threshold``."""
+
+    threshold: float
+    far_target: float | None = None  # the false-accept rate it was chosen for (None: best accuracy, or given)
+    far: float | None = None  # the false-accept rate it gives on LFW View 1 (docs/operating-points.md)
+    tar: float | None = None  # the true-accept rate it gives there
+    source: str = "given"
+
+    def same(self, distance: float) -> bool:
+        return bool(distance < self.threshold)
+
+    def describe(self) -> str:
+        rates = f"; FAR {self.far:.1e}, TAR {self.tar:.3f} on LFW View 1" if self.far is not None else ""
+        return f"threshold {self.threshold:.3f} ({self.source}{rates})"
+
+
+OPERATING_POINTS_DOC = "docs/operating-points.md"
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """Everything needed to build, feed and judge one embedding model."""
 
@@ -48,8 +73,10 @@ class ModelSpec:
     published_lfw_accuracy: float | None = None
     published_by: str = ""
     env_var: str = ""  # environment variable that may point at a user-supplied weights file
-    threshold: float | None = None  # squared L2 distance for "same person" in `verify`
-    threshold_source: str = "not measured for this model; pass --threshold"
+    # Verification thresholds measured on LFW View 1 by tools/operating_points.py (docs/operating-points.md):
+    # the accuracy-optimal one (``verify``'s default), then one per false-accept rate.
+    threshold: OperatingPoint | None = None
+    far_points: tuple[OperatingPoint, ...] = ()
     # Cosine distance at which `cluster` stops merging (average linkage): the best BCubed F on LFW
     # people with three or four images (tools/recognition_report.py); None: threshold / 2.
     cluster_threshold: float | None = None
@@ -58,6 +85,32 @@ class ModelSpec:
     @property
     def default_source(self) -> WeightSource:
         return self.sources[0]
+
+    @property
+    def fars(self) -> tuple[float, ...]:
+        return tuple(p.far_target for p in self.far_points)
+
+    def operating_point(self, threshold: float | None = None, far: float | None = None,
+                        default_far: float | None = None) -> OperatingPoint:
+        """The threshold to decide with: ``threshold`` as given, else the measured one for ``far``, else for
+        ``default_far``, else the accuracy-optimal one. Raises NoThresholdError when none is known."""
+        if threshold is not None and far is not None:
+            raise ValueError("give threshold= or far=, not both")
+        if threshold is not None:
+            if not 0 <= threshold <= 4:
+                raise ValueError(f"threshold={threshold} is not a squared L2 distance of unit vectors (0 to 4)")
+            return OperatingPoint(float(threshold), source="given")
+        far = far if far is not None else default_far
+        if far is None and self.threshold is not None:
+            return self.threshold
+        point = next((p for p in self.far_points if far is not None and math.isclose(p.far_target, far)), None)
+        if point is not None:
+            return point
+        if far is not None and self.far_points:
+            raise ValueError(f"no threshold is measured for far={far:g} on {self.name}; measured: "
+                             f"{', '.join(f'{f:g}' for f in self.fars)} ({OPERATING_POINTS_DOC})")
+        raise NoThresholdError(f"no verification threshold is known for {self.name}: pass threshold= (a squared L2 "
+                               f"distance), or measure its operating points with tools/operating_points.py.")
 
 
 _DSB = "davidsandberg/facenet"
@@ -85,10 +138,11 @@ MODELS: dict[str, ModelSpec] = {
             published_lfw_accuracy=0.9905,
             published_by=_DSB,
             env_var="FACENET_OFFLINE_CASIA_WEBFACE_WEIGHTS",
-            threshold=1.19,
-            threshold_source="mean of the 10 LFW fold thresholds, squared L2, the default margin-28 crops, no "
-                             "flips (facenet-offline lfw --distance euclidean --flip none --no-subtract-mean: "
-                             "1.193; 1.21 with the margin-32 crops that were the default before)",
+            # tools/operating_points.py, docs/operating-points.md (LFW View 1; the default margin-28 crops)
+            threshold=OperatingPoint(1.220, None, 9.51e-3, 0.9825, "best accuracy on LFW View 1"),
+            far_points=(OperatingPoint(1.225, 1e-2, 9.91e-3, 0.9828, "FAR 1e-2 on LFW View 1"),
+                        OperatingPoint(0.993, 1e-3, 9.92e-4, 0.9305, "FAR 1e-3 on LFW View 1"),
+                        OperatingPoint(0.820, 1e-4, 9.93e-5, 0.8271, "FAR 1e-4 on LFW View 1")),
             cluster_threshold=0.475,
             aliases=("20180408-102900", "casia"),
         ),
