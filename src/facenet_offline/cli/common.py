@@ -124,6 +124,11 @@ def progress(total: int, desc: str):
     return tqdm(total=total, unit="img", desc=desc, disable=None, dynamic_ncols=True)
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 face``, ``2 faces``, ``1 person``, ``3 people``."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
 SHOWN_FAILURES = 20  # a folder of thousands of photos without faces must not bury the summary line
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import align_config, input_paths, open_facenet, progress, report_failures
+from .common import align_config, count, input_paths, open_facenet, progress, report_failures
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
@@ -19,7 +19,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     summary = fn.embed_to_file(paths, args.out, args.select, args.aligned, args.resume, args.chunk_size,
                                args.batch_size, progress_factory=progress)
     failed = report_failures(summary.failures, args.out)
-    print(f"embedded {summary.faces} face(s) of {summary.ok}/{summary.inputs} images with "
+    print(f"embedded {count(summary.faces, 'face')} of {summary.ok}/{count(summary.inputs, 'image')} with "
           f"{fn.description['model']} ({fn.embedder.backend.name}) -> {args.out}")
     if summary.ok == 0:
         print(f"error: none of {summary.inputs} inputs could be embedded (statuses in {args.out}).", file=sys.stderr)
@@ -54,7 +54,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
                          RunConfig(Path(args.out), args.chunk_size, args.resume), args.detector_backend,
                          FaceOptions(args.select, align_config(args)), args.batch_size,
                          Path(args.save_crops) if args.save_crops else None, progress)
-    print(f"{summary.faces} faces in {summary.images} images ({summary.no_face} without a face, "
+    print(f"{count(summary.faces, 'face')} in {count(summary.images, 'image')} ({summary.no_face} without a face, "
           f"{summary.errors} unreadable) -> {args.out}")
     if summary.errors == summary.images:
         print(f"error: none of {summary.images} inputs could be read (statuses in {args.out}).", file=sys.stderr)

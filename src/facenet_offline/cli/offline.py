@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import FacenetOfflineError
-from .common import align_config, input_paths, progress
+from .common import align_config, count, input_paths, progress
 
 
 def cmd_preprocess(args: argparse.Namespace) -> int:
@@ -37,7 +37,8 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
         lfw, labels = None, None
     info = preprocess(paths, args.out, detector, spec, config, labels, lfw, args.resume, progress)
     ok = sum(img["row"] is not None for img in info["images"])
-    print(f"{len(info['batches'])} batches of {config.batch_size} rows ({ok}/{len(info['images'])} images with a face"
+    print(f"{count(len(info['batches']), 'batch', 'batches')} of {config.batch_size} rows "
+          f"({ok}/{count(len(info['images']), 'image')} with a face"
           + (", mirror images included" if config.flip else "") + f") -> {Path(args.out) / 'input'}; "
           f"rows listed in {Path(args.out) / 'info.json'}")
     return 0 if ok else 1
@@ -59,7 +60,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
                        "weights_sha256": built.record["weights"]["sha256"],
                        "onnx_sha256": built.record["files"]["facenet"]}
     n = infer(path, args.input, args.output, description, args.threads, args.resume, progress)
-    print(f"ran {n} input files through {path.name} -> {args.output}")
+    print(f"ran {count(n, 'input file')} through {path.name} -> {args.output}")
     return 0
 
 

@@ -6,7 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
-from .common import input_paths, open_facenet, progress, report_failures
+from .common import count, input_paths, open_facenet, progress, report_failures
 
 
 def cmd_gallery(args: argparse.Namespace) -> int:
@@ -15,13 +15,14 @@ def cmd_gallery(args: argparse.Namespace) -> int:
     if args.action in ("list", "remove"):
         with Gallery.open(args.gallery) as gallery:
             if args.action == "remove":
-                print(f"removed {args.name} ({gallery.remove(args.name)} faces) from {args.gallery}")
+                print(f"removed {args.name} ({count(gallery.remove(args.name), 'face')}) from {args.gallery}")
                 return 0
             model = gallery.model
-            print(f"{args.gallery}: {len(gallery)} faces of {len(gallery.people())} people; model {model.get('model')} "
+            print(f"{args.gallery}: {count(len(gallery), 'face')} of {count(len(gallery.people()), 'person', 'people')}; "
+                  f"model {model.get('model')} "
                   f"({model.get('precision')})")
-            for name, count in gallery.people():
-                print(f"  {name}: {count}")
+            for name, faces in gallery.people():
+                print(f"  {name}: {faces}")
         return 0
     todo = {args.name: input_paths(args.paths)} if args.action == "add" else people_folders(args.paths[0])
     fn = open_facenet(args)
@@ -32,7 +33,7 @@ def cmd_gallery(args: argparse.Namespace) -> int:
     for source, face, name in report.skipped[:20]:
         print(f"{source}: face {face} is already enrolled as {name}; skipped")
     people = len({name for name, _, _ in report.added})
-    print(f"added {len(report.added)} faces of {people} people to {args.gallery}"
+    print(f"added {count(len(report.added), 'face')} of {count(people, 'person', 'people')} to {args.gallery}"
           + (f"; {len(report.skipped)} already there, skipped" if report.skipped else "")
           + (f" ({failed} photos without a usable face)" if failed else ""))
     return 0 if report.added or report.skipped else 1
@@ -71,7 +72,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     with progress(len(paths), "cluster") as bar:
         result = cluster(paths, fn, args.out, args.threshold, progress=bar.update)
     multi = [c for c in result.clusters if c.size > 1]
-    print(f"{result.faces} faces in {result.images} images -> {len(result.clusters)} clusters "
+    print(f"{count(result.faces, 'face')} in {count(result.images, 'image')} -> {count(len(result.clusters), 'cluster')} "
           f"({len(multi)} with two or more faces; cosine distance cut {result.threshold:.3f}) "
           f"-> {Path(args.out) / 'clusters.json'} and contact sheets")
     return 0 if result.faces else 1

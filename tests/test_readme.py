@@ -1,0 +1,119 @@
+"""The README as a new user follows it: every command line runs as printed and prints what the README shows,
+and every Python snippet runs."""
+
+import contextlib
+import io
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+
+
+def blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+def console_steps() -> list[tuple[str, list[str]]]:
+    """(command, the output lines shown under it) for every ``$ `` line of the console blocks, in order."""
+    steps = []
+    for block in blocks("console"):
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                steps.append((line[2:], []))
+            else:
+                steps[-1][1].append(line)
+    return steps
+
+
+def _line_matches(shown: str, printed: str) -> bool:
+    """Text equal, ``...`` any text, numbers equal within the last digit they are shown to (a few units of it)."""
+    pattern = "".join(".*?" if part == "..." else (r"([-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?)" if NUMBER.fullmatch(part)
+                                                  else re.escape(part))
+                      for part in re.split(r"(\.\.\.|[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?)", shown) if part)
+    found = re.fullmatch(pattern, printed)
+    if not found:
+        return False
+    for want, got in zip(NUMBER.findall(shown.replace("...", " ")), found.groups()):
+        decimals = len(want.split("e")[0].split(".")[1]) if "." in want.split("e")[0] else 0
+        if "e" in want.lower() or decimals == 0:
+            if want != got and not ("e" in want.lower() and abs(float(want) - float(got)) <= 0.1 * abs(float(want))):
+                return False
+        elif abs(float(want) - float(got)) > max(3 * 10 ** -decimals, 0.005 * abs(float(want))):
+            return False
+    return True
+
+
+def output_matches(shown: list[str], printed: list[str]) -> bool:
+    """``shown`` lines in order against ``printed``; a line of ``...`` stands for any number of lines."""
+    if not shown:
+        return True
+    if shown[0] == "...":
+        return any(output_matches(shown[1:], printed[k:]) for k in range(len(printed) + 1))
+    return bool(printed) and _line_matches(shown[0], printed[0]) and output_matches(shown[1:], printed[1:])
+
+
+def test_the_output_matcher_is_strict_where_it_should_be():
+    assert _line_matches("distance 0.9203; 6 faces", "distance 0.9221; 6 faces")
+    assert not _line_matches("distance 0.9203; 6 faces", "distance 0.9603; 6 faces")
+    assert not _line_matches("distance 0.9203; 6 faces", "distance 0.9203; 7 faces")
+    assert not _line_matches("same person", "different people")
+    assert _line_matches("casia-webface ... (x)", "casia-webface anything at all (x)")
+    assert output_matches(["a", "...", "z"], ["a", "b", "c", "z"]) and not output_matches(["a", "z"], ["a", "b"])
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    """A working folder as the repository's root looks to a user: ``src/`` there, outputs written beside it."""
+    root = tmp_path_factory.mktemp("user")
+    (root / "src").symlink_to(ROOT / "src")
+    return root
+
+
+def test_quick_start_is_the_two_make_commands_and_ci_runs_the_test_one():
+    quick = blocks("sh")[0]
+    assert [line.split("#")[0].strip() for line in quick.splitlines() if line.strip()] == ["make run", "make test"]
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_command_line_runs_as_printed_and_prints_what_is_shown(sandbox, built_default, built_mtcnn):
+    steps = console_steps()
+    assert len(steps) >= 15 and all(cmd.startswith("facenet-offline ") for cmd, _ in steps)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    for command, shown in steps:
+        done = subprocess.run(["bash", "-c", command], cwd=sandbox, env=env, capture_output=True, text=True,
+                              timeout=600)
+        printed = done.stdout.splitlines()
+        expected_code = 1 if shown and shown[-1] == "different people" else 0
+        assert done.returncode == expected_code, (command, done.stderr[-3000:])
+        assert output_matches(shown, printed), (command, "\n".join(printed))
+        assert shlex.split(command)  # a line a shell can split as printed
+
+
+def test_the_python_quick_start_runs(sandbox, built_default, built_mtcnn, monkeypatch):
+    (code,) = blocks("python")
+    monkeypatch.chdir(sandbox)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code, "README.md", "exec"), {})
+    lines = printed.getvalue().splitlines()
+    assert lines[0].startswith("True ") and "FAR" in lines[0]
+    identified = {Path(line.split(" ", 1)[0]).name: line for line in lines[-5:]}
+    assert "['Tony Blair']" in identified["Tony_Blair_0003.jpg"]
+    assert "['Colin Powell']" in identified["Colin_Powell_0003.jpg"]
+    assert "['unknown', 'unknown']" in identified["Gene_Robinson_0003.jpg"]
+
+
+@pytest.mark.slow
+def test_make_run_runs_the_main_job(tmp_path):
+    """The Quick start's first command, in the repository (its .venv is set up: the test run itself uses it)."""
+    done = subprocess.run(["make", "run"], cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "accuracy 0.99" in done.stdout and (ROOT / "out" / "lfw" / "report.md").is_file()
