@@ -91,7 +91,7 @@ def test_embed_select_all_writes_a_row_per_face_and_verify_refuses_it(tmp_path, 
     rows = EmbeddingSet.load(out)
     assert rows.paths[:2] == [group, group] and rows.faces.tolist()[:3] == [0, 1, 0]
     assert rows.inputs.tolist() == [0, 0, 1] and not np.isnan(rows.boxes).any()
-    assert not np.allclose(rows.boxes[0], rows.boxes[1]) and "embedded 3 face(s) of 2/2 images" in capsys.readouterr().out
+    assert not np.allclose(rows.boxes[0], rows.boxes[1]) and "embedded 3 faces of 2/2 images" in capsys.readouterr().out
     largest = tmp_path / "largest.npz"
     assert main(["embed", group, "--out", str(largest)]) == 0
     one = EmbeddingSet.load(largest)

@@ -112,8 +112,11 @@ def test_the_python_quick_start_runs(sandbox, built_default, built_mtcnn, monkey
 
 
 @pytest.mark.slow
-def test_make_run_runs_the_main_job(tmp_path):
-    """The Quick start's first command, in the repository (its .venv is set up: the test run itself uses it)."""
+def test_make_run_and_make_samples_run(tmp_path):
+    """The Quick start's first command and ``make samples``, in the repository (its .venv is set up: this test
+    run uses it). ``make test`` is what CI runs."""
     done = subprocess.run(["make", "run"], cwd=ROOT, capture_output=True, text=True, timeout=3600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "accuracy 0.99" in done.stdout and (ROOT / "out" / "lfw" / "report.md").is_file()
+    done = subprocess.run(["make", "samples"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "squared L2 distance between embeddings" in done.stdout, done.stderr[-3000:]

@@ -51,7 +51,15 @@ def test_missing_user_weights_say_where_to_put_which_file(monkeypatch):
         resolve_weights(get_spec("vggface2"))
     msg = str(err.value)
     assert "20180402-114759.pb" in msg and "20180402-114759-vggface2.pt" in msg
-    assert "FACENET_OFFLINE_VGGFACE2_WEIGHTS" in msg and "--weights" in msg
+    assert "FACENET_OFFLINE_VGGFACE2_WEIGHTS" in msg and "weights=PATH" in msg
+
+
+def test_missing_weights_name_the_flag_on_the_command_line(monkeypatch, capsys):
+    from facenet_offline.cli import main
+
+    monkeypatch.delenv("FACENET_OFFLINE_VGGFACE2_WEIGHTS", raising=False)
+    assert main(["models", "build", "--model", "vggface2"]) == 2
+    assert "or pass --weights PATH, or set FACENET_OFFLINE_VGGFACE2_WEIGHTS=PATH" in capsys.readouterr().err
 
 
 def test_facenet_pytorch_layout_round_trip(tmp_path, facenet_torch):

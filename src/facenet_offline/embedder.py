@@ -59,7 +59,7 @@ def open_embedder(model: str = "casia-webface", backend: str = "onnxruntime", th
     """
     kind = BackendName.parse(backend)
     if kind is BackendName.TORCH and precision != "fp32":
-        raise ValueError(f"the torch backend runs fp32 only; use --backend onnxruntime for {precision}")
+        raise ValueError(f"the torch backend runs fp32 only; use backend='onnxruntime' for {precision}")
     if kind is BackendName.TORCH:
         from .runtime.torch import TorchBackend
         from .weights.loader import load_facenet

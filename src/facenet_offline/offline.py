@@ -155,7 +155,7 @@ def output_name(input_file: str | Path, index: int = 0) -> str:
     return f"{Path(input_file).stem}_{index}.bin"
 
 
-def infer(model_path: str | Path, input_dir: str | Path, output_dir: str | Path, description: dict,
+def infer(input_dir: str | Path, output_dir: str | Path, model_path: str | Path, description: dict,
           threads: int | None = None, resume: bool = False, progress_factory: ProgressFactory = None) -> int:
     """Run every ``*.bin`` in ``input_dir`` through the ONNX model; one ``<name>_<k>.bin`` per output k."""
     from .runtime.onnxruntime import OnnxRuntimeBackend
@@ -163,7 +163,7 @@ def infer(model_path: str | Path, input_dir: str | Path, output_dir: str | Path,
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     files = sorted(input_dir.glob("*.bin"))
     if not files:
-        raise FacenetOfflineError(f"{input_dir}: no .bin files; point --input at preprocess's input folder.")
+        raise FacenetOfflineError(f"{input_dir}: no .bin files; point input_dir= at preprocess's input folder.")
     backend = OnnxRuntimeBackend(model_path, threads=threads)
     dims = backend.session.get_inputs()[0].shape[1:]
     if not all(isinstance(d, int) for d in dims):
@@ -172,7 +172,7 @@ def infer(model_path: str | Path, input_dir: str | Path, output_dir: str | Path,
     record_path = output_dir / INFER_RECORD
     if resume and record_path.is_file() and json.loads(record_path.read_text()) != json.loads(json.dumps(record)):
         raise ResumeError(f"cannot resume into {output_dir}: its outputs were made by another model "
-                          f"({record_path}); use another --output, or drop --resume.")
+                          f"({record_path}); use another output_dir=, or drop resume=True.")
     output_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(record_path, record)
     done = 0

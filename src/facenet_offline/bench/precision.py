@@ -69,7 +69,7 @@ def bench_precision(variants: Sequence[Variant] = VARIANTS, batch_size: int = 64
         emb = np.concatenate([embedder.run(held_out[i:i + batch_size]) for i in range(0, len(held_out), batch_size)])
         reference = emb if reference is None else reference
         cosine = row_cosine(reference, emb)
-        r = run_lfw(embedder, detector, {"backend": "openvino", "config": "default"}).result
+        r = run_lfw(None, embedder, detector, {"backend": "openvino", "config": "default"}).result
         rows.append({"precision": v.label, "calibration": v.calibration if v.precision == "int8" else None,
                      "scored_on": v.backend, "batch_size": batch_size, "accuracy_mean": r.accuracy_mean,
                      "accuracy_std": r.accuracy_std, "auc": r.auc, "val_mean": float(np.mean(r.val)),

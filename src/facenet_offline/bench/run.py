@@ -119,7 +119,7 @@ def _end_to_end(precision: str) -> dict:
 
     embedder, detector = open_embedder(precision=precision), open_detector()
     started = time.perf_counter()
-    run = run_lfw(embedder, detector, {"backend": "openvino", "config": "default"}, use_cache=False)
+    run = run_lfw(None, embedder, detector, {"backend": "openvino", "config": "default"}, use_cache=False)
     with tempfile.TemporaryDirectory() as tmp:
         write_report(run, tmp)
     wall = time.perf_counter() - started

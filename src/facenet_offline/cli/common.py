@@ -144,7 +144,7 @@ def report_failures(failures: Sequence[tuple[str, object]], where: str | None = 
 
 # Library errors name parameters (``threshold=``); on the command line they are flags. The few whose
 # flag is not the parameter's name are listed.
-_FLAG_NAMES = {"faces": "select", "lfw_dir": "lfw-dir", "images": "paths"}
+_FLAG_NAMES = {"faces": "select", "images": "paths", "input_dir": "input", "output_dir": "output"}
 _PARAMETER = re.compile(r"\b([a-z][a-z_]*)=(True\b|'([^']*)'|(?=[\s(),;.]|$)|(\S+?)(?=[\s),;]|\.?$))")
 
 

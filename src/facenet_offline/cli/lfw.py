@@ -27,7 +27,7 @@ def cmd_lfw(args: argparse.Namespace) -> int:
     detector = None if args.aligned else open_detector(args.detector_backend, args.threads)
     options = lfw_options(args)
     folds = [int(f) - 1 for f in args.folds.split(",")] if args.folds else None
-    run = run_lfw(embedder, detector, {"backend": args.detector_backend, "config": "default"}, args.lfw_dir,
+    run = run_lfw(args.lfw_dir, embedder, detector, {"backend": args.detector_backend, "config": "default"},
                   args.pairs, options, use_cache=not args.no_cache, progress_factory=progress, folds=folds)
     report = write_report(run, args.out)
     r = report["result"]

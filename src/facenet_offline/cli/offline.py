@@ -59,7 +59,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
         description = {"model": built.spec.name, "backend": "onnxruntime", "precision": built.record["precision"],
                        "weights_sha256": built.record["weights"]["sha256"],
                        "onnx_sha256": built.record["files"]["facenet"]}
-    n = infer(path, args.input, args.output, description, args.threads, args.resume, progress)
+    n = infer(args.input, args.output, path, description, args.threads, args.resume, progress)
     print(f"ran {count(n, 'input file')} through {path.name} -> {args.output}")
     return 0
 

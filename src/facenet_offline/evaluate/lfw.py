@@ -290,10 +290,11 @@ def lfw_inputs(lfw_dir: str | None = None, pairs_file: str | None = None, folds:
     return root, pairs, [p.relative_to(root).as_posix() for p in images_in_pairs(root, pairs)]
 
 
-def run_lfw(embedder: Embedder, detector: MTCNNDetector, detector_key: dict, lfw_dir: str | None = None,
+def run_lfw(lfw_dir: str | None, embedder: Embedder, detector: MTCNNDetector | None, detector_key: dict,
             pairs_file: str | None = None, options: LfwOptions = LfwOptions(), use_cache: bool = True,
             progress_factory: Callable[[int, str], object] | None = None, folds: list[int] | None = None) -> LfwRun:
-    """Evaluate ``embedder`` on LFW pairs; ``folds`` restricts to some folds (0-based) of the pairs file."""
+    """Evaluate ``embedder`` on the LFW pairs at ``lfw_dir`` (None: the default copy); ``folds`` restricts to
+    some folds (0-based) of the pairs file. ``detector`` is None for ready crops (``options.aligned``)."""
     started = time.perf_counter()
     root, pairs, rel = lfw_inputs(lfw_dir, pairs_file, folds, skip_missing=options.aligned)
     total = len(lfw_inputs(lfw_dir, pairs_file, folds)[1]) if options.aligned else len(pairs)

@@ -83,7 +83,7 @@ def _missing_message(spec: ModelSpec) -> str:
     files = "; ".join(f"{s.filename} ({s.format.value})" for s in spec.sources if s.user_supplied)
     return (
         f"Model {spec.name!r} ({spec.tag}) needs a weights file that is not installed. "
-        f"Put one of: {files} in {user_weights_dir()}, or pass --weights PATH, "
+        f"Put one of: {files} in {user_weights_dir()}, or pass weights=PATH, "
         f"or set {spec.env_var}=PATH."
     )
 
