@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from facenet_offline.data.images import load_rgb
-from facenet_offline.data.lfw import check_lfw_dir, image_path, read_pairs
+from facenet_offline.data.lfw_dataset import check_lfw_dir, image_path, read_pairs
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -46,7 +46,7 @@ def lfw_faces(lfw_dir, lfw_pairs):
 
 @pytest.fixture(scope="session")
 def built_default():
-    from facenet_offline.build import build_facenet
+    from facenet_offline.model_cache import build_facenet
 
     return build_facenet()
 
@@ -60,14 +60,14 @@ def facenet_torch():
 
 @pytest.fixture(scope="session")
 def built_mtcnn():
-    from facenet_offline.build import build_mtcnn
+    from facenet_offline.model_cache import build_mtcnn
 
     return build_mtcnn()
 
 
 @pytest.fixture(scope="session")
 def detector(built_mtcnn):
-    from facenet_offline.detect import open_detector
+    from facenet_offline.engines import open_detector
 
     return open_detector()
 
@@ -75,6 +75,6 @@ def detector(built_mtcnn):
 @pytest.fixture(scope="session")
 def lfw_images(lfw_dir, lfw_pairs):
     """The first 32 distinct images of pairs.txt, decoded (uint8 RGB, 250x250)."""
-    from facenet_offline.data.lfw import images_in_pairs
+    from facenet_offline.data.lfw_dataset import images_in_pairs
 
     return [load_rgb(p) for p in images_in_pairs(lfw_dir, lfw_pairs)[:32]]

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from facenet_offline.detect.align import (
-    TEMPLATE_160, AlignConfig, AlignMethod, align_face, dsb_margin_box, margin_box, similarity_transform)
+    TEMPLATE_160,
+    AlignConfig,
+    AlignMethod,
+    align_face,
+    dsb_margin_box,
+    margin_box,
+    similarity_transform,
+)
 
 
 def test_margin_box_is_facenet_pytorch_arithmetic():

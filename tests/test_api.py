@@ -15,7 +15,7 @@ import facenet_offline
 from facenet_offline import FaceNet, Gallery, ImageError, Status, StatusKind, cluster, identify
 from facenet_offline.api import NoFaceError
 from facenet_offline.data.images import load_image
-from facenet_offline.data.lfw import image_path
+from facenet_offline.data.lfw_dataset import image_path
 from facenet_offline.detect.align import AlignConfig
 from facenet_offline.errors import NoThresholdError
 
@@ -44,6 +44,8 @@ def _rotated_jpeg(path) -> bytes:
 def test_the_front_door_exports_the_api_and_nothing_heavy_on_import():
     assert {"FaceNet", "Gallery", "identify", "cluster", "Status", "Face"} <= set(facenet_offline.__all__)
     assert "FaceNet" in dir(facenet_offline) and facenet_offline.FaceNet is FaceNet
+    for name in facenet_offline.__all__:  # every lazy name resolves
+        assert getattr(facenet_offline, name) is not None
     with pytest.raises(AttributeError, match="no attribute 'FaceNett'"):
         facenet_offline.FaceNett  # noqa: B018 - a typo is an error, not None
 

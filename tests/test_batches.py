@@ -31,9 +31,9 @@ def test_bad_bounds_are_refused():
 
 
 def test_decoded_batches_hold_at_most_the_pixel_budget(tmp_path, lfw_dir):
-    from facenet_offline.data.lfw import image_path
+    from facenet_offline.data.lfw_dataset import image_path
     from facenet_offline.errors import ImageError
-    from facenet_offline.pipeline import decoded_batches
+    from facenet_offline.face_loop import decoded_batches
 
     photos = [image_path(lfw_dir, "Tony_Blair", k) for k in range(1, 6)]  # 250 x 250 each
     broken = tmp_path / "broken.jpg"

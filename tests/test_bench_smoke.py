@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-
 import pytest
 
 from facenet_offline.bench.harness import Timing, measure
@@ -172,7 +171,7 @@ def test_bench_keeps_the_allocator_and_other_commands_fix_it():
 def test_net_clock_counts_every_net_the_detector_runs(built_mtcnn, lfw_images):
     """On OpenVINO a lone photo's pyramid runs through the packed PNet: its time is the nets' time too."""
     from facenet_offline.bench.detection import NetTally, _NetClock, clock_nets
-    from facenet_offline.detect import open_detector
+    from facenet_offline.engines import open_detector
 
     detector, tally = open_detector("openvino"), NetTally()
     clock_nets(detector, tally)
@@ -237,10 +236,10 @@ def test_workers_layouts_refuse_what_they_cannot_run():
 
 
 def test_pinning_is_refused_for_backends_other_than_openvino():
-    from facenet_offline.bench.models import _engine
+    from facenet_offline.bench.models import engine_runner
 
     with pytest.raises(ValueError, match="OpenVINO setting"):
-        _engine("facenet", "onnxruntime", 1, pinning=True)
+        engine_runner("facenet", "onnxruntime", 1, pinning=True)
 
 
 def test_sections_kept_from_a_run_on_another_machine_say_so():

@@ -5,7 +5,8 @@ import subprocess
 import sys
 import time
 
-from facenet_offline.build import RECORD, BuildOptions, _read_valid, build_facenet, facenet_cache_dir, parity_batch
+from facenet_offline.model_cache import RECORD, BuildOptions, build_facenet, facenet_cache_dir, parity_batch
+from facenet_offline.model_cache.store import _read_valid
 from facenet_offline.runtime.onnxruntime import OnnxRuntimeBackend
 from facenet_offline.weights import get_spec, resolve_weights
 
@@ -24,7 +25,7 @@ def test_two_processes_building_the_same_model_build_it_once(tmp_path, monkeypat
     outputs = [run.communicate(timeout=600) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
     logs = "".join(err for _, err in outputs)
-    assert logs.count("INFO facenet_offline.build: built ") == 1, logs  # the other waited, then used it
+    assert logs.count("INFO facenet_offline.model_cache: built ") == 1, logs  # the other waited, then used it
     paths = {out.splitlines()[0] for out, _ in outputs}
     assert len(paths) == 1
     assert _read_valid(_folder()) is not None  # every file matches the record's sha256

@@ -5,9 +5,10 @@ import pytest
 
 from facenet_offline.bench.peers import as_peer_boxes, opencv_mtcnn, peer_boxes
 from facenet_offline.data.images import load_rgb
-from facenet_offline.data.lfw import images_in_pairs
-from facenet_offline.detect import Detection, MTCNNConfig, Selection, open_detector
+from facenet_offline.data.lfw_dataset import images_in_pairs
+from facenet_offline.detect import Detection, MTCNNConfig, Selection
 from facenet_offline.detect.boxes import iou_matrix
+from facenet_offline.engines import open_detector
 
 
 def _same(a: Detection, b: Detection) -> bool:
@@ -144,8 +145,8 @@ def test_bad_input_is_a_clear_error(detector):
 
 def test_default_runs_give_each_net_at_most_23_shapes():
     """Every new input shape costs a runtime memory it keeps; the defaults bound how many there can be."""
-    from facenet_offline.detect import MTCNNConfig
     from facenet_offline.data.tensors import pad_rows
+    from facenet_offline.detect import MTCNNConfig
 
     c = MTCNNConfig()
     for chunk in (c.rnet_batch, c.onet_batch):  # a run holds 1 to ``chunk`` candidates
@@ -157,7 +158,8 @@ def test_default_runs_give_each_net_at_most_23_shapes():
 
 def test_rnet_and_onet_runs_are_padded_to_a_few_shapes(built_mtcnn, lfw_images):
     """Candidate counts vary every batch; the runtimes must only ever see multiples of the bucket."""
-    from facenet_offline.detect import MTCNNConfig, open_detector
+    from facenet_offline.detect import MTCNNConfig
+    from facenet_offline.engines import open_detector
 
     detector = open_detector("onnxruntime", config=MTCNNConfig(batch_bucket=32, rnet_batch=100))
     seen = []
@@ -193,7 +195,7 @@ def test_detector_threads_follow_the_nets_threads(built_mtcnn, monkeypatch):
     default as many threads as the process may use, not a fixed two."""
     import threading
 
-    import facenet_offline.runtime.base as base
+    import facenet_offline.detect.runtimes as base
 
     one = open_detector("onnxruntime", threads=1)
     names = []

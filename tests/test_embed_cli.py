@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from facenet_offline.cli import main
-from facenet_offline.data.lfw import image_path
-from facenet_offline.embeddings import EmbeddingSet, distance_matrix
+from facenet_offline.data.lfw_dataset import image_path
+from facenet_offline.distance import squared_l2_matrix as distance_matrix
+from facenet_offline.embedding_set import EmbeddingSet
 from facenet_offline.samples import sample_face_paths
 
 from .conftest import centre_crop
@@ -37,7 +38,7 @@ def test_batch_size_does_not_change_embeddings(tmp_path, built_default):
 
 def test_same_person_pairs_are_closer_than_different_ones(lfw_dir, lfw_pairs, built_default):
     from facenet_offline.data.images import load_rgb
-    from facenet_offline.embedder import open_embedder
+    from facenet_offline.engines import open_embedder
 
     embedder = open_embedder()
     same = [p for p in lfw_pairs if p.fold == 0 and p.same][:6]
@@ -86,7 +87,7 @@ def test_mixed_inputs_keep_going_with_a_status_per_input(tmp_path, built_default
 
 
 def test_parts_are_assembled_into_one_set_without_loading_them_together(tmp_path):
-    from facenet_offline.embeddings import save_concatenated
+    from facenet_offline.embedding_set import save_concatenated
 
     rng = np.random.default_rng(0)
     parts = [EmbeddingSet([f"dir/{k}-{i}.jpg" for i in range(n)], rng.standard_normal((n, 8)).astype(np.float32),
@@ -110,7 +111,7 @@ def test_embedder_runs_are_padded_to_a_few_shapes(built_default, lfw_dir, lfw_pa
     """The faces per batch vary; the runtime must only see a few row counts, and padding changes nothing."""
     from facenet_offline.data.images import load_rgb
     from facenet_offline.data.tensors import pad_rows
-    from facenet_offline.embedder import open_embedder
+    from facenet_offline.engines import open_embedder
 
     batch = np.arange(3 * 2, dtype=np.float32).reshape(3, 2)
     assert pad_rows(batch, 8).shape == (4, 2) and np.array_equal(pad_rows(batch, 8)[:3], batch)  # below 8: a power of 2

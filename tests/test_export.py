@@ -5,10 +5,10 @@ import onnx
 import pytest
 import torch
 
-from facenet_offline.build import BuildOptions, build_facenet
+from facenet_offline.convert.onnx import ExportConfig, check_parity, export_onnx
 from facenet_offline.data.tensors import resize_face, standardise
 from facenet_offline.errors import ExportParityError
-from facenet_offline.export.onnx import ExportConfig, check_parity, export_onnx
+from facenet_offline.model_cache import BuildOptions, build_facenet
 from facenet_offline.runtime.onnxruntime import OnnxRuntimeBackend, make_session
 from facenet_offline.runtime.torch import TorchBackend
 
@@ -47,7 +47,7 @@ def test_cached_build_is_reused_and_a_corrupt_one_rebuilt(built_default):
 
 
 def test_cache_key_depends_on_options(built_default):
-    from facenet_offline.build import facenet_cache_dir
+    from facenet_offline.model_cache import facenet_cache_dir
     from facenet_offline.weights import get_spec
 
     spec, sha = get_spec("casia-webface"), built_default.record["weights"]["sha256"]

@@ -6,8 +6,8 @@ import numpy as np
 from PIL import Image
 
 from facenet_offline.cli import main
-from facenet_offline.data.lfw import image_path
-from facenet_offline.embeddings import EmbeddingSet
+from facenet_offline.data.lfw_dataset import image_path
+from facenet_offline.embedding_set import EmbeddingSet
 
 
 def test_detect_writes_a_line_per_image_and_crops(tmp_path, lfw_dir, detector):

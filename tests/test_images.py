@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from facenet_offline.data.images import DEFAULT_MAX_SIDE, decoded_pixels, iter_image_paths, load_image, load_rgb
-from facenet_offline.data.lfw import image_path
+from facenet_offline.data.lfw_dataset import image_path
 from facenet_offline.errors import ImageError
 
 

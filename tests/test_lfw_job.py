@@ -6,13 +6,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from facenet_offline.cli.evaluation import lfw_options
 
 from facenet_offline.cli import main
-from facenet_offline.cli.lfw import lfw_options
 from facenet_offline.cli.parser import build_parser
-from facenet_offline.data.lfw import read_pairs, read_view1
+from facenet_offline.data.lfw_dataset import read_pairs, read_view1
 from facenet_offline.detect.align import AlignConfig
-from facenet_offline.evaluate.lfw import LfwOptions
+from facenet_offline.evaluate.lfw_job import LfwOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 

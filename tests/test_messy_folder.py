@@ -12,8 +12,8 @@ from PIL import Image
 
 from facenet_offline.cli import main
 from facenet_offline.data.images import load_rgb
-from facenet_offline.data.lfw import image_path
-from facenet_offline.embeddings import EmbeddingSet
+from facenet_offline.data.lfw_dataset import image_path
+from facenet_offline.embedding_set import EmbeddingSet
 
 HUGE_FACE = (5000, 3000, 6500, 4500)  # where the face photo is pasted in the 12000 x 9000 image
 

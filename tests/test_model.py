@@ -2,8 +2,7 @@
 
 import torch
 
-from facenet_offline.models.inception_resnet_v1 import (
-    InceptionResnetV1, folded_state_dict, unfolded_state_dict)
+from facenet_offline.models.inception_resnet_v1 import InceptionResnetV1, folded_state_dict, unfolded_state_dict
 
 
 def test_module_names_follow_facenet_pytorch():

@@ -5,7 +5,7 @@ import onnx
 import pytest
 import torch
 
-from facenet_offline.build import MTCNN_INPUT_SIZES, mtcnn_parity_patches, run_shipped_mtcnn
+from facenet_offline.model_cache import MTCNN_INPUT_SIZES, mtcnn_parity_patches, run_shipped_mtcnn
 from facenet_offline.models.mtcnn import NETS
 from facenet_offline.runtime.onnxruntime import OnnxRuntimeBackend
 from facenet_offline.runtime.torch import TorchBackend

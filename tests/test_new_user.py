@@ -4,7 +4,6 @@ import errno
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 
@@ -14,8 +13,8 @@ from PIL import Image
 
 from facenet_offline import cache
 from facenet_offline.cli import main
-from facenet_offline.data.lfw import image_path, read_pairs
-from facenet_offline.embeddings import EmbeddingSet
+from facenet_offline.data.lfw_dataset import image_path, read_pairs
+from facenet_offline.embedding_set import EmbeddingSet
 from facenet_offline.errors import DiskFullError
 from facenet_offline.recognition import Gallery, GalleryError
 from facenet_offline.samples import FACES_DIR, PEOPLE, PROBES
@@ -132,7 +131,7 @@ def test_error_messages_name_the_input_once(tmp_path, models, capsys):
 
 # --- runs: resume, interrupts, a full disk ---------------------------------------------------------------
 def test_a_small_run_keeps_finished_work_when_interrupted(tmp_path, models, monkeypatch, capsys):
-    from facenet_offline import jobs
+    from facenet_offline import folder_runs as jobs
 
     real = jobs.analyse
 
@@ -180,11 +179,10 @@ def test_embed_on_a_full_disk_names_the_place_and_how_to_continue(tmp_path, mode
 
 
 def test_every_writer_says_where_the_disk_is_full(tmp_path, lfw_dir, models, monkeypatch):
-    from facenet_offline.build import BuildOptions, build_facenet
-    from facenet_offline.detect import open_detector
-    from facenet_offline.embedder import open_embedder
-    from facenet_offline.evaluate import lfw
+    from facenet_offline.engines import open_detector, open_embedder
+    from facenet_offline.evaluate import lfw_job as lfw
     from facenet_offline.export.targets import export_target
+    from facenet_offline.model_cache import BuildOptions, build_facenet
 
     home = tmp_path / "home"
     monkeypatch.setenv("FACENET_OFFLINE_HOME", str(home))

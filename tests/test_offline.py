@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from facenet_offline.cli import main
-from facenet_offline.data.lfw import image_path
+from facenet_offline.data.lfw_dataset import image_path
 from facenet_offline.data.tensors import face_batch, read_bin, to_nchw, write_bin
-from facenet_offline.embeddings import EmbeddingSet
+from facenet_offline.embedding_set import EmbeddingSet
 
 
 def test_bin_layout_is_raw_little_endian_float32_in_c_order(tmp_path):
@@ -54,9 +54,9 @@ def test_preprocess_infer_postprocess_of_photos(tmp_path, lfw_dir, built_default
     second = read_bin(pre / info["batches"][1]["file"], (3, 160, 160))
     assert not second.any()  # the no-face row and the padding are zeros
     # The preprocessed rows are exactly the model input the embedder builds from the same crops.
-    from facenet_offline.detect import open_detector
-    from facenet_offline.detect.align import AlignConfig, align_face
     from facenet_offline.data.images import load_rgb
+    from facenet_offline.detect.align import AlignConfig, align_face
+    from facenet_offline.engines import open_detector
 
     img = load_rgb(faces[0])
     face = open_detector().detect([img])[0].select("largest")
@@ -90,9 +90,8 @@ def test_lfw_fold_1_round_trip_equals_the_direct_lfw_job(tmp_path, built_default
     assert a["detection_failures"] == b["detection_failures"] and a["pairs"] == b["pairs"] == 600
 
     # The embeddings themselves: exactly those of the direct job (its cache holds them).
-    from facenet_offline.detect import open_detector
-    from facenet_offline.embedder import open_embedder
-    from facenet_offline.evaluate.lfw import LfwOptions, lfw_embeddings, lfw_inputs
+    from facenet_offline.engines import open_detector, open_embedder
+    from facenet_offline.evaluate.lfw_job import LfwOptions, lfw_embeddings, lfw_inputs
 
     root, _, rel = lfw_inputs(folds=[0])
     _, emb, emb_flip = lfw_embeddings(root, rel, open_embedder(), open_detector(),
@@ -106,7 +105,7 @@ def test_lfw_fold_1_round_trip_equals_the_direct_lfw_job(tmp_path, built_default
 
 
 def test_preprocess_resumes_and_refuses_other_settings(tmp_path, lfw_dir, built_mtcnn, monkeypatch, capsys):
-    from facenet_offline import offline
+    from facenet_offline import bin_workflow as offline
 
     faces = [str(image_path(lfw_dir, "Tony_Blair", k)) for k in range(1, 8)]
     base = ["preprocess", *faces, "--batch-size", "2", "--out", str(tmp_path / "p")]
@@ -139,7 +138,7 @@ def test_preprocess_batch_of_photos_larger_than_one_decoded_batch(tmp_path, lfw_
     """Three 12 MP photos exceed one decoded batch's pixels: the .bin batch still gets every row, in order."""
     from PIL import Image
 
-    from facenet_offline.pipeline import decoded_batches
+    from facenet_offline.face_loop import decoded_batches
 
     photos = []
     for k in (1, 2, 3):

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from facenet_offline.detect import MTCNNConfig, open_detector
+from facenet_offline.detect import MTCNNConfig
 from facenet_offline.detect import boxes as bx
 from facenet_offline.detect.packing import pack, pnet_map_size
+from facenet_offline.engines import open_detector
 from facenet_offline.models.mtcnn import PackedPNet
 from facenet_offline.runtime.onnxruntime import OnnxRuntimeBackend
 from facenet_offline.weights.loader import load_mtcnn

@@ -4,7 +4,7 @@ import numpy as np
 
 from facenet_offline.bench.peers import opencv_facenet_embed, opencv_facenet_net
 from facenet_offline.data.tensors import resize_face, standardise
-from facenet_offline.evaluate.verification import row_cosine
+from facenet_offline.distance import row_cosine
 from facenet_offline.runtime.onnxruntime import OnnxRuntimeBackend
 
 

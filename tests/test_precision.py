@@ -6,13 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facenet_offline.build import BuildOptions, build_facenet
-from facenet_offline.data.calibration import CalibrationSet, check_disjoint
-from facenet_offline.data.lfw import images_in_pairs, read_pairs
+from facenet_offline.choices import CalibrationMethod, Precision
+from facenet_offline.data.lfw_dataset import images_in_pairs, read_pairs
 from facenet_offline.data.tensors import resize_face, standardise
+from facenet_offline.distance import row_cosine
 from facenet_offline.errors import FacenetOfflineError
-from facenet_offline.evaluate.verification import row_cosine
-from facenet_offline.export.quantize import CalibrationMethod, Precision
+from facenet_offline.model_cache import BuildOptions, build_facenet
+from facenet_offline.model_cache.calibration import CalibrationSet, check_disjoint
 from facenet_offline.runtime.onnxruntime import OnnxRuntimeBackend
 
 
@@ -75,7 +75,7 @@ def _tiny_net(tmp_path) -> Path:
 @pytest.mark.parametrize("count", [20, 13])
 def test_int8_calibrates_on_any_number_of_inputs(tmp_path, count):
     """Histogram calibration stacks every batch of a tensor; a short last batch must not break it."""
-    from facenet_offline.export.quantize import Int8Config, to_int8
+    from facenet_offline.convert.quantize import Int8Config, to_int8
 
     source = _tiny_net(tmp_path)
     data = np.random.default_rng(0).normal(size=(count, 3, 8, 8)).astype(np.float32)
@@ -95,7 +95,7 @@ def _scalar_scales(path) -> dict:
 def test_entropy_calibration_is_not_minmax_under_another_name(tmp_path):
     """ONNX Runtime's entropy default (128 bins for 128 quantized bins) searches one range, the full one;
     with our settings it clips a long tail, so the activation scales come out smaller than minmax's."""
-    from facenet_offline.export.quantize import Int8Config, to_int8
+    from facenet_offline.convert.quantize import Int8Config, to_int8
 
     source = _tiny_net(tmp_path)
     rng = np.random.default_rng(0)
@@ -110,7 +110,7 @@ def test_entropy_calibration_is_not_minmax_under_another_name(tmp_path):
 
 def test_int8_calibrates_on_batches_of_different_sizes_with_minmax(tmp_path):
     """A detector's pyramid levels differ in height and width; minmax pools them, histograms refuse."""
-    from facenet_offline.export.quantize import Int8Config, to_int8
+    from facenet_offline.convert.quantize import Int8Config, to_int8
 
     source, rng = _tiny_net(tmp_path), np.random.default_rng(0)
     batches = [rng.normal(size=(2, 3, side, side + 4)).astype(np.float32) for side in (8, 12, 20)]
@@ -123,14 +123,14 @@ def test_int8_calibrates_on_batches_of_different_sizes_with_minmax(tmp_path):
 
 
 def test_int8_without_calibration_inputs_is_a_clear_error(tmp_path):
-    from facenet_offline.export.quantize import to_int8
+    from facenet_offline.convert.quantize import to_int8
 
     with pytest.raises(ValueError, match="no inputs; calibrate on at least one image"):
         to_int8(tmp_path / "model.onnx", tmp_path / "model8.onnx", np.zeros((0, 3, 8, 8), np.float32))
 
 
 def test_held_out_faces_are_outside_the_calibration_set_and_the_pairs(lfw_dir):
-    from facenet_offline.data.calibration import HELD_OUT
+    from facenet_offline.model_cache.calibration import HELD_OUT
 
     held, calibration = HELD_OUT.paths(lfw_dir), CalibrationSet().paths(lfw_dir)
     assert len(set(held)) == HELD_OUT.count == 256 and held == HELD_OUT.paths(lfw_dir)
@@ -149,7 +149,7 @@ def _precision_row(precision, calibration, cosine_mean, cosine_min, accuracy):
 
 def test_the_calibration_default_is_chosen_on_fidelity_never_on_lfw():
     from facenet_offline.bench.precision import closest_calibration, precision_markdown
-    from facenet_offline.export.quantize import DEFAULT_CALIBRATION
+    from facenet_offline.choices import DEFAULT_CALIBRATION
 
     others = [m.value for m in CalibrationMethod if m is not DEFAULT_CALIBRATION]
     rows = [_precision_row("fp32", None, 1.0, 1.0, 0.990),

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from facenet_offline.cli import main
-from facenet_offline.data.lfw import image_path
+from facenet_offline.data.lfw_dataset import image_path
 from facenet_offline.recognition import Gallery, GalleryError
 from facenet_offline.recognition.metrics import cluster_scores, open_set_dir, rank_k
 

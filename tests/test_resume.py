@@ -11,11 +11,11 @@ import time
 import numpy as np
 import pytest
 
-from facenet_offline import jobs
-from facenet_offline.chunks import ChunkStore, ResumeError, run_manifest
+from facenet_offline import folder_runs as jobs
+from facenet_offline.chunk_store import ChunkStore, ResumeError, run_manifest
 from facenet_offline.cli import main
-from facenet_offline.data.lfw import images_in_pairs
-from facenet_offline.embeddings import EmbeddingSet
+from facenet_offline.data.lfw_dataset import images_in_pairs
+from facenet_offline.embedding_set import EmbeddingSet
 from facenet_offline.samples import sample_face_paths
 
 
@@ -139,9 +139,8 @@ def test_detect_resumes_to_the_same_lines(tmp_path, folder, built_mtcnn, monkeyp
 
 
 def test_lfw_cache_resumes_by_itself(tmp_path, lfw_dir, lfw_pairs, built_default, built_mtcnn, monkeypatch):
-    from facenet_offline.detect import open_detector
-    from facenet_offline.embedder import open_embedder
-    from facenet_offline.evaluate import lfw
+    from facenet_offline.engines import open_detector, open_embedder
+    from facenet_offline.evaluate import lfw_job as lfw
 
     monkeypatch.setenv("FACENET_OFFLINE_HOME", str(tmp_path))
     monkeypatch.setattr(lfw, "CACHE_CHUNK", 16)

@@ -7,8 +7,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 from facenet_offline.cli import main
-from facenet_offline.export.targets import (NPU_OPSET, constant_clips, export_target, graph_problems,
-                                            prelu_to_relu)
+from facenet_offline.export.targets import NPU_OPSET, constant_clips, export_target, graph_problems, prelu_to_relu
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 from facenet_offline.evaluate.verification import (
-    Distance, ProtocolOptions, accuracy_at, equal_error_rate, evaluate, pair_distance, threshold_for_far, val_far_at)
+    Distance,
+    ProtocolOptions,
+    accuracy_at,
+    equal_error_rate,
+    evaluate,
+    pair_distance,
+    threshold_for_far,
+    val_far_at,
+)
 
 
 def _pairs_with_distances(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -15,10 +15,10 @@ from tqdm import tqdm
 from facenet_offline.bench.peers import as_peer_boxes, opencv_mtcnn, peer_boxes
 from facenet_offline.cache import atomic_write_bytes
 from facenet_offline.data.images import load_rgb
-from facenet_offline.data.lfw import check_lfw_dir, images_folder, images_in_pairs, read_pairs
-from facenet_offline.detect import open_detector
+from facenet_offline.data.lfw_dataset import check_lfw_dir, images_folder, images_in_pairs, read_pairs
 from facenet_offline.detect.boxes import iou_matrix
-from facenet_offline.pipeline import detect_batches
+from facenet_offline.engines import open_detector
+from facenet_offline.face_loop import detect_batches
 
 
 def detection_rate(root: Path, detector) -> tuple[int, list[str], int, float]:

@@ -14,8 +14,8 @@ import argparse
 import numpy as np
 
 from facenet_offline.data.images import load_rgb
-from facenet_offline.data.lfw import check_lfw_dir, images_outside_pairs
-from facenet_offline.detect import open_detector
+from facenet_offline.data.lfw_dataset import check_lfw_dir, images_outside_pairs
+from facenet_offline.engines import open_detector
 
 
 def main() -> None:

@@ -16,10 +16,10 @@ import numpy as np
 from tqdm import tqdm
 
 from facenet_offline.cache import atomic_write_bytes, atomic_write_json
-from facenet_offline.data.lfw import check_lfw_dir, image_path, images_in_pairs, read_pairs, read_view1
-from facenet_offline.detect import Selection, open_detector
-from facenet_offline.embedder import open_embedder
-from facenet_offline.evaluate.lfw import LfwOptions, combine_flips, lfw_embeddings, score_pairs
+from facenet_offline.data.lfw_dataset import check_lfw_dir, image_path, images_in_pairs, read_pairs, read_view1
+from facenet_offline.detect import Selection
+from facenet_offline.engines import open_detector, open_embedder
+from facenet_offline.evaluate.lfw_job import LfwOptions, combine_flips, lfw_embeddings, score_pairs
 
 RULES = (Selection.CENTRE_WEIGHTED, Selection.NEAREST_CENTRE)
 

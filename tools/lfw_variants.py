@@ -16,10 +16,10 @@ import json
 from tqdm import tqdm
 
 from facenet_offline.cache import atomic_write_bytes, atomic_write_json
-from facenet_offline.data.lfw import check_lfw_dir, images_in_pairs, read_pairs, read_view1
-from facenet_offline.detect import AlignConfig, open_detector
-from facenet_offline.embedder import open_embedder
-from facenet_offline.evaluate.lfw import Flip, LfwOptions, combine_flips, lfw_embeddings, score_pairs
+from facenet_offline.data.lfw_dataset import check_lfw_dir, images_in_pairs, read_pairs, read_view1
+from facenet_offline.detect import AlignConfig
+from facenet_offline.engines import open_detector, open_embedder
+from facenet_offline.evaluate.lfw_job import Flip, LfwOptions, combine_flips, lfw_embeddings, score_pairs
 from facenet_offline.evaluate.variants import rank_on_view1
 from facenet_offline.evaluate.verification import Distance, ProtocolOptions
 

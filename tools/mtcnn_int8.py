@@ -17,13 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from facenet_offline.build import build_mtcnn
 from facenet_offline.cache import atomic_write_bytes
+from facenet_offline.choices import CalibrationMethod
+from facenet_offline.convert.quantize import Int8Config, to_int8
 from facenet_offline.data.images import load_rgb
-from facenet_offline.data.lfw import check_lfw_dir, images_in_pairs, images_outside_pairs, read_pairs
+from facenet_offline.data.lfw_dataset import check_lfw_dir, images_in_pairs, images_outside_pairs, read_pairs
 from facenet_offline.detect import MTCNNDetector
 from facenet_offline.detect.boxes import iou_matrix
-from facenet_offline.export.quantize import CalibrationMethod, Int8Config, to_int8
+from facenet_offline.model_cache import build_mtcnn
 from facenet_offline.runtime.openvino import OpenVinoBackend
 
 

@@ -23,13 +23,12 @@ import numpy as np
 from tqdm import tqdm
 
 from facenet_offline.cache import atomic_write_bytes, atomic_write_json
-from facenet_offline.data.lfw import check_lfw_dir, image_path, images_in_pairs, read_pairs, read_view1
-from facenet_offline.detect import open_detector
-from facenet_offline.embedder import open_embedder
-from facenet_offline.evaluate.lfw import Flip, LfwOptions, lfw_embeddings
+from facenet_offline.data.lfw_dataset import check_lfw_dir, image_path, images_in_pairs, read_pairs, read_view1
+from facenet_offline.engines import open_detector, open_embedder
+from facenet_offline.errors import FacenetOfflineError
+from facenet_offline.evaluate.lfw_job import Flip, LfwOptions, lfw_embeddings
 from facenet_offline.evaluate.operating_points import accepted, accuracy_threshold, measure, pair_distances
 from facenet_offline.weights import MODELS, resolve_weights
-from facenet_offline.errors import FacenetOfflineError
 
 FARS = (1e-2, 1e-3, 1e-4)
 

@@ -27,11 +27,10 @@ from tqdm import tqdm
 
 from facenet_offline.cache import atomic_path, atomic_write_bytes, atomic_write_json
 from facenet_offline.data.images import iter_image_paths, load_rgb
-from facenet_offline.data.lfw import check_lfw_dir
-from facenet_offline.detect import open_detector
+from facenet_offline.data.lfw_dataset import check_lfw_dir
 from facenet_offline.detect.align import align_face
-from facenet_offline.embedder import open_embedder
-from facenet_offline.evaluate.lfw import Flip, LfwOptions, lfw_embeddings
+from facenet_offline.engines import open_detector, open_embedder
+from facenet_offline.evaluate.lfw_job import Flip, LfwOptions, lfw_embeddings
 from facenet_offline.recognition import Gallery, cluster_embeddings
 from facenet_offline.recognition.cluster import THUMB, contact_sheet, default_cluster_threshold
 from facenet_offline.recognition.metrics import cluster_scores, open_set_dir, rank_k

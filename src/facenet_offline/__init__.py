@@ -29,11 +29,11 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "FaceNet": "api", "Verification": "api", "NoFaceError": "api",
-    "Face": "pipeline", "FaceOptions": "pipeline", "ImageResult": "pipeline",
+    "Face": "face_loop", "FaceOptions": "face_loop", "ImageResult": "face_loop",
     "Status": "status", "StatusKind": "status",
     "Selection": "detect.mtcnn", "AlignConfig": "detect.align",
     "OperatingPoint": "weights.registry", "ModelSpec": "weights.registry",
-    "EmbeddingSet": "embeddings",
+    "EmbeddingSet": "embedding_set",
     "Gallery": "recognition.gallery", "Match": "recognition.gallery",
     "identify": "recognition.identify", "cluster": "recognition.cluster",
     "FacenetOfflineError": "errors", "ImageError": "errors",

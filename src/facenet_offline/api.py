@@ -12,17 +12,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from .data.images import ImageInput, as_source, expand_inputs
-from .detect import open_detector
 from .detect.align import AlignConfig
 from .detect.mtcnn import Selection
-from .embedder import open_embedder
-from .embeddings import SetSummary
+from .distance import squared_l2
+from .embedding_set import SetSummary
+from .engines import open_detector, open_embedder
 from .errors import FacenetOfflineError, ImageError
-from .jobs import RunConfig, embed_run
-from .pipeline import Face, FaceOptions, ImageResult, analyse
+from .face_loop import Face, FaceOptions, ImageResult, analyse
+from .folder_runs import RunConfig, embed_run
 from .status import Status
 from .weights import DEFAULT_MODEL, ModelSpec, OperatingPoint
 
@@ -120,7 +118,7 @@ class FaceNet:
         point = self.operating_point(threshold, far)
         first, second = (self._one(img, self.embedder, options, False, index=i, need_face="verify").faces[0]
                          for i, img in ((1, image1), (2, image2)))
-        distance = float(np.sum((first.embedding.astype(np.float64) - second.embedding) ** 2))
+        distance = float(squared_l2(first.embedding, second.embedding))
         return Verification(distance, point.threshold, point.same(distance), point, first, second, self.description)
 
     # --- many images -----------------------------------------------------------------------------

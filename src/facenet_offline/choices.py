@@ -37,6 +37,6 @@ class CalibrationMethod(Choice):
     PERCENTILE = "percentile"
 
 
-# The calibration whose INT8 embeddings come closest to float32 on held-out faces (data.calibration.HELD_OUT,
+# The calibration whose INT8 embeddings come closest to float32 on held-out faces (model_cache.calibration.HELD_OUT,
 # measured by the precision benchmark, docs/precision.md). Chosen on fidelity, never on LFW accuracy.
 DEFAULT_CALIBRATION = CalibrationMethod.PERCENTILE

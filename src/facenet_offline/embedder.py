@@ -1,10 +1,14 @@
-"""An embedder: a model spec plus a backend, turning uint8 RGB face crops into unit-length embeddings."""
+"""An embedder: a model spec plus a backend, turning uint8 RGB face crops into unit-length embeddings.
+
+``engines.open_embedder`` builds the model into the cache and opens it here.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -50,36 +54,32 @@ class Embedder:
         return out[:len(batch)].astype(np.float32, copy=False)
 
 
-def open_embedder(model: str = "casia-webface", backend: str = "onnxruntime", threads: int | None = None,
-                  providers: Sequence[str] | None = None, weights_path: str | None = None,
-                  precision: str = "fp32", calibration: str | None = None) -> Embedder:
-    """Build (or take from the cache) the model and open it on the chosen backend.
+def embedder_on_file(path: str | Path, spec: ModelSpec, description: dict, backend: str = "onnxruntime",
+                     threads: int | None = None, providers: Sequence[str] | None = None) -> Embedder:
+    """FaceNet's ONNX file opened on ``backend`` (onnxruntime, openvino or openvino-bf16).
 
-    ``calibration`` (INT8 only) defaults to the build's default method.
+    Only the chosen runtime is imported, so the imports sit inside on purpose.
     """
     kind = BackendName.parse(backend)
-    if kind is BackendName.TORCH and precision != "fp32":
-        raise ValueError(f"the torch backend runs fp32 only; use backend='onnxruntime' for {precision}")
     if kind is BackendName.TORCH:
-        from .runtime.torch import TorchBackend
-        from .weights.loader import load_facenet
-
-        net = load_facenet(model, weights_path)
-        return Embedder(net.spec, TorchBackend(net, threads), {
-            "model": net.spec.name, "backend": "torch", "precision": "fp32", "weights_sha256": net.weights.sha256})
-    from .build import BuildOptions, build_facenet
-
-    built = build_facenet(BuildOptions(model=model, weights_path=weights_path, precision=precision,
-                                       **({"calibration": calibration} if calibration else {})))
+        raise ValueError("the torch backend runs the torch module: use embedder_on_torch")
     if kind in (BackendName.OPENVINO, BackendName.OPENVINO_BF16):
         from .runtime.openvino import OpenVinoBackend
 
-        engine = OpenVinoBackend(built.path, threads, arithmetic="bf16" if kind is BackendName.OPENVINO_BF16 else "f32")
+        engine = OpenVinoBackend(path, threads, arithmetic="bf16" if kind is BackendName.OPENVINO_BF16 else "f32")
     else:
         from .runtime.onnxruntime import OnnxRuntimeBackend
 
-        engine = OnnxRuntimeBackend(built.path, providers, threads)
-    return Embedder(built.spec, engine, {
-        "model": built.spec.name, "backend": kind.value, "precision": built.record["precision"],
-        "weights_sha256": built.record["weights"]["sha256"], "onnx_sha256": built.record["files"]["facenet"],
-        **({"calibration": built.record["calibration"]} if built.record.get("calibration") else {})})
+        engine = OnnxRuntimeBackend(path, providers, threads)
+    return Embedder(spec, engine, dict(description, backend=kind.value))
+
+
+def embedder_on_torch(model: str = "casia-webface", weights_path: str | None = None,
+                      threads: int | None = None) -> Embedder:
+    """FaceNet's torch module (the float32 reference) as an embedder."""
+    from .runtime.torch import TorchBackend
+    from .weights.loader import load_facenet
+
+    net = load_facenet(model, weights_path)
+    return Embedder(net.spec, TorchBackend(net, threads), {
+        "model": net.spec.name, "backend": "torch", "precision": "fp32", "weights_sha256": net.weights.sha256})

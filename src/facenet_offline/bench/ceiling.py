@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from .harness import Timing, measure
 
 
@@ -11,7 +13,6 @@ def gemm_gflops(n: int = 2048, threads: int | None = None, repeats: int = 5) -> 
     The ceiling is the fastest run: noise on a shared machine only ever slows a run down, so the
     fastest is the best estimate of what the machine can do (and the strictest yardstick).
     """
-    import torch
 
     if threads:
         torch.set_num_threads(threads)

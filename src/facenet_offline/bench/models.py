@@ -9,11 +9,23 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 
+import cv2
 import numpy as np
+
+from ..model_cache import BuildOptions, build_facenet, build_mtcnn
+from ..runtime.onnxruntime import OnnxRuntimeBackend
+from ..runtime.openvino import OpenVinoBackend
+from ..runtime.torch import TorchBackend
+from ..weights import MTCNN, resolve_detector_weights
+from ..weights.loader import load_facenet, load_mtcnn
+from .ceiling import gemm_gflops
+from .harness import peak_rss_mb, reset_peak_rss
+from .peers import opencv_facenet_embed, opencv_facenet_net
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +59,7 @@ class ModelRow:
     peak_is_own: bool = True
 
 
-def _engine(model: str, backend: str, threads: int, pinning: bool | None = None):
+def engine_runner(model: str, backend: str, threads: int, pinning: bool | None = None):
     """A callable running one NCHW float32 batch through ``model`` on ``backend`` ("name" or "name-precision").
 
     ``pinning`` (OpenVINO only) overrides the backend's choice of tying its threads to cores.
@@ -59,35 +71,25 @@ def _engine(model: str, backend: str, threads: int, pinning: bool | None = None)
     if backend == "opencv-peer":
         return _opencv_peer(model)
     if backend == "torch":
-        from ..runtime.torch import TorchBackend
-        from ..weights.loader import load_facenet, load_mtcnn
 
         net = load_facenet() if model == "facenet" else load_mtcnn()[model]
         return TorchBackend(net, threads).run
-    from ..build import BuildOptions, build_facenet, build_mtcnn
 
     if model != "facenet" and precision != "fp32":
         raise ValueError(f"{model} is benchmarked in float32 only")
     path = build_facenet(BuildOptions(precision=precision)).path if model == "facenet" else build_mtcnn().files[model]
     if backend == "openvino":
-        from ..runtime.openvino import OpenVinoBackend
 
         return OpenVinoBackend(path, threads, pinning=pinning).run
-    from ..runtime.onnxruntime import OnnxRuntimeBackend
 
     return OnnxRuntimeBackend(path, threads=threads).run
 
 
 def _opencv_peer(model: str):
     """The shipped files on OpenCV DNN, fed as the peer packages feed them."""
-    import cv2
-
-    from .peers import opencv_facenet_embed, opencv_facenet_net
-
     if model == "facenet":
         net = opencv_facenet_net()
         return lambda batch: opencv_facenet_embed(net, batch)  # the graph is fixed to batch 1
-    from ..weights import MTCNN, resolve_detector_weights
 
     net = cv2.dnn.readNetFromONNX(str(resolve_detector_weights(MTCNN)[model].path))
 
@@ -100,11 +102,7 @@ def _opencv_peer(model: str):
 
 def _child(model: str, backend: str, batch_sizes: Sequence[int], repeats: int, threads: int, seconds: float) -> list[dict]:
     """Runs in a fresh process: time every batch size, report latencies and this process's peak RSS."""
-    import time
-
-    from .harness import peak_rss_mb, reset_peak_rss
-
-    run = _engine(model, backend, threads)
+    run = engine_runner(model, backend, threads)
     _, item_shape = SHAPES[model]
     rng = np.random.default_rng(0)
     rows = []
@@ -124,7 +122,6 @@ def _child(model: str, backend: str, batch_sizes: Sequence[int], repeats: int, t
                                     float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), float(ms.min()),
                                     float(ms.max()), len(ms), bool(spread > 0.15), peak_rss_mb(), threads, own)))
     if model == "facenet":  # the ceiling, measured in the same process right after, under the same load
-        from .ceiling import gemm_gflops
 
         ceiling = gemm_gflops(threads=threads)[0]
         for row in rows:

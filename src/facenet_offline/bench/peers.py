@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
+from tensorboard.compat.proto import graph_pb2
 
 from ..weights import get_spec, resolve_weights
 
@@ -13,8 +15,6 @@ def opencv_facenet_net():
     OpenCV 4.x's TensorFlow importer rejects the graph's two control-dependency edges
     (``^...`` inputs, which only order execution and carry no data), so they are dropped first.
     """
-    import cv2
-    from tensorboard.compat.proto import graph_pb2
 
     graph = graph_pb2.GraphDef()
     graph.ParseFromString(resolve_weights(get_spec("casia-webface")).path.read_bytes())

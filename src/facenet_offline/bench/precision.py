@@ -1,7 +1,7 @@
 """FP32, FP16 and INT8 side by side, in the reference's form: LFW accuracy, AUC, VAL and throughput.
 
 Beside them, fidelity: how close each variant's embeddings stay to float32's on held-out faces
-(``data.calibration.HELD_OUT``). The INT8 calibration default is chosen on fidelity, because
+(``model_cache.calibration.HELD_OUT``). The INT8 calibration default is chosen on fidelity, because
 choosing it on LFW accuracy would choose on the benchmark.
 """
 
@@ -13,6 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..choices import DEFAULT_CALIBRATION
+from ..distance import row_cosine
+from ..engines import open_detector, open_embedder
+from ..evaluate.lfw_job import LfwOptions, run_lfw
+from ..model_cache.calibration import HELD_OUT, calibration_faces
 from .harness import measure_interleaved, noisy_flag, paired_ratios
 
 log = logging.getLogger(__name__)
@@ -52,11 +57,6 @@ def bench_precision(variants: Sequence[Variant] = VARIANTS, batch_size: int = 64
     is the median of the round-by-round ratios against fp32 on that backend, so a host that drifts
     during the run moves every row alike.
     """
-    from ..data.calibration import HELD_OUT, calibration_faces
-    from ..detect import open_detector
-    from ..embedder import open_embedder
-    from ..evaluate.lfw import run_lfw
-    from ..evaluate.verification import row_cosine
 
     if variants[0] != Variant("fp32"):
         raise ValueError("the precision suite needs fp32 on onnxruntime first: every variant is compared with it")
@@ -101,9 +101,6 @@ def closest_calibration(rows: list[dict]) -> dict:
 
 
 def precision_markdown(rows: list[dict], date: str, cpu: str | None = None) -> str:
-    from ..evaluate.lfw import LfwOptions
-    from ..export.quantize import DEFAULT_CALIBRATION
-
     job = LfwOptions()  # what bench_precision scores with
     base = next((r for r in rows if r["precision"] == "fp32"), None)
     if base is None:

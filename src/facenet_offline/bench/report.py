@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 
 from ..cache import atomic_path, atomic_write_bytes, atomic_write_json
-from .harness import noisy_flag
-from .workers import PEER
+from .harness import PEER, noisy_flag
+from .precision import precision_markdown
 
 
 def _num(value: float | None, digits: int = 1) -> str:
@@ -195,10 +197,8 @@ def plot_memory(section: dict, path: Path) -> bool:
             runs[(r.get("set", "lfw"), r["mode"])] = r  # rows come in increasing size: the last is the longest
     if not runs:
         return False
-    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for (photo_set, mode), r in runs.items():
@@ -379,7 +379,6 @@ def write_report(results: dict, out_dir: str | Path, keep_other_sections: bool =
     if "memory" in measured:
         plot_memory(measured["memory"], out_dir / "memory.png")
     if "precision" in measured:
-        from .precision import precision_markdown
 
         atomic_write_bytes(out_dir / "precision.md",
                            precision_markdown(measured["precision"], measured["date"], measured["machine"]["cpu"]).encode())

@@ -4,21 +4,31 @@ from __future__ import annotations
 
 import datetime
 import logging
+import tempfile
+import time
 from collections.abc import Sequence
 
-from .harness import MachineInfo, library_versions
+import torch
+
+from ..engines import open_detector, open_embedder
+from ..evaluate.lfw_job import Flip, run_lfw
+from ..evaluate.report import write_report
+from ..runtime.base import usable_cpus
+from ..runtime.openvino import has_bf16
+from ..versions import library_versions
+from .ceiling import gemm_gflops
+from .detection import bench_detection
+from .flops import facenet_flops
+from .harness import MachineInfo, lfw_images
+from .memory import bench_memory
+from .models import BACKENDS, FACENET_EXTRA, SHAPES, bench_models
+from .precision import VARIANTS, bench_precision
+from .search import bench_search
+from .workers import bench_workers, default_layouts, workers_section
 
 log = logging.getLogger(__name__)
 
 SUITES = ("models", "detection", "e2e", "precision", "memory", "search", "workers")
-
-
-def _lfw_images(count: int):
-    from ..data.images import load_rgb
-    from ..data.lfw import check_lfw_dir, images_in_pairs, read_pairs
-
-    root = check_lfw_dir()
-    return [load_rgb(p) for p in images_in_pairs(root, read_pairs(root / "pairs.txt"))[:count]]
 
 
 def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: int = 3,
@@ -36,18 +46,11 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
     unknown = [s for s in suites if s not in SUITES]
     if unknown:
         raise ValueError(f"Unknown benchmark suite(s) {', '.join(unknown)}. Valid: {', '.join(SUITES)}.")
-    from .ceiling import gemm_gflops
-    from .flops import facenet_flops
-
     results: dict = {"date": datetime.date.today().isoformat(),
                      "machine": MachineInfo(versions=library_versions()).to_dict()}
     gflops, timing = gemm_gflops()
-    import torch
-
     results["ceiling"] = {"n": 2048, "threads": torch.get_num_threads(), "gflops": gflops, "timing": timing.summary()}
     if "models" in suites:
-        from .models import BACKENDS, FACENET_EXTRA, SHAPES, bench_models
-
         rows = bench_models(models or tuple(SHAPES), model_backends or BACKENDS + FACENET_EXTRA, model_batch_sizes,
                             repeats=repeats)
         for row in rows:
@@ -60,9 +63,6 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
         results["e2e"] = {p: {**_end_to_end(p), "ceiling_gflops": gflops, "gflop_per_image": facenet_flops() / 1e9}
                           for p in ("fp32", "int8")}
     if "precision" in suites:
-        from ..runtime.openvino import has_bf16
-        from .precision import VARIANTS, bench_precision
-
         variants = [v for v in VARIANTS if v.label in precisions]
         if "bf16" in precisions and not has_bf16():
             log.warning("precision suite: this CPU has no native bfloat16 arithmetic; the bf16 row is left out")
@@ -72,27 +72,18 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
         for row in results["precision"]:
             row.update(ceiling_gflops=gflops, gflop_per_image=gflop_per_image)
     if "memory" in suites:
-        from .memory import bench_memory
-
         section = bench_memory(memory_sizes, mixed_sizes=memory_mixed_sizes, largest_sizes=memory_largest_sizes,
                                camera_sizes=memory_camera_sizes)
         results["memory"] = {**section, "date": results["date"]}
     if "search" in suites:
-        from .search import bench_search
-
         results["search"] = {**bench_search(search_sizes), "date": results["date"], "ceiling_gflops": gflops}
     if "workers" in suites:
-        from ..runtime.base import usable_cpus
-        from .workers import bench_workers, default_layouts, workers_section
-
         cores = usable_cpus()
         rows = bench_workers(default_layouts(cores), workers_seconds, repeats=repeats, images=images)
         results["workers"] = {**workers_section(rows, workers_seconds, cores, images, results["date"]),
                               "ceiling_gflops": gflops, "gflop_per_image": facenet_flops() / 1e9}
     if "detection" in suites:
-        from .detection import bench_detection
-
-        imgs = _lfw_images(images)
+        imgs = lfw_images(images)
         rows = bench_detection(imgs, backends, batch_sizes, peer_images=peer_images, repeats=repeats)
         results["detection"] = {"images": len(imgs), "ceiling_gflops": gflops, "rows": [
             {"engine": r.engine, "batch_size": r.batch_size, "faces": r.faces, "timing": r.timing.summary(),
@@ -109,14 +100,6 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
 
 def _end_to_end(precision: str) -> dict:
     """The whole LFW job from raw JPEG to report, without caches, at the default (best) settings."""
-    import tempfile
-    import time
-
-    from ..detect import open_detector
-    from ..embedder import open_embedder
-    from ..evaluate.lfw import Flip, run_lfw
-    from ..evaluate.report import write_report
-
     embedder, detector = open_embedder(precision=precision), open_detector()
     started = time.perf_counter()
     run = run_lfw(None, embedder, detector, {"backend": "openvino", "config": "default"}, use_cache=False)

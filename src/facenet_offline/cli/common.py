@@ -105,7 +105,7 @@ def open_facenet(args: argparse.Namespace):
 
 
 def open_embedder(args: argparse.Namespace):
-    from ..embedder import open_embedder as open_
+    from ..engines import open_embedder as open_
 
     return open_(args.model, args.backend, args.threads, args.providers.split(",") if args.providers else None,
                  args.weights, args.precision, args.calibration)

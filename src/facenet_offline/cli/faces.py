@@ -10,7 +10,8 @@ from .common import align_config, count, input_paths, open_facenet, progress, re
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from ..embeddings import EmbeddingSet, distance_matrix
+    from ..distance import squared_l2_matrix
+    from ..embedding_set import EmbeddingSet
 
     if Path(args.out).suffix != ".npz":
         raise ValueError(f"out={args.out}: the output must be a .npz file (embeddings, paths, status).")
@@ -30,7 +31,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         several = len(set(result.inputs[ok])) < ok.sum()
         names = [Path(p).stem + (f"#{f}" if several else "") for p, f, good in zip(result.paths, result.faces, ok)
                  if good]
-        _print_distances(names, distance_matrix(result.embeddings[ok]))
+        _print_distances(names, squared_l2_matrix(result.embeddings[ok]))
     return 1 if args.strict and failed else 0
 
 
@@ -44,9 +45,9 @@ def _print_distances(names: list[str], d) -> None:
 
 def cmd_detect(args: argparse.Namespace) -> int:
     from ..data.images import ImageSource
-    from ..detect import open_detector
-    from ..jobs import RunConfig, detect_run
-    from ..pipeline import FaceOptions
+    from ..engines import open_detector
+    from ..face_loop import FaceOptions
+    from ..folder_runs import RunConfig, detect_run
 
     paths = input_paths(args.paths)
     detector = open_detector(args.detector_backend, args.threads)

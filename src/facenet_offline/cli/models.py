@@ -8,7 +8,7 @@ from ..errors import FacenetOfflineError
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from ..build import BuildOptions, build_facenet
+    from ..model_cache import BuildOptions, build_facenet
     from ..weights import MODELS, resolve_weights
 
     if args.action == "list":

@@ -14,12 +14,12 @@ import sys
 from .. import __version__
 from ..allocator import keep_large_blocks_mapped
 from ..errors import FacenetOfflineError
-from .common import (add_embedding_args, add_face_args, add_model_args, add_run_args, add_runtime_args,
-                     add_threshold_args, as_flags)
+from .bench import cmd_bench
+from .bin_workflow import cmd_infer, cmd_postprocess, cmd_preprocess
+from .common import add_embedding_args, add_face_args, add_model_args, add_run_args, add_threshold_args, as_flags
+from .evaluation import cmd_lfw
 from .faces import cmd_detect, cmd_embed, cmd_verify
-from .lfw import cmd_bench, cmd_lfw
 from .models import cmd_export, cmd_models
-from .offline import cmd_infer, cmd_postprocess, cmd_preprocess
 from .recognition import cmd_cluster, cmd_gallery, cmd_identify
 
 PROG = "facenet-offline"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..cache import atomic_path
+
 
 def resize_face(face: np.ndarray, size: int) -> np.ndarray:
     """Square ``size`` x ``size`` crop of any size; area averaging when shrinking, bilinear when growing."""
@@ -75,8 +77,6 @@ BIN_DTYPE = np.dtype("<f4")
 
 def write_bin(path, tensor: np.ndarray) -> None:
     """Write ``tensor`` as raw little-endian float32 in C order, atomically."""
-    from ..cache import atomic_path
-
     with atomic_path(path, ".bin") as tmp:
         np.ascontiguousarray(tensor, dtype=BIN_DTYPE).tofile(tmp)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from enum import Enum
 
+import cv2
 import numpy as np
 
 
@@ -97,7 +98,6 @@ def grouped_nms(boxes: np.ndarray, scores: np.ndarray, groups: np.ndarray, thres
     order = np.argsort(groups, kind="stable")
     starts = np.flatnonzero(np.r_[True, np.diff(groups[order]) != 0])
     if mode is Overlap.UNION:
-        import cv2
 
         rects = np.hstack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2] + 1])  # inclusive pixel extent, as in ``nms``
 

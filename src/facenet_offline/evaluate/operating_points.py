@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..embeddings import squared_distances
+from ..distance import squared_l2_matrix
 
 
 def pair_distances(embeddings: np.ndarray, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """(genuine, impostor) squared L2 distances over every unordered pair of rows."""
     labels = np.asarray(labels)
-    d = squared_distances(embeddings, embeddings)
+    d = squared_l2_matrix(embeddings)
     upper = np.triu_indices(len(labels), k=1)
     same = labels[upper[0]] == labels[upper[1]]
     values = d[upper]

@@ -3,30 +3,22 @@
 from __future__ import annotations
 
 import datetime
-import platform
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
+from sklearn.metrics import roc_auc_score, roc_curve
 
 from ..cache import atomic_path, atomic_write_bytes, atomic_write_json
-from .lfw import LfwRun
+from ..versions import library_versions
+from .lfw_job import LfwRun
 
 REFERENCES = [
     ("davidsandberg/facenet (published, this model)", 0.9905, None),
     ("GPU reference deployment, FP16 (this model)", 0.98667, 0.00641),
     ("GPU reference deployment, INT8 (this model)", 0.98633, 0.00605),
 ]
-
-
-def _versions() -> dict:
-    from ..bench.harness import library_versions
-
-    out = library_versions()
-    import scipy
-    import sklearn
-
-    out.update(scipy=scipy.__version__, sklearn=sklearn.__version__, python=platform.python_version())
-    return out
 
 
 def misclassified(run: LfwRun) -> list[dict]:
@@ -42,8 +34,6 @@ def misclassified(run: LfwRun) -> list[dict]:
 
 def exact_roc(run: LfwRun) -> tuple[np.ndarray, np.ndarray, float]:
     """ROC over every pair's own distance (pooled over folds), not the protocol's 0.01 threshold grid."""
-    from sklearn.metrics import roc_auc_score, roc_curve
-
     same = np.array([p.same for p in run.pairs])
     fpr, tpr, _ = roc_curve(same, -run.result.distances)
     return fpr, tpr, float(roc_auc_score(same, -run.result.distances))
@@ -63,7 +53,7 @@ def report_dict(run: LfwRun) -> dict:
                       "embed": round(t.embed, 2), "protocol": round(t.protocol, 2), "wall": round(t.wall, 2),
                       "from_cache": t.cached},
         "misclassified": misclassified(run),
-        "versions": _versions(),
+        "versions": library_versions(),
     }
 
 
@@ -114,10 +104,7 @@ def render_markdown(report: dict) -> str:
 
 
 def plot_roc(run: LfwRun, path: Path) -> None:
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     r = run.result
     fpr, tpr, exact_auc = exact_roc(run)

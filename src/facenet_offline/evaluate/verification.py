@@ -21,6 +21,8 @@ from scipy.optimize import brentq
 from sklearn.metrics import auc as area_under_curve
 from sklearn.model_selection import KFold, PredefinedSplit, StratifiedKFold
 
+from ..distance import angular, squared_l2
+
 THRESHOLDS = np.arange(0, 4, 0.01)
 VAL_THRESHOLDS = np.arange(0, 4, 0.001)
 
@@ -73,16 +75,11 @@ class VerificationResult:
                 "options": {k: (v.value if isinstance(v, Enum) else v) for k, v in asdict(self.options).items()}}
 
 
-def row_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cosine similarity of each row of ``a`` to the same row of ``b`` (any lengths, not only unit ones)."""
-    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-
-
 def pair_distance(a: np.ndarray, b: np.ndarray, distance: Distance | str = Distance.EUCLIDEAN) -> np.ndarray:
     """Distance of each row of ``a`` to the same row of ``b``."""
     if Distance(distance) is Distance.EUCLIDEAN:
-        return np.sum(np.square(a - b), axis=1)
-    return np.arccos(np.clip(row_cosine(a, b), -1.0, 1.0)) / np.pi
+        return squared_l2(a, b)
+    return angular(a, b)
 
 
 def rates(thresholds: np.ndarray, dist: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

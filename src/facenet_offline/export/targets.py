@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import shutil
 from collections.abc import Sequence
@@ -22,11 +23,29 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import torch
 from onnx import helper, numpy_helper
 
 from ..cache import atomic_path, atomic_write_bytes, atomic_write_json
 from ..choices import Choice
+from ..convert.onnx import ExportConfig, export_onnx, max_abs_difference
+from ..data.tensors import write_bin
+from ..detect import boxes as bx
+from ..detect.mtcnn import MTCNNConfig
 from ..errors import ExportParityError, FacenetOfflineError
+from ..model_cache import (
+    MTCNN_INPUT_SIZES,
+    BuildOptions,
+    build_facenet,
+    build_mtcnn,
+    mtcnn_parity_patches,
+    parity_batch,
+)
+from ..model_cache.calibration import CalibrationSet, calibration_faces
+from ..model_cache.mtcnn import MTCNN_EXPORTS
+from ..runtime.onnxruntime import OnnxRuntimeBackend
+from ..weights import DEFAULT_MODEL
+from ..weights.loader import load_facenet, load_mtcnn
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +60,6 @@ NPU_SOC = "Ascend310"  # the NPU reference's chip
 
 class NpuShapes(Choice):
     """How ``atc.sh`` gives MTCNN's varying input shapes to the compiler."""
-
     # --dynamic_batch_size / --dynamic_image_size: a list of shapes compiled in; Ascend 310 takes these.
     PROFILES = "profiles"
     # --input_shape_range: any shape in a range; documented for newer toolkits and chips (e.g. Ascend 310P),
@@ -61,7 +79,6 @@ class Target(Choice):
 @dataclass
 class ExportedSet:
     """What ``export_target`` wrote: model files, their parity against the generic export, and notes."""
-
     target: Target
     folder: Path
     files: dict[str, Path] = field(default_factory=dict)
@@ -195,8 +212,6 @@ def _npu_fix(model: onnx.ModelProto) -> None:
 
 
 def _parity_inputs(name: str, spec, batch: int | None = None) -> np.ndarray:
-    from ..build import mtcnn_parity_patches, parity_batch
-
     x = parity_batch(spec) if name == "facenet" else mtcnn_parity_patches(name)
     if batch is not None:
         x = np.resize(x, (batch, *x.shape[1:]))  # repeat the real samples up to a static batch
@@ -205,10 +220,6 @@ def _parity_inputs(name: str, spec, batch: int | None = None) -> np.ndarray:
 
 def check_against_generic(variant: Path, generic: Path, x: np.ndarray, atol: float = 1e-4) -> float:
     """Largest |variant - generic| over every output under ONNX Runtime; raises above ``atol``."""
-    from ..runtime.onnxruntime import OnnxRuntimeBackend
-
-    from .onnx import max_abs_difference
-
     worst = max(max_abs_difference(a, b) for a, b in zip(OnnxRuntimeBackend(variant).run(x),
                                                          OnnxRuntimeBackend(generic).run(x)))
     if worst > atol:
@@ -224,12 +235,7 @@ def export_target(target: Target | str, out: str | Path, model: str | None = Non
     npu only: ``npu_shapes`` picks how atc.sh declares MTCNN's shapes; with profiles, PNet is compiled
     for the pyramid levels of photos of ``image_size`` (width, height) at each of ``facenet_batches``.
     """
-    import torch
 
-    from ..build import _MTCNN_EXPORTS, MTCNN_INPUT_SIZES, BuildOptions, build_facenet, build_mtcnn
-    from ..weights import DEFAULT_MODEL
-    from ..weights.loader import load_facenet, load_mtcnn
-    from .onnx import ExportConfig, export_onnx
 
     target = Target.parse(target)
     npu_shapes = NpuShapes.parse(npu_shapes)
@@ -238,7 +244,7 @@ def export_target(target: Target | str, out: str | Path, model: str | None = Non
     built = build_facenet(BuildOptions(model=model or DEFAULT_MODEL, weights_path=weights))
     spec = built.spec
     mtcnn = build_mtcnn().files
-    generic = {"facenet": built.path, **{n: mtcnn[n] for n in _MTCNN_EXPORTS}}  # the plain nets, not pnet_packed
+    generic = {"facenet": built.path, **{n: mtcnn[n] for n in MTCNN_EXPORTS}}  # the plain nets, not pnet_packed
     result = ExportedSet(target, out)
     if target is Target.NPU:
         net = load_facenet(spec, weights)
@@ -251,7 +257,7 @@ def export_target(target: Target | str, out: str | Path, model: str | None = Non
                                                                     _parity_inputs("facenet", spec, b))
         for name, net in load_mtcnn().items():
             size = MTCNN_INPUT_SIZES[name] or 64
-            config = ExportConfig(**{**_MTCNN_EXPORTS[name].__dict__, "opset": NPU_OPSET})
+            config = ExportConfig(**{**MTCNN_EXPORTS[name].__dict__, "opset": NPU_OPSET})
             path = export_onnx(net, torch.zeros(2, 3, size, size), out / f"{name}.onnx", config)
             _rewrite(path, _npu_fix)
             result.files[name] = path
@@ -280,7 +286,6 @@ def export_target(target: Target | str, out: str | Path, model: str | None = Non
 def mtcnn_row_profiles(config=None) -> list[int]:
     """Every row count the detector runs RNet and ONet at: even counts below ``batch_bucket``, then its
     multiples up to the run size (``MTCNNDetector`` pads each run to one of these)."""
-    from ..detect.mtcnn import MTCNNConfig
 
     c = config or MTCNNConfig()
     small = list(range(c.small_bucket, c.batch_bucket, c.small_bucket))
@@ -289,9 +294,6 @@ def mtcnn_row_profiles(config=None) -> list[int]:
 
 def pnet_level_sizes(width: int, height: int) -> list[tuple[int, int]]:
     """(height, width) of PNet's input at each pyramid level of a ``width`` x ``height`` photo."""
-    from ..detect import boxes as bx
-    from ..detect.mtcnn import MTCNNConfig
-
     c = MTCNNConfig()
     return [bx.scaled_size(height, width, s) for s in bx.pyramid_scales(height, width, c.min_face, c.factor)]
 
@@ -373,9 +375,6 @@ def _trt_shapes(name: str, size: int) -> dict[str, str]:
 
 def _tensorrt_files(out: Path, spec) -> list[str]:
     """Profiles, trtexec commands, the INT8 calibration batch; engines only where TensorRT and a GPU exist."""
-    from ..data.calibration import CalibrationSet, calibration_faces
-    from ..data.tensors import write_bin
-
     profiles = {name: _trt_shapes(name, spec.input_size) for name in TRT_PROFILES}
     atomic_write_json(out / "profiles.json", profiles)
     lines = ["#!/bin/sh", "# Build TensorRT engines with trtexec (FP16). For INT8 use build_engines in", "# facenet_offline.export.targets, which calibrates on calibration.bin.", "set -e"]
@@ -394,11 +393,8 @@ def _tensorrt_files(out: Path, spec) -> list[str]:
 
 def build_engines(onnx_path: Path, out: Path, calibration: np.ndarray) -> str:
     """FP16 and INT8 TensorRT engines of ``onnx_path``, or the reason they cannot be built here."""
-    import importlib.util
-
     if importlib.util.find_spec("tensorrt") is None:
         return "TensorRT engines not built: the tensorrt package is not installed (run trtexec.sh on the target)."
-    import torch
 
     if not torch.cuda.is_available():
         return "TensorRT engines not built: no CUDA GPU is visible (run trtexec.sh on the target)."

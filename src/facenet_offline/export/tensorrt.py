@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..cache import atomic_path
 
@@ -16,7 +17,6 @@ from ..cache import atomic_path
 def build_engine(onnx_path: Path, target: Path, precision: str, calibration: np.ndarray,
                  batches: tuple[int, int, int] = (1, 64, 128)) -> Path:  # pragma: no cover - needs a GPU
     import tensorrt as trt
-    import torch
 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)

@@ -25,6 +25,7 @@ import numpy as np
 from ..cache import atomic_path, sha256_file
 from ..data.images import ImageInput, expand_inputs, source_digest
 from ..detect.mtcnn import Selection
+from ..distance import from_cosine
 from ..errors import FacenetOfflineError
 from ..status import Status
 
@@ -321,5 +322,5 @@ class Gallery:
         info = {r[0]: (r[1], r[2]) for r in self.db.execute(
             f"SELECT f.id, p.name, f.source FROM faces f JOIN people p ON p.id = f.person_id WHERE f.id IN ({marks})",
             wanted)}
-        return [[Match(info[int(i)][0], float(max(0.0, 2.0 - 2.0 * s)), int(i), info[int(i)][1])
+        return [[Match(info[int(i)][0], float(from_cosine(s)), int(i), info[int(i)][1])
                  for s, i in zip(row_s, row_i) if i >= 0] for row_s, row_i in zip(sims, ids)]

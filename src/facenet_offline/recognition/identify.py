@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..data.images import ImageInput
-from ..pipeline import Face
+from ..face_loop import Face
 from ..status import Status
 from ..weights import OperatingPoint
 from .gallery import Gallery, Match

@@ -10,6 +10,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
+import openvino as ov
 
 from .base import usable_cpus
 
@@ -53,7 +54,6 @@ def has_bf16(device: str = "CPU", core=None) -> bool:
     ``core`` is an ``openvino.Core`` to ask (a new one if None).
     """
     if core is None:
-        import openvino as ov
 
         core = ov.Core()
     return "BF16" in core.get_property(device, "OPTIMIZATION_CAPABILITIES")
@@ -82,7 +82,6 @@ class OpenVinoBackend:
     def __init__(self, model_path: str | os.PathLike, threads: int | None = None, device: str = "CPU",
                  static_shapes: StaticShapes | None = None, arithmetic: str = "f32", pinning: bool | None = None,
                  row_slice: int | None = None):
-        import openvino as ov
 
         if row_slice is not None and row_slice < 1:
             raise ValueError(f"row_slice must be at least 1, got {row_slice}")

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.images import load_rgb
+from ..data.tensors import resize_face
+
 FACES_DIR = Path(__file__).parent / "faces"
 PEOPLE = Path(__file__).parent / "people"
 PROBES = Path(__file__).parent / "probes"
@@ -22,7 +25,4 @@ def sample_face_paths() -> list[Path]:
 
 def load_sample_faces(size: int = 160) -> np.ndarray:
     """N x size x size x 3 uint8 RGB."""
-    from ..data.images import load_rgb
-    from ..data.tensors import resize_face
-
     return np.stack([resize_face(load_rgb(p), size) for p in sample_face_paths()])

@@ -3,8 +3,17 @@
 The loader imports torch and onnx, so it is not imported here: looking a model up stays quick.
 """
 
-from .registry import (DEFAULT_MODEL, MODELS, MTCNN, DetectorSpec, ModelSpec, OperatingPoint, WeightFormat,
-                       WeightSource, get_spec)
+from .registry import (
+                       DEFAULT_MODEL,
+                       MODELS,
+                       MTCNN,
+                       DetectorSpec,
+                       ModelSpec,
+                       OperatingPoint,
+                       WeightFormat,
+                       WeightSource,
+                       get_spec,
+)
 from .sources import ResolvedWeights, resolve_detector_weights, resolve_weights
 
 __all__ = ["DEFAULT_MODEL", "MODELS", "MTCNN", "DetectorSpec", "ModelSpec", "OperatingPoint", "ResolvedWeights",

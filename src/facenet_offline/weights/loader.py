@@ -13,7 +13,7 @@ from .onnx_initializers import state_dict_from_onnx
 from .registry import MTCNN, DetectorSpec, ModelSpec, WeightFormat, get_spec
 from .sources import ResolvedWeights, resolve_detector_weights, resolve_weights
 from .tf_graph import load_tf_graph
-from .torch_state import check_keys, load_torch_state, load_plain_state
+from .torch_state import check_keys, load_plain_state, load_torch_state
 
 log = logging.getLogger(__name__)
 

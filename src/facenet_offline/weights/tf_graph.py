@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tensorboard.compat.proto import graph_pb2
+from tensorboard.util import tensor_util
 
 from ..errors import WeightsLayoutError
 from ..models.inception_resnet_v1 import BN_EPS, fold_batchnorm_into_conv
@@ -71,9 +73,6 @@ def residual_scopes() -> Iterator[tuple[str, str]]:
 
 def read_constants(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """All Const tensors of a frozen GraphDef by node name, and the epsilon of each batch-norm scope."""
-    from tensorboard.compat.proto import graph_pb2
-    from tensorboard.util import tensor_util
-
     graph = graph_pb2.GraphDef()
     try:
         graph.ParseFromString(Path(path).read_bytes())
@@ -91,7 +90,6 @@ def _t(array: np.ndarray) -> torch.Tensor:
 
 class _Reader:
     """Takes constants by name, remembering what was used and what was asked for but absent."""
-
     def __init__(self, consts: dict[str, np.ndarray]):
         self.consts, self.used, self.missing = consts, set(), []
 

@@ -16,14 +16,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cache import atomic_path
-from .chunks import (RESUME_HINT, ChunkStore, ResumeError, RunInterrupted, manifest_differences, parts_dir,
-                     run_manifest, auto_chunk_size, unfinished_chunk_size)
+from .chunk_store import (
+    RESUME_HINT,
+    ChunkStore,
+    ResumeError,
+    RunInterrupted,
+    auto_chunk_size,
+    manifest_differences,
+    parts_dir,
+    run_manifest,
+    unfinished_chunk_size,
+)
 from .data.images import ImageSource
 from .detect.jsonl import detection_record, iter_records, read_meta, save_crops
 from .detect.mtcnn import MTCNNDetector, Selection
 from .embedder import Embedder
-from .embeddings import EmbeddingSet, SetSummary, save_concatenated
-from .pipeline import FaceOptions, ImageResult, analyse, progress_bar
+from .embedding_set import EmbeddingSet, SetSummary, save_concatenated
+from .face_loop import FaceOptions, ImageResult, analyse, progress_bar
 from .status import Status
 
 log = logging.getLogger(__name__)

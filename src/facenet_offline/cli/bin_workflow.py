@@ -10,15 +10,16 @@ from .common import align_config, count, input_paths, progress
 
 
 def cmd_preprocess(args: argparse.Namespace) -> int:
-    from ..detect import Selection, open_detector
-    from ..offline import PreprocessConfig, preprocess
+    from ..bin_workflow import PreprocessConfig, preprocess
+    from ..detect import Selection
+    from ..engines import open_detector
     from ..weights import get_spec
 
     spec = get_spec(args.model)
     detector = open_detector(args.detector_backend, args.threads)
     if args.lfw:
-        from ..data.lfw import pairs_path
-        from ..evaluate.lfw import LfwOptions, lfw_inputs
+        from ..data.lfw_dataset import pairs_path
+        from ..evaluate.lfw_job import LfwOptions, lfw_inputs
 
         folds = [int(f) - 1 for f in args.folds.split(",")] if args.folds else None
         root, _, rel = lfw_inputs(args.lfw_dir, args.pairs, folds)
@@ -45,14 +46,14 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
-    from ..offline import infer
+    from ..bin_workflow import infer
 
     if args.model.endswith(".onnx"):
         path, description = Path(args.model), {"model": args.model}
         if not path.is_file():
             raise FacenetOfflineError(f"{path}: not found; give an .onnx file or a model name.")
     else:
-        from ..build import BuildOptions, build_facenet
+        from ..model_cache import BuildOptions, build_facenet
 
         built = build_facenet(BuildOptions(model=args.model, precision=args.precision))
         path = built.path
@@ -65,7 +66,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
 
 def cmd_postprocess(args: argparse.Namespace) -> int:
-    from ..offline import postprocess
+    from ..bin_workflow import postprocess
 
     result, report = postprocess(args.outputs, args.info, args.out, args.report)
     print(f"{int(result.ok.sum())}/{len(result.paths)} images embedded" + (f" -> {args.out}" if args.out else ""))

@@ -147,14 +147,3 @@ def save_concatenated(path: str | os.PathLike, part_files: Sequence[str | os.Pat
         with archive.open("meta.npy", "w") as fh:
             npy_format.write_array(fh, np.array(json.dumps(meta)))
     return summary
-
-
-def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Squared euclidean distances between every row of ``a`` and every row of ``b`` (unit vectors: 0 to 4)."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return np.maximum(np.sum(a * a, 1)[:, None] + np.sum(b * b, 1)[None, :] - 2.0 * a @ b.T, 0.0)
-
-
-def distance_matrix(embeddings: np.ndarray) -> np.ndarray:
-    """Pairwise squared euclidean distances of unit vectors (0 = identical, 4 = opposite)."""
-    return squared_distances(embeddings, embeddings)

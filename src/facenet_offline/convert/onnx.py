@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxslim
 import torch
 
 from ..cache import atomic_path
@@ -31,7 +32,6 @@ PARITY_ATOL = 1e-4
 @dataclass(frozen=True)
 class ExportConfig:
     """How a module becomes an ONNX file."""
-
     input_names: tuple[str, ...] = ("input",)
     output_names: tuple[str, ...] = ("embeddings",)
     dynamic_axes: Mapping[str, Mapping[int, str]] | None = None
@@ -52,7 +52,6 @@ def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: str | os.P
         )
         model = onnx.load(str(tmp))
         if config.simplify:
-            import onnxslim
 
             model = onnxslim.slim(model)
         onnx.checker.check_model(model, full_check=True)

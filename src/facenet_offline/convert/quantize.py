@@ -5,15 +5,21 @@ static quantization (QDQ, per-channel weights) calibrated on a named set of real
 from __future__ import annotations
 
 import logging
+import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import onnx
+from onnxconverter_common import float16
+from onnxruntime.quantization import CalibrationMethod as OrtMethod
+from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static
+from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
 
 from ..cache import atomic_path
-from ..choices import DEFAULT_CALIBRATION, CalibrationMethod, Precision
+from ..choices import DEFAULT_CALIBRATION, CalibrationMethod
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +27,6 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Int8Config:
     """How to quantize: calibration method, and ONNX Runtime's knobs that matter on x86."""
-
     method: CalibrationMethod = DEFAULT_CALIBRATION
     per_channel: bool = True
     # AVX2 without VNNI multiplies u8 x s8 with 16-bit intermediate sums that can saturate;
@@ -44,10 +49,6 @@ def cpu_has_vnni() -> bool:
 
 def to_fp16(source: str | Path, target: str | Path) -> Path:
     """FP16 weights and arithmetic, float32 inputs and outputs kept (onnxconverter-common)."""
-    import warnings
-
-    from onnxconverter_common import float16
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # tiny weights truncated to fp16's range: expected
         model = float16.convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
@@ -100,7 +101,6 @@ def to_int8(source: str | Path, target: str | Path, calibration: np.ndarray | Se
     The activation ranges are computed by ONNX Runtime's own calibrator with every option set here,
     then handed to quantize_static as its calibration cache.
     """
-    import tempfile
 
     if len(calibration) == 0:
         raise ValueError(f"INT8 calibration of {source} got no inputs; calibrate on at least one image (256 by default).")
@@ -109,9 +109,6 @@ def to_int8(source: str | Path, target: str | Path, calibration: np.ndarray | Se
         raise ValueError(f"INT8 calibration of {source}: {config.method.value} cannot pool batches of different "
                          "shapes; calibrate with minmax, or give batches of one shape.")
 
-    from onnxruntime.quantization import CalibrationMethod as OrtMethod
-    from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static
-    from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
 
     methods = {CalibrationMethod.MINMAX: OrtMethod.MinMax, CalibrationMethod.ENTROPY: OrtMethod.Entropy,
                CalibrationMethod.PERCENTILE: OrtMethod.Percentile}

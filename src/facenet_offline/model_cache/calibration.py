@@ -13,10 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from ..cache import atomic_path, home, options_key
+from ..data.images import load_rgb
+from ..data.lfw_dataset import check_lfw_dir, images_in_pairs, images_outside_pairs, pairs_path, read_pairs
+from ..data.tensors import standardise
+from ..detect import AlignConfig, detector_on_files
+from ..detect.align import align_face, centre_box
 from ..errors import FacenetOfflineError
-from .lfw import check_lfw_dir, images_in_pairs, images_outside_pairs, pairs_path, read_pairs
+from .mtcnn import build_mtcnn
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +75,6 @@ def calibration_faces(spec, calibration: CalibrationSet = CalibrationSet(), lfw_
     face. That was the default alignment when the INT8 models were calibrated and their fidelity
     measured. The default has since moved to margin 28 and the LFW job to the face nearest the centre;
     the set stays as it was, as changing it would change every INT8 model built from it."""
-    from ..data.tensors import standardise
-    from ..detect import AlignConfig, open_detector
-    from ..detect.align import align_face, centre_box
-    from .images import load_rgb
-
     root = check_lfw_dir(lfw_dir)
     paths = calibration.paths(root)
     check_disjoint(paths, pairs_path(root), root)
@@ -82,9 +83,7 @@ def calibration_faces(spec, calibration: CalibrationSet = CalibrationSet(), lfw_
         with np.load(cache) as z:
             faces = z["faces"]
     else:
-        from tqdm import tqdm
-
-        detector, crops = open_detector(), []
+        detector, crops = detector_on_files(build_mtcnn().files), []
         for start in tqdm(range(0, len(paths), 16), desc=f"calibration faces ({calibration.label})", unit="batch",
                           disable=None):
             images = [load_rgb(p) for p in paths[start:start + 16]]

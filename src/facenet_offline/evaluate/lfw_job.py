@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -18,15 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from ..cache import HOME_ENV, home, options_key
-from ..chunks import ChunkStore, is_complete, run_manifest
+from ..chunk_store import ChunkStore, is_complete, run_manifest
 from ..data.images import as_source
-from ..data.lfw import Pair, check_lfw_dir, image_path, images_identity, images_in_pairs, pairs_path, read_pairs
+from ..data.lfw_dataset import Pair, check_lfw_dir, image_path, images_identity, images_in_pairs, pairs_path, read_pairs
 from ..data.tensors import resize_face
 from ..detect.align import AlignConfig, align_face
 from ..detect.mtcnn import MTCNNDetector, Selection
 from ..embedder import Embedder
 from ..errors import FacenetOfflineError, ImageError
-from ..pipeline import decoded_batches, face_or_centre, progress_bar
+from ..face_loop import decoded_batches, face_or_centre, progress_bar
 from .verification import Distance, ProtocolOptions, VerificationResult, evaluate
 
 log = logging.getLogger(__name__)

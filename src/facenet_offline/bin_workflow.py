@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import chain
@@ -19,14 +20,17 @@ from pathlib import Path
 import numpy as np
 
 from .cache import atomic_write_json
-from .chunks import ChunkStore, ResumeError, manifest_differences, run_manifest
+from .chunk_store import ChunkStore, ResumeError, manifest_differences, run_manifest
+from .data.images import ImageSource
 from .data.tensors import face_batch, read_bin, write_bin
 from .detect.align import AlignConfig, align_face
 from .detect.mtcnn import MTCNNDetector, Selection
-from .data.images import ImageSource
-from .embeddings import EmbeddingSet
+from .embedding_set import EmbeddingSet
 from .errors import FacenetOfflineError
-from .pipeline import detect_batches, face_or_centre, progress_bar
+from .evaluate.lfw_job import Detections, LfwOptions, Timings, finish_run, lfw_inputs
+from .evaluate.report import report_dict, write_report
+from .face_loop import detect_batches, face_or_centre, progress_bar
+from .runtime.onnxruntime import OnnxRuntimeBackend
 from .status import OK
 
 log = logging.getLogger(__name__)
@@ -40,7 +44,6 @@ ProgressFactory = Callable[[int, str], object] | None
 @dataclass(frozen=True)
 class PreprocessConfig:
     """How images become input batches."""
-
     batch_size: int = 32  # rows per .bin file
     flip: bool = False  # each batch holds its faces, then their mirror images (batch_size must be even)
     select: Selection = Selection.LARGEST
@@ -158,8 +161,6 @@ def output_name(input_file: str | Path, index: int = 0) -> str:
 def infer(input_dir: str | Path, output_dir: str | Path, model_path: str | Path, description: dict,
           threads: int | None = None, resume: bool = False, progress_factory: ProgressFactory = None) -> int:
     """Run every ``*.bin`` in ``input_dir`` through the ONNX model; one ``<name>_<k>.bin`` per output k."""
-    from .runtime.onnxruntime import OnnxRuntimeBackend
-
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     files = sorted(input_dir.glob("*.bin"))
     if not files:
@@ -229,11 +230,6 @@ def postprocess(outputs_dir: str | Path, info_file: str | Path, out: str | Path 
 
 def _lfw_report(info: dict, emb: np.ndarray, emb_flip: np.ndarray | None, model: dict,
                 report_dir: str | Path | None) -> dict:
-    import time
-
-    from .evaluate.lfw import Detections, LfwOptions, Timings, finish_run, lfw_inputs
-    from .evaluate.report import report_dict, write_report
-
     started = time.perf_counter()
     lfw = info["lfw"]
     root, pairs, rel = lfw_inputs(lfw["lfw_dir"], lfw["pairs"], lfw["folds"])
