@@ -99,14 +99,31 @@ def test_embed_select_all_writes_a_row_per_face_and_verify_refuses_it(tmp_path, 
     assert "--select all cannot be used" in capsys.readouterr().err
 
 
-def test_a_photo_too_small_for_a_face_says_so(tmp_path, models, capsys):
+@pytest.mark.parametrize("side, resample", [(30, Image.Resampling.LANCZOS), (30, Image.Resampling.BICUBIC),
+                                            (15, Image.Resampling.BOX), (40, Image.Resampling.LANCZOS)])
+def test_a_photo_too_small_for_a_face_says_so(tmp_path, models, side, resample):
     tiny = tmp_path / "tiny.jpg"
-    Image.open(PROBES / "Tony_Blair_0003.jpg").resize((30, 30), Image.Resampling.LANCZOS).save(tiny)
+    Image.open(PROBES / "Tony_Blair_0003.jpg").resize((side, side), resample).save(tiny)
     assert main(["embed", str(tiny), "--out", str(tmp_path / "t.npz")]) == 1
     assert str(EmbeddingSet.load(tmp_path / "t.npz").status[0]) == "too small"
     assert main(["detect", str(tiny), "--out", str(tmp_path / "t.jsonl")]) == 0
     line = json.loads((tmp_path / "t.jsonl").read_text().splitlines()[1])
     assert line["status"] == "too small" and line["faces"] == []
+
+
+def test_a_standard_output_or_folder_out_is_refused_clearly(tmp_path, models, capsys):
+    for out in ("-", str(tmp_path)):
+        assert main(["detect", str(PROBES), "--out", out]) == 2
+        assert f"--out {out}: give a file to write" in capsys.readouterr().err
+    assert not (tmp_path / "-").exists() and not os.path.exists("-")
+
+
+def test_results_print_shapes_not_numbers(models):
+    from facenet_offline import FaceNet
+
+    result = FaceNet().verify(PEOPLE / "Tony_Blair" / "Tony_Blair_0001.jpg", PROBES / "Tony_Blair_0003.jpg")
+    text = repr(result)
+    assert len(text) < 600 and "embedding=(512,)" in text and "model=" not in text
 
 
 def test_detect_and_embed_share_one_vocabulary(tmp_path, models):
@@ -259,7 +276,7 @@ def _lfw_report(args: list[str], out) -> dict:
     return json.loads((out / "report.json").read_text())
 
 
-def test_lfw_in_every_layout_people_have_it(tmp_path, lfw_dir, models, monkeypatch):
+def test_lfw_in_every_layout_people_have_it(tmp_path, lfw_dir, models, monkeypatch, capsys):
     monkeypatch.setenv("FACENET_OFFLINE_HOME", str(tmp_path / "home"))
     tgz = tmp_path / "download"  # lfw.tgz unpacks to lfw/<Name>/<Name>_NNNN.jpg; pairs.txt fetched beside it
     pairs = _small_pairs(lfw_dir, tmp_path / "pairs.txt")
@@ -270,6 +287,11 @@ def test_lfw_in_every_layout_people_have_it(tmp_path, lfw_dir, models, monkeypat
     shutil.copy(tmp_path / "pairs.txt", funneled / "pairs.txt")
     anywhere = tmp_path / "my photos"  # person folders, PNG, pairs.txt elsewhere
     _copy_images(lfw_dir, pairs, anywhere, suffix=".png")
+    (tgz / "lfw" / pairs[-1].name2).rename(tmp_path / "aside")  # a person's folder missing: a clear error, no traceback
+    assert main(["lfw", "--lfw-dir", str(tgz), "--out", str(tmp_path / "r0")]) == 2
+    err = capsys.readouterr().err
+    assert "image(s) the pairs use are not in" in err and pairs[-1].name2 in err and "Traceback" not in err
+    (tmp_path / "aside").rename(tgz / "lfw" / pairs[-1].name2)
     runs = {"tgz": _lfw_report(["--lfw-dir", str(tgz)], tmp_path / "r1"),
             "tgz-images": _lfw_report(["--lfw-dir", str(tgz / "lfw"), "--pairs", str(tmp_path / "pairs.txt")],
                                       tmp_path / "r2"),
@@ -317,3 +339,21 @@ def test_the_lfw_cache_tells_two_copies_with_the_same_names_apart(tmp_path, lfw_
     again = _lfw_report(["--lfw-dir", str(first), "--pairs", str(tmp_path / "pairs.txt")], tmp_path / "c")
     assert set(again["timings_s"]["from_cache"]) == {"detections", "embeddings"}
     assert again["result"]["fold_accuracy"] == a["result"]["fold_accuracy"]
+
+
+def test_some_folds_of_a_cached_run_need_no_work(tmp_path, lfw_dir, models, monkeypatch):
+    from facenet_offline.evaluate import lfw_job
+
+    monkeypatch.setenv("FACENET_OFFLINE_HOME", str(tmp_path / "home"))
+    two = tmp_path / "pairs.txt"  # two folds of 10 + 10 pairs
+    pairs = [p for p in read_pairs(lfw_dir / "pairs.txt") if p.fold < 2]
+    chosen = [p for f in (0, 1) for same in (True, False) for p in [q for q in pairs if q.fold == f and q.same == same][:10]]
+    two.write_text("2 10\n" + "\n".join(f"{p.name1}\t{p.num1}\t{p.num2}" if p.same else
+                                         f"{p.name1}\t{p.num1}\t{p.name2}\t{p.num2}" for p in chosen) + "\n")
+    whole = _lfw_report(["--pairs", str(two)], tmp_path / "whole")
+    calls = []
+    real = lfw_job._process
+    monkeypatch.setattr(lfw_job, "_process", lambda *a, **k: calls.append(1) or real(*a, **k))
+    one = _lfw_report(["--pairs", str(two), "--folds", "2"], tmp_path / "one")
+    assert calls == [] and one["pairs"] == 20 and whole["pairs"] == 40
+    assert one["misclassified"] == [m for m in whole["misclassified"] if m["fold"] == 2]

@@ -38,7 +38,8 @@ _EXPORTS = {
     "identify": "recognition.identify", "cluster": "recognition.cluster",
     "FacenetOfflineError": "errors", "ImageError": "errors",
 }
-__all__ = ["__version__", *_EXPORTS]
+# The front door; the result types load the same way under their own names (facenet_offline.Face, ...).
+__all__ = ["__version__", "FaceNet", "Gallery", "identify", "cluster", "Status", "FacenetOfflineError"]
 
 
 def __getattr__(name: str):
@@ -51,4 +52,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return sorted(["__version__", *_EXPORTS])

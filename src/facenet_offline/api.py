@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .data.images import ImageInput, as_source, expand_inputs
@@ -47,7 +47,7 @@ class Verification:
     operating_point: OperatingPoint
     face1: Face
     face2: Face
-    model: dict
+    model: dict = field(repr=False)
 
 
 class FaceNet:

@@ -79,6 +79,12 @@ class Face:
     embedding: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     crop: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 3), np.uint8))
 
+    def __repr__(self) -> str:  # the arrays by their shape: a REPL should not print 512 numbers
+        box = ", ".join(f"{v:.1f}" for v in self.box)
+        return (f"Face(index={self.index}, box=[{box}], score={self.score:.4f}, "
+                f"embedding={'(%d,)' % len(self.embedding) if self.embedding.size else 'none'}, "
+                f"crop={'x'.join(map(str, self.crop.shape)) if self.crop.size else 'none'})")
+
 
 @dataclass
 class ImageResult:
@@ -148,11 +154,12 @@ def image_status(pixels: np.ndarray, found: Detection, min_face: float) -> tuple
     """The status of a decoded image and its faces of at least ``min_face`` pixels.
 
     Boxes below the smallest face the detector looks for are regression artefacts (a 30 x 30
-    photo gave a 10 x 14 px "face" with a useless embedding), so they are dropped, and an image
-    that held only such boxes, or is itself smaller than a face, is ``too small``.
+    photo gave a 10 x 14 px "face" with a useless embedding), so they are dropped. An image is
+    ``too small`` when it held only such boxes, or when its shorter side is under twice the
+    smallest face: a face needs room around it to be found, so such a photo cannot show one.
     """
     kept = found.at_least(min_face)
-    if min(pixels.shape[:2]) < min_face or (len(found) and not len(kept)):
+    if min(pixels.shape[:2]) < 2 * min_face or (len(found) and not len(kept)):
         return TOO_SMALL, kept.take(np.zeros(0, np.int64))
     return (OK if len(kept) else NO_FACE), kept
 

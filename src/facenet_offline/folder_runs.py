@@ -49,6 +49,13 @@ class RunConfig:
     chunk_size: int | None = None
     resume: bool = False
 
+    def __post_init__(self):
+        if str(self.out) in ("-", "") or Path(self.out).is_dir():
+            raise ValueError(f"out={self.out or '(empty)'}: give a file to write (a run writes it in chunks and "
+                             "renames it into place; standard output and folders cannot be resumed).")
+        if self.chunk_size is not None and self.chunk_size < 1:
+            raise ValueError(f"chunk_size={self.chunk_size}: must be at least 1")
+
     def chunk_size_for(self, inputs: int, finished: dict | None = None) -> int:
         """The chunk size this run uses: as given, else the interrupted (or finished) run's, else automatic."""
         if self.chunk_size is not None:

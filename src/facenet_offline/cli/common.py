@@ -20,7 +20,8 @@ from ..weights import DEFAULT_MODEL, MODELS
 def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"one of {', '.join(MODELS)} (default {DEFAULT_MODEL})")
     p.add_argument("--weights", help="path to the weights file (for user-supplied models such as vggface2)")
-    p.add_argument("--precision", default="fp32", choices=[m.value for m in Precision])
+    p.add_argument("--precision", default="fp32", choices=[m.value for m in Precision],
+                   help="the model's arithmetic (default fp32; int8 is about twice as fast, docs/precision.md)")
     p.add_argument("--calibration", default=DEFAULT_CALIBRATION.value, choices=[m.value for m in CalibrationMethod],
                    help=f"INT8 calibration method (default {DEFAULT_CALIBRATION.value}: the closest to float32 on "
                         "held-out faces, docs/precision.md)")
@@ -57,7 +58,12 @@ def add_face_args(p: argparse.ArgumentParser, select: str, margin: float | None 
                    help=f"which face(s) of an image to use (default {select})")
     p.add_argument("--align", default=AlignMethod.MARGIN.value, choices=[m.value for m in AlignMethod])
     p.add_argument("--margin", type=float, default=margin, help=f"crop margin in pixels (default {margin:g})")
-    p.add_argument("--detector-backend", default="openvino", choices=DETECTOR_BACKENDS)
+    add_detector_arg(p)
+
+
+def add_detector_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--detector-backend", default="openvino", choices=DETECTOR_BACKENDS,
+                   help="runtime of the MTCNN detector (default openvino, the fastest here: docs/benchmarks.md)")
 
 
 def add_embedding_args(p: argparse.ArgumentParser, select: str | None = None, margin: float | None = None) -> None:
@@ -71,7 +77,7 @@ def add_embedding_args(p: argparse.ArgumentParser, select: str | None = None, ma
     if select:
         add_face_args(p, select=select, margin=margin)
     else:
-        p.add_argument("--detector-backend", default="openvino", choices=DETECTOR_BACKENDS)
+        add_detector_arg(p)
 
 
 def add_threshold_args(p: argparse.ArgumentParser, default: str) -> None:

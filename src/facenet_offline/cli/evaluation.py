@@ -33,15 +33,25 @@ def cmd_lfw(args: argparse.Namespace) -> int:
     r = report["result"]
     print(f"LFW {report['pairs']} pairs, {report['images']} images, model {run.model['model']} "
           f"({run.model['precision']}, {run.model['backend']})")
+    different = sum(not p.same for p in run.pairs)
+    folds_n = len(r["fold_accuracy"])
+    trained_on = different * (folds_n - 1) // max(folds_n, 1)  # different-person pairs a fold's threshold sees
+    far_target = run.options.protocol.far_target
+    val = (f"VAL {r['val_mean']:.5f} +- {r['val_std']:.5f} @ FAR {r['far_mean']:.5f}" if trained_on * far_target >= 1
+           else f"VAL not measured (FAR {far_target:g} needs {int(1 / far_target):,} different-person pairs to "
+                f"train on; a fold has {trained_on:,})")
     print(f"accuracy {r['accuracy_mean']:.5f} +- {r['accuracy_std']:.5f}   AUC {r['auc']:.4f}   EER {r['eer']:.4f}   "
-          f"VAL {r['val_mean']:.5f} +- {r['val_std']:.5f} @ FAR {r['far_mean']:.5f}")
+          + val)
+    if len(run.pairs) < 20 * folds_n:
+        print(f"note: {len(run.pairs)} pairs in {folds_n} folds: each fold's accuracy moves in steps of "
+              f"1/{len(run.pairs) // folds_n}")
     if args.aligned:
         print(f"aligned crops, no detection; pairs left out for a missing image: {report['skipped_pairs']}")
     else:
         print(f"no face found: {report['detection_failures']['count']} (centre-crop fallback); ", end="")
     print(f"misclassified pairs: {len(report['misclassified'])}")
     t = report["timings_s"]
-    print("time (s): " + ", ".join(f"{k} {v}" for k, v in t.items() if k != "from_cache")
+    print("time (s; the stages overlap): " + ", ".join(f"{k} {v}" for k, v in t.items() if k != "from_cache")
           + (f"; from cache: {', '.join(t['from_cache'])}" if t["from_cache"] else ""))
     print(f"report: {Path(args.out) / 'report.md'} (+ report.json, roc.png)")
     return 0

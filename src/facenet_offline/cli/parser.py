@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
             a.add_argument("--force", action="store_true", help="rebuild even if cached")
 
     p = _sub(sub, "embed", "embed the faces of photos into vectors (.npz)", cmd_embed)
-    add_run_args(p, "output .npz (one row per face: embedding, source path, face index, box, status)", batch_size=32)
+    add_run_args(p, "output .npz: one row per face (embedding, source path, face index, box, status); an input "
+                    "without a usable face has one row of its own with NaN embedding and box", batch_size=32)
     p.add_argument("--aligned", action="store_true", help="inputs are ready face crops (resized to 160x160)")
     p.add_argument("--print-distances", action="store_true", help="print the pairwise distance matrix")
     add_embedding_args(p, select="largest")

@@ -20,7 +20,16 @@ import numpy as np
 from ..cache import HOME_ENV, home, options_key
 from ..chunk_store import ChunkStore, is_complete, run_manifest
 from ..data.images import as_source
-from ..data.lfw_dataset import Pair, check_lfw_dir, image_path, images_identity, images_in_pairs, pairs_path, read_pairs
+from ..data.lfw_dataset import (
+    Pair,
+    check_lfw_dir,
+    image_path,
+    images_folder,
+    images_identity,
+    images_in_pairs,
+    pairs_path,
+    read_pairs,
+)
 from ..data.tensors import resize_face
 from ..detect.align import AlignConfig, align_face
 from ..detect.mtcnn import MTCNNDetector, Selection
@@ -229,19 +238,34 @@ def lfw_embeddings(root: Path, rel: list[str], embedder: Embedder, detector: MTC
     if not use_cache:
         with progress_bar(progress_factory, len(rel), "detect + embed") as bar:
             return _process(root, rel, detector, None, embedder, options, flips, timings, bar.update)
-    # Keyed by what the images are (location, size, mtime), not only their names: two LFW copies share names.
-    images = {"names": options_key({"rel": rel}), "identity": images_identity([root / r for r in rel])}
-    if options.aligned:
-        det_key = {"aligned": True, "images": images}
-        emb_key = {"detections": det_key, "model": embedder.description, "size": options.align.image_size}
-    else:
-        det_key = {"detector": detector_key, "select": options.select.value, "images": images}
-        emb_key = {"detections": det_key, "model": embedder.description, "align": _plain(asdict(options.align))}
+    det_key, emb_key = _cache_keys(root, rel, embedder, detector_key, options)
     # A complete entry with flipped-image embeddings also serves a run without flips.
     with_flips = flips or is_complete(_store_dir("embeddings-flip", emb_key), len(rel), CACHE_CHUNK, ".npz")
     with _store("detections", det_key, rel) as det_store, \
             _store("embeddings-flip" if with_flips else "embeddings", emb_key, rel) as emb_store:
         return _fill(root, rel, det_store, emb_store, embedder, detector, options, flips, timings, progress_factory)
+
+
+def _cache_keys(root: Path, rel: list[str], embedder: Embedder, detector_key: dict,
+                options: LfwOptions) -> tuple[dict, dict]:
+    """The keys of the cached detections and embeddings of ``rel``: everything their results depend on.
+
+    Keyed by what the images are (location, size, mtime), not only their names: two LFW copies share names.
+    """
+    images = {"names": options_key({"rel": rel}), "identity": images_identity([root / r for r in rel])}
+    if options.aligned:
+        det_key = {"aligned": True, "images": images}
+        return det_key, {"detections": det_key, "model": embedder.description, "size": options.align.image_size}
+    det_key = {"detector": detector_key, "select": options.select.value, "images": images}
+    return det_key, {"detections": det_key, "model": embedder.description, "align": _plain(asdict(options.align))}
+
+
+def is_cached(root: Path, rel: list[str], embedder: Embedder, detector_key: dict, options: LfwOptions) -> bool:
+    """Whether the cache holds every detection and embedding of ``rel`` with these options (no work to do)."""
+    det_key, emb_key = _cache_keys(root, rel, embedder, detector_key, options)
+    kinds = ("embeddings-flip",) if options.flip is not Flip.NONE else ("embeddings-flip", "embeddings")
+    return is_complete(_store_dir("detections", det_key), len(rel), CACHE_CHUNK, ".npz") and any(
+        is_complete(_store_dir(kind, emb_key), len(rel), CACHE_CHUNK, ".npz") for kind in kinds)
 
 
 def _fill(root: Path, rel: list[str], det_store: ChunkStore, emb_store: ChunkStore, embedder: Embedder,
@@ -287,7 +311,16 @@ def lfw_inputs(lfw_dir: str | None = None, pairs_file: str | None = None, folds:
                  and image_path(root, p.name2, p.num2).is_file()]
         if not pairs:
             raise FacenetOfflineError(f"{root}: none of the pairs' images are there; check lfw_dir= and pairs=.")
-    return root, pairs, [p.relative_to(root).as_posix() for p in images_in_pairs(root, pairs)]
+    images = images_in_pairs(root, pairs)
+    missing = [p for p in images if not p.is_file()]
+    if missing:
+        listed = "\n  ".join(str(p) for p in missing[:10]) + (f"\n  ... and {len(missing) - 10} more"
+                                                              if len(missing) > 10 else "")
+        raise FacenetOfflineError(f"{len(missing)} image(s) the pairs use are not in {images_folder(root)}:\n  "
+                                  f"{listed}\nCheck lfw_dir= and pairs= (each pair names <Name> <number>, looked "
+                                  "for as <Name>/<Name>_NNNN.<any extension>); ready crops that left some out are "
+                                  "scored with aligned=True, which skips those pairs.")
+    return root, pairs, [p.relative_to(root).as_posix() for p in images]
 
 
 def run_lfw(lfw_dir: str | None, embedder: Embedder, detector: MTCNNDetector | None, detector_key: dict,
@@ -297,10 +330,20 @@ def run_lfw(lfw_dir: str | None, embedder: Embedder, detector: MTCNNDetector | N
     some folds (0-based) of the pairs file. ``detector`` is None for ready crops (``options.aligned``)."""
     started = time.perf_counter()
     root, pairs, rel = lfw_inputs(lfw_dir, pairs_file, folds, skip_missing=options.aligned)
-    total = len(lfw_inputs(lfw_dir, pairs_file, folds)[1]) if options.aligned else len(pairs)
+    everything = lfw_inputs(lfw_dir, pairs_file, skip_missing=options.aligned)[2] if folds is not None else rel
+    total = sum(folds is None or p.fold in folds for p in read_pairs(pairs_path(root, pairs_file)))
     timings = Timings()
-    det, emb, emb_flip = lfw_embeddings(root, rel, embedder, detector, detector_key, options, use_cache, timings,
-                                        progress_factory)
+    if use_cache and everything != rel and is_cached(root, everything, embedder, detector_key, options):
+        # A run over the whole pairs file is cached: some of its folds need no work.
+        det, emb, emb_flip = lfw_embeddings(root, everything, embedder, detector, detector_key, options, True,
+                                            timings, progress_factory)
+        where = {r: i for i, r in enumerate(everything)}
+        rows = np.array([where[r] for r in rel])
+        det = Detections(rel, det.boxes[rows], det.landmarks[rows], det.found[rows])
+        emb, emb_flip = emb[rows], None if emb_flip is None else emb_flip[rows]
+    else:
+        det, emb, emb_flip = lfw_embeddings(root, rel, embedder, detector, detector_key, options, use_cache, timings,
+                                            progress_factory)
     run = finish_run(root, pairs, rel, det, emb, emb_flip, options, dict(embedder.description), timings, started)
     run.skipped_pairs = total - len(pairs)
     return run
