@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from facenet_offline.cli.evaluation import lfw_options
 
 from facenet_offline.cli import main
+from facenet_offline.cli.evaluation import lfw_options
 from facenet_offline.cli.parser import build_parser
 from facenet_offline.data.lfw_dataset import read_pairs, read_view1
 from facenet_offline.detect.align import AlignConfig
