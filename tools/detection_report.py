@@ -30,7 +30,7 @@ def detection_rate(root: Path, detector) -> tuple[int, list[str], int, float]:
             for item in batch:
                 faces += len(item.detection)
                 if len(item.detection) == 0:
-                    missing.append(item.path.relative_to(images_folder(root)).as_posix())
+                    missing.append(item.source.path.relative_to(images_folder(root)).as_posix())
     return len(paths), missing, faces, time.perf_counter() - start
 
 

@@ -2,7 +2,7 @@
 
 Where an image holds several faces, the rule decides which one is the person named. Only images
 where the rules pick different faces can score differently; they are listed with the pairs that
-use them. Writes docs/lfw-selection.md and docs/lfw-selection.json.
+use them. Writes docs/lfw-selection.md and docs/results/lfw-selection.json.
 
 Run: .venv/bin/python tools/lfw_selection.py
 """
@@ -51,7 +51,7 @@ def main() -> None:
                 if f in used:
                     used[f].append(f"{view}: {p.name1} {p.num1} / {p.name2} {p.num2} "
                                    f"({'same' if p.same else 'different'})")
-    atomic_write_json(f"{args.out}/lfw-selection.json", {"images": len(rel), "options": LfwOptions().to_dict(),
+    atomic_write_json(f"{args.out}/results/lfw-selection.json", {"images": len(rel), "options": LfwOptions().to_dict(),
                                                          "rows": rows, "differ": used})
     lines = ["# LFW: which face of an image is the person named", "",
              f"Made by `tools/lfw_selection.py`. Model casia-webface, float32; the LFW job's other defaults; "

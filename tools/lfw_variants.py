@@ -2,7 +2,7 @@
 
 LFW's View 1 (pairsDevTrain.txt + pairsDevTest.txt) is the development set: options are ranked
 by their 10-fold accuracy there. View 2 (pairs.txt, the benchmark) is only reported. Writes
-docs/lfw-variants.md and docs/lfw-variants.json.
+docs/lfw-variants.md and docs/results/lfw-variants.json.
 
 Run: .venv/bin/python tools/lfw_variants.py
 """
@@ -51,7 +51,7 @@ def main() -> None:
                          "view2_accuracy": r2.accuracy_mean,
                          "view2_std": r2.accuracy_std, "view2_auc": r2.auc, "view2_val": float(r2.val.mean())})
     rows = rank_on_view1(rows)
-    atomic_write_json(f"{args.out}/lfw-variants.json", {"images": len(rel), "rows": rows})
+    atomic_write_json(f"{args.out}/results/lfw-variants.json", {"images": len(rel), "rows": rows})
     lines = ["# LFW: alignments and protocol options", "",
              "Made by `tools/lfw_variants.py`. Model casia-webface, float32; MTCNN detections, centre-weighted face.",
              "Ranked by 10-fold accuracy on **View 1** (pairsDevTrain + pairsDevTest, 3,200 pairs: LFW's",

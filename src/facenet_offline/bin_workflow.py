@@ -137,7 +137,7 @@ def preprocess(paths: Sequence[Path], out: str | Path, detector: MTCNNDetector, 
                       "first_image": index * per, "images": batch.images}
             store.write(index, lambda tmp: Path(tmp).write_text(json.dumps(record)))
         batches = [json.loads(p.read_text()) for p in store.files()]
-        info = {"format": "raw float32 little-endian, C order (see docs/bin-format.md)", **settings,
+        info = {"format": "raw float32 little-endian, C order (see docs/using/bin-format.md)", **settings,
                 "row_shape": [3, spec.input_size, spec.input_size],
                 "padding": ("the last batch is padded with zero rows up to batch_size; valid_rows says how many "
                             "are real" if config.pad_last else "no padding: the last batch has valid_rows rows"),

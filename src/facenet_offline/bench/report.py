@@ -11,6 +11,8 @@ import numpy as np
 
 from ..cache import atomic_path, atomic_write_bytes, atomic_write_json
 from .harness import PEER, noisy_flag
+
+RESULTS = "results"  # generated data beside the pages: docs/results/
 from .precision import precision_markdown
 
 
@@ -150,7 +152,7 @@ def memory_table(section: dict, machine_gib: float | None) -> list[str]:
              "VmHWM; settled is the median VmRSS over the second half of the run (sampled every 0.25 s); drift is",
              "the median of the run's last quarter minus that of its second quarter. A peak is the largest of many",
              "fluctuating samples and creeps up with run length; drift shows whether memory accumulates within a run.",
-             "RSS over each set's longest runs is drawn in [memory.png](memory.png).",
+             f"RSS over each set's longest runs is drawn in [memory.png]({RESULTS}/memory.png).",
              "The ceiling is the machine's memory" + (f", {machine_gib:.1f} GiB." if machine_gib else "."), "",
              "| photo set | method | photos | peak MiB | of memory | settled MiB | drift MiB | photos/s |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -368,8 +370,9 @@ def provenance(results: dict, section: str) -> list[str]:
 
 
 def write_report(results: dict, out_dir: str | Path, keep_other_sections: bool = True) -> tuple[Path, Path]:
+    """``benchmarks.md`` (and ``precision.md``) in ``out_dir``, the figures and plots under its ``results/``."""
     out_dir = Path(out_dir)
-    json_path, md_path = out_dir / "benchmarks.json", out_dir / "benchmarks.md"
+    json_path, md_path = out_dir / RESULTS / "benchmarks.json", out_dir / "benchmarks.md"
     measured = results
     if keep_other_sections and json_path.is_file():
         results = merge_previous(results, load_results(json_path))
@@ -377,7 +380,7 @@ def write_report(results: dict, out_dir: str | Path, keep_other_sections: bool =
     atomic_write_bytes(md_path, render_markdown(results).encode())
     # The pages of their own are redrawn only from sections this run measured: a kept section's date is not today's.
     if "memory" in measured:
-        plot_memory(measured["memory"], out_dir / "memory.png")
+        plot_memory(measured["memory"], out_dir / RESULTS / "memory.png")
     if "precision" in measured:
 
         atomic_write_bytes(out_dir / "precision.md",

@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _sub(sub, "preprocess", "detect and align, then write model inputs as raw .bin batches", cmd_preprocess)
     p.add_argument("paths", nargs="*", help="image files or folders (or --lfw)")
-    p.add_argument("--format", default="bin", choices=["bin"], help="raw float32 NCHW (docs/bin-format.md)")
+    p.add_argument("--format", default="bin", choices=["bin"], help="raw float32 NCHW (docs/using/bin-format.md)")
     p.add_argument("--out", required=True, help="folder: input/batch-NNNNNN.bin and info.json")
     p.add_argument("--batch-size", type=int, default=16,
                    help="rows per .bin file (default 16: a static batch the npu export compiles)")
@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="search suite: gallery sizes (synthetic vectors)")
     p.add_argument("--workers-seconds", type=float, default=4.0,
                    help="workers suite: seconds each layout's workers embed or detect for, per round")
-    p.add_argument("--out", default="docs", help="folder for benchmarks.md and benchmarks.json")
+    p.add_argument("--out", default="docs", help="folder for benchmarks.md (and precision.md), with the figures in its results/")
     p.add_argument("--images", type=int, default=256, help="LFW images per detection run")
     p.add_argument("--peer-images", type=int, default=None,
                    help="LFW images per peer run (default: the same images as ours)")

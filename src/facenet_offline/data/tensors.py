@@ -23,7 +23,7 @@ def pad_rows(batch: np.ndarray, multiple: int, limit: int | None = None, small: 
     differs from call to call, a long run keeps meeting new shapes and its memory creeps up. Rounding
     up bounds the shapes a runtime ever sees. Below ``multiple`` rows the count rounds up to a
     multiple of ``small`` if given, else to a power of two (1, 2, 4, ...): a net whose cost grows
-    with every row (MTCNN's ONet: 2.3 ms for 9 rows, 3.9 ms for 16) wants the finer steps.
+    with every row (MTCNN's ONet) wants the finer steps.
     """
     n = len(batch)
     if 0 < n < multiple:

@@ -86,8 +86,8 @@ def grouped_nms(boxes: np.ndarray, scores: np.ndarray, groups: np.ndarray, thres
     """NMS within each group (an image, or an image and scale) independently; sorted indices into the inputs.
 
     Each group is suppressed on its own: a batch holds hundreds of groups, and one pooled run (as
-    OpenCV's ``NMSBoxesBatched`` does) compares every box with the survivors of all groups, which
-    made NMS ten times slower on batches of 64 LFW photos (2.97 vs 0.28 ms per photo). The union
+    OpenCV's ``NMSBoxesBatched`` does) compares every box with the survivors of all groups, which was
+    ten times slower (docs/engine-choices.md). The union
     overlap runs in OpenCV's compiled ``NMSBoxes`` (same result as ``nms``, tested); scores must be
     positive, as face probabilities are.
     """

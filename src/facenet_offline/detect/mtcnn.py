@@ -41,38 +41,23 @@ class MTCNNConfig:
     nms_pnet_image: float = 0.7  # across scales
     nms_rnet: float = 0.7
     nms_onet: float = 0.7  # with the "min" overlap
-    # Rows per RNet/ONet run. The NPU reference compiles ranges up to 2,000 and 1,000; on CPU runtimes
-    # 256 is as fast (LFW, batch 64: 107.7 vs 104.1 img/s, identical boxes) and, padded to multiples
-    # of ``batch_bucket`` (of ``small_bucket`` below it), gives each net at most 23 input shapes. Every
-    # new shape costs OpenVINO about 1 MiB that it keeps: with 2,000 a run over 5,000 LFW photos met
-    # 28 RNet shapes and grew 1,028 -> 1,050 MiB; with 256 it stayed at 850-858 MiB after its first
-    # 1,000 photos.
+    # Rows per RNet/ONet run: as fast as the NPU reference's 2,000, and with the padding below each net
+    # meets at most 23 shapes, so the runtimes' per-shape memory stays bounded (docs/engine-choices.md).
     rnet_batch: int = 256
     onet_batch: int = 256
     pnet_batch_pixels: int = 1 << 23  # bound on one PNet run's input size
     # A photo whose size no other photo in the batch shares has its pyramid levels of at most this
-    # many pixels packed into one input, run through the detector's ``packed_pnet``; 0 (or no
-    # packed net) runs each level alone through PNet. Same detections either way. On LFW photos
-    # (8 levels, the largest 150 x 150) packing made PNet about 1.5 times faster at batch 1.
-    # Packing large levels gains nothing and costs memory: on photos of mixed sizes (120-1600 px),
-    # with 2^16 detection ran at 15.1 img/s at batch 1 and 19.4 at 16 (none packed: 12.4 and 15.3;
-    # up to 2^20: 13.0 and 16.3), and embedding 500 of them peaked at 1,354-1,362 MiB (none
-    # packed: 1,284-1,292; 2^20: 1,720). ``open_detector`` packs on OpenVINO only, where it gains.
+    # many pixels packed into one input for ``packed_pnet`` (0: never): the same detections with one
+    # shape change per photo; larger levels gain nothing and cost memory (docs/engine-choices.md).
     pnet_pack_pixels: int = 1 << 16
     # Images detected together hold at most this many pixels (one image over it runs alone): a stage's
-    # working memory grows with the pixels and candidates of everything in flight. Detecting 16 photos
-    # of 4000 x 3000 at once took 1,535 MiB over the photos themselves (3,935 MiB for crowds of 192
-    # faces per photo); in runs of 2^25 pixels, 955 (1,067) MiB, at the same speed (17.6 vs 16.1 s;
-    # 58.0 vs 59.3 s). 64 LFW images are 4 M pixels, one run.
+    # working memory grows with everything in flight, and smaller runs cost no speed (docs/engine-choices.md).
     batch_pixels: int = 1 << 25
-    batch_bucket: int = 32  # RNet/ONet runs are padded to a multiple of this many rows,
-    # runs of fewer to a multiple of ``small_bucket``: ONet's time grows with every row (a photo's
-    # 9 candidates took 2.3 ms as 9 rows on OpenVINO, 3.9 ms padded to 16).
+    batch_bucket: int = 32  # RNet/ONet runs are padded to a multiple of this many rows, runs of fewer
+    # to a multiple of ``small_bucket``, as ONet's time grows with every row.
     small_bucket: int = 2
-    # Pyramid levels are shrunk from, and candidates cropped from, a float32 copy of an image of at
-    # most this many pixels (one conversion instead of one per crop; OpenCV's area resize is faster
-    # in float); larger photos shrink in uint8 and convert each crop alone, as a float copy of a
-    # 12 MP photo would be 144 MB.
+    # Levels and crops come from one float32 copy of an image of at most this many pixels (faster,
+    # and equal to the uint8 result once rounded); larger photos stay uint8, as their float copy is large.
     float_canvas_pixels: int = 1 << 22
 
     def __post_init__(self):
@@ -174,9 +159,8 @@ class MTCNNDetector:
     """Runs MTCNN over batches of uint8 RGB images of any sizes with three backends.
 
     ``packed_pnet``, if given, runs ``PackedPNet`` (four input channels) on packed pyramids
-    (``MTCNNConfig.pnet_pack_pixels``); ``pnet`` runs every level that is not packed. The packed
-    net is the slower of the two on a single level (LFW at batch 16: 76 against 96 img/s on
-    OpenVINO), so each input goes to the net made for it.
+    (``MTCNNConfig.pnet_pack_pixels``); ``pnet`` runs every level that is not packed, as the packed
+    net is the slower of the two on a single level.
     """
 
     def __init__(self, pnet: Backend, rnet: Backend, onet: Backend, config: MTCNNConfig = MTCNNConfig(),
@@ -208,7 +192,7 @@ class MTCNNDetector:
         ``pnet_pack_pixels`` pixels packed into one input; larger levels (a packed 12 MP pyramid
         would be one 5 M pixel input), and the levels of images that share a size, run alone: levels
         of one shape from several images already run as one batch, and packing them would only add
-        the gaps' pixels (LFW at batch 16 ran at 69 img/s packed, 81 unpacked).
+        the gaps' pixels.
         """
         c = self.config
         sizes = Counter(img.shape[:2] for img in images)
@@ -266,8 +250,8 @@ class MTCNNDetector:
     def _pnet_inputs(self, images: Sequence[np.ndarray], runs: list) -> list[np.ndarray]:
         """The standardised NCHW input of each run, each level shrunk from its full image by area averaging.
 
-        Shrinking each level from the one above would be about 2.7 times faster, but it moves the
-        final boxes (median IoU 0.95 against this on 512 LFW photos) away from the reference ports.
+        Shrinking each level from the one above would be faster, but it moves the final boxes away from
+        the reference ports (docs/engine-choices.md).
         Packed inputs get ``PackedPNet``'s fourth channel, the layout's gaps, and zeros between levels.
         """
         batches = [np.zeros((len(members), 4, h, w), np.float32) if packed else np.empty((len(members), 3, h, w), np.float32)
@@ -281,8 +265,7 @@ class MTCNNDetector:
                     slots[i].append((row[:3, y:y + h, x:x + w], (w, h)))
 
         def fill(i: int) -> None:  # OpenCV and numpy release the GIL
-            # OpenCV's area resize of a float32 copy, rounded, gives exactly its uint8 result (no
-            # pixel differed over 62 M level pixels of LFW and random sizes) at 0.7 of the cost.
+            # OpenCV's area resize of a float32 copy, rounded, gives exactly its uint8 result, for less.
             img = self._float_if_small(images[i])
             for place, size in slots[i]:
                 level = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
@@ -301,9 +284,8 @@ class MTCNNDetector:
 
     def _each(self, work, tasks: list) -> None:
         """``work`` on every task, in one lane per thread: the calling thread takes every
-        ``threads``-th task and a worker each of the other lanes. One submission per lane instead
-        of one per task (an image's levels or crops) made LFW detection at batch 16 and 64 about
-        5% faster on OpenVINO (two A/B pairs: 172-176 -> 183-186 and 183-194 -> 196-202 img/s)."""
+        ``threads``-th task and a worker each of the other lanes: one submission per lane, not per task,
+        which is faster (docs/engine-choices.md)."""
         lanes = min(len(tasks), self._threads)
         if lanes == 0:
             return

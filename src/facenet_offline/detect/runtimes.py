@@ -30,7 +30,7 @@ def detector_on_files(files: Mapping[str, Path], backend: str = "openvino", thre
 
     On OpenVINO a lone photo's pyramid runs packed through ``PackedPNet`` unless
     ``config.pnet_pack_pixels`` is 0: OpenVINO pays for every change of input shape, which packing
-    saves. ONNX Runtime does not, and was slower packed (docs/benchmarks.md), so it never packs.
+    saves. ONNX Runtime does not, and was slower packed (docs/engine-choices.md), so it never packs.
     """
     lanes = threads or usable_cpus()  # threads making pyramids and crops: as many as the nets get
     if check_backend(backend) == "openvino":

