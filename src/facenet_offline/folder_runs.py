@@ -28,8 +28,8 @@ from .chunk_store import (
     unfinished_chunk_size,
 )
 from .data.images import ImageSource
-from .detect.jsonl import detection_record, iter_records, read_meta, save_crops
 from .detect.mtcnn import MTCNNDetector, Selection
+from .detection_lines import detection_record, iter_records, read_meta, save_crops
 from .embedder import Embedder
 from .embedding_set import EmbeddingSet, SetSummary, save_concatenated
 from .face_loop import FaceOptions, ImageResult, analyse, progress_bar

@@ -1,4 +1,8 @@
-"""Arguments and helpers every subcommand shares: building the library's objects from flags, printing."""
+"""Arguments and helpers every subcommand shares: building the library's objects from flags, printing.
+
+The library's heavy parts are imported inside the helpers that need them, so that building the
+parser (and ``--help``) imports no engine.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Detection results as JSON lines, and face crops written beside them."""
+"""`detect`'s output: one JSON line per photo (after a meta line), and face crops written beside it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..cache import atomic_path
+from .cache import atomic_path
 
 
 def detection_record(result, crops: list[str]) -> dict:
