@@ -8,7 +8,7 @@ folders, the recognition package and the Python API all run their images through
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -164,19 +164,32 @@ def image_status(pixels: np.ndarray, found: Detection, min_face: float) -> tuple
     return (OK if len(kept) else NO_FACE), kept
 
 
+def detect_decoded(batch: Sequence[tuple[ImageSource, DecodedImage | ImageError]], detector: MTCNNDetector | None,
+                   ready: Sequence[bool] | None = None) -> list[DetectedImage]:
+    """One detector run over every decoded image of ``batch`` (an ImageError becomes an error status).
+
+    Images marked ``ready`` (or all, without a detector) are face crops already: they skip detection.
+    """
+    ready = [detector is None] * len(batch) if ready is None else list(ready)
+    wanted = [d.pixels for (_, d), r in zip(batch, ready) if isinstance(d, DecodedImage) and not r]
+    found = iter(detector.detect(wanted) if wanted else [])
+    results = []
+    for (source, decoded), is_ready in zip(batch, ready):
+        if isinstance(decoded, ImageError):
+            results.append(DetectedImage(source, Status.error(decoded.reason), None, Detection()))
+        elif is_ready:
+            results.append(DetectedImage(source, OK, decoded, Detection()))
+        else:
+            status, det = image_status(decoded.pixels, next(found), detector.config.min_face)
+            results.append(DetectedImage(source, status, decoded, det))
+    return results
+
+
 def detect_batches(sources: Iterable[ImageSource], detector: MTCNNDetector, batch_size: int = 16,
                    progress: Progress = None) -> Iterator[list[DetectedImage]]:
     """Detect faces in every input, one batch of results at a time, in input order."""
     for batch in decoded_batches(sources, batch_size):
-        found = iter(detector.detect([d.pixels for _, d in batch if isinstance(d, DecodedImage)]))
-        results = []
-        for source, decoded in batch:
-            if isinstance(decoded, ImageError):
-                results.append(DetectedImage(source, Status.error(decoded.reason), None, Detection()))
-            else:
-                status, det = image_status(decoded.pixels, next(found), detector.config.min_face)
-                results.append(DetectedImage(source, status, decoded, det))
-        yield results
+        yield detect_decoded(batch, detector)
         if progress:
             progress(len(batch))
 
@@ -218,6 +231,46 @@ def _whole_image(decoded: DecodedImage, size: int) -> tuple[Face, np.ndarray]:
     return face, resize_face(decoded.pixels, size)
 
 
+@dataclass(frozen=True)
+class FaceTask:
+    """What to make of one image: which faces and how cut (``options``), whether the image is a ready face
+    crop (``ready``: embedded whole, no detection), and whether to keep the aligned crops."""
+
+    options: FaceOptions = FaceOptions()
+    ready: bool = False
+    crops: bool = False
+
+
+def finish(detected: Sequence[DetectedImage], tasks: Sequence[FaceTask], embedder: Embedder | None) -> list[ImageResult]:
+    """Each detected image's selected faces, aligned, and all of them embedded in one embedder run.
+
+    The images may come from different callers with different tasks: the service batches requests so.
+    """
+    results, all_faces, all_crops, kept = [], [], [], []
+    for item, task in zip(detected, tasks):
+        result = ImageResult(item.source.label, item.status)
+        if item.decoded is not None:
+            result.size, result.detected_size = item.decoded.size, item.decoded.pixels.shape[:2]
+            if task.ready:
+                face, crop = _whole_image(item.decoded, embedder.spec.input_size if embedder else
+                                          task.options.align.image_size)
+                faces, crops = [face], [crop]
+            else:
+                faces, crops = _faces_of(item, task.options, embedder is not None or task.crops)
+            result.faces = faces
+            all_faces += faces
+            all_crops += crops
+            kept += [task.crops] * len(faces)
+        results.append(result)
+    if embedder is not None and all_crops:
+        for face, vector in zip(all_faces, embedder.embed(all_crops)):
+            face.embedding = vector
+    for face, crop, keep in zip(all_faces, all_crops, kept):
+        if keep:
+            face.crop = crop
+    return results
+
+
 def analyse(sources: Iterable[ImageSource], detector: MTCNNDetector | None, embedder: Embedder | None = None,
             options: FaceOptions = FaceOptions(), batch_size: int = 16, crops: bool = False,
             progress: Progress = None) -> Iterator[ImageResult]:
@@ -226,39 +279,8 @@ def analyse(sources: Iterable[ImageSource], detector: MTCNNDetector | None, embe
 
     ``crops`` keeps each face's aligned crop on it.
     """
-    size = embedder.spec.input_size if embedder is not None else options.align.image_size
-    for batch in _detected(sources, detector, batch_size, progress):
-        results, all_faces, all_crops = [], [], []
-        for item in batch:
-            result = ImageResult(item.source.label, item.status)
-            if item.decoded is not None:
-                result.size, result.detected_size = item.decoded.size, item.decoded.pixels.shape[:2]
-                if detector is None:
-                    face, crop = _whole_image(item.decoded, size)
-                    faces, face_crops = [face], [crop]
-                else:
-                    faces, face_crops = _faces_of(item, options, embedder is not None or crops)
-                result.faces = faces
-                all_faces += faces
-                all_crops += face_crops
-            results.append(result)
-        if embedder is not None and all_crops:
-            for face, vector in zip(all_faces, embedder.embed(all_crops)):
-                face.embedding = vector
-        if crops:
-            for face, crop in zip(all_faces, all_crops):
-                face.crop = crop
-        yield from results
-
-
-def _detected(sources: Iterable[ImageSource], detector: MTCNNDetector | None, batch_size: int,
-              progress: Progress) -> Iterator[list[DetectedImage]]:
-    """``detect_batches``, or for ready crops (no detector) the decoded inputs as they are."""
-    if detector is not None:
-        yield from detect_batches(sources, detector, batch_size, progress)
-        return
+    task = FaceTask(options, ready=detector is None, crops=crops)
     for batch in decoded_batches(sources, batch_size):
-        yield [DetectedImage(source, Status.error(d.reason), None, Detection()) if isinstance(d, ImageError)
-               else DetectedImage(source, OK, d, Detection()) for source, d in batch]
+        yield from finish(detect_decoded(batch, detector), [task] * len(batch), embedder)
         if progress:
             progress(len(batch))
