@@ -11,12 +11,14 @@ Run: .venv/bin/python tools/mtcnn_int8.py
 from __future__ import annotations
 
 import argparse
+import datetime
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from facenet_offline.bench.harness import cpu_model
 from facenet_offline.cache import atomic_write_bytes
 from facenet_offline.choices import CalibrationMethod
 from facenet_offline.convert.quantize import Int8Config, to_int8
@@ -78,7 +80,9 @@ def main() -> None:
     same = np.mean([len(a) == len(b) for a, b in zip(ref, low)])
     ious = np.concatenate([iou_matrix(a.boxes, b.boxes).max(axis=1) for a, b in zip(ref, low) if len(a) and len(b)])
     lost = sum(max(0, len(a) - len(b)) for a, b in zip(ref, low))
-    lines = ["# INT8 MTCNN: measured, then decided", "", "Made by `tools/mtcnn_int8.py` (OpenVINO, 2 threads, batch 16,",
+    lines = ["# INT8 MTCNN: measured, then decided", "",
+             f"Made by `tools/mtcnn_int8.py` on {datetime.date.today().isoformat()}, {cpu_model()} "
+             "(OpenVINO, 2 threads, batch 16,",
              f"{len(test_images)} pairs.txt images; calibration on 64 LFW images outside pairs.txt: RNet and ONet {args.method}, PNet minmax",
              "(its inputs vary in size, which the histogram calibrators cannot pool).", "",
              "| nets | images/s | same face count as float32 | boxes with IoU >= 0.9 | median IoU | faces lost |",

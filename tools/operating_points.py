@@ -1,13 +1,16 @@
 """Operating points of each installed model: thresholds for FAR 1e-2, 1e-3 and 1e-4, measured on LFW View 1.
 
 View 1 (pairsDevTrain + pairsDevTest, LFW's development set) chooses; pairs.txt (View 2, the
-benchmark) never does. Every image of View 1 gives one face (the one nearest the centre, margin-28
-crop: the library's default crop) embedded without flips, as `verify`, `identify` and the gallery
-embed. Impostor pairs are all pairs of View 1 images of two different people, genuine pairs all
-pairs of one person. The accuracy-optimal threshold is the best split of View 1's 3,200 listed pairs.
-The same thresholds on the images of View 2 are shown for information. Writes
-docs/operating-points.md and docs/results/operating-points.json; the registry (weights/registry.py) holds
-the rounded thresholds, and a test checks they are these.
+benchmark) never does. Every image of View 1 gives one face: the one nearest the centre, as the
+LFW job takes it (LFW centres each image on the person named), in the default margin-28 crop,
+embedded without flips as `verify`, `identify` and the gallery embed (on photos of one's own
+they take the largest face, or every face for `identify`; a threshold is about the distance
+between two faces' embeddings, whichever rule picked them). Impostor pairs are all pairs of View 1
+images of two different people, genuine pairs all pairs of one person. The accuracy-optimal
+threshold is the best split of View 1's 3,200 listed pairs. The same thresholds on the images of
+View 2 are shown for information. Writes docs/operating-points.md and
+docs/results/operating-points.json; the registry (weights/registry.py) holds the rounded
+thresholds, and a test checks they are these.
 
 Run: .venv/bin/python tools/operating_points.py
 """

@@ -3,9 +3,10 @@ docs/results/recognition.json and contact sheets.
 
 Identification (closed and open set): the gallery is the first image of every person with at least
 two images, the probes are all their other images; people with a single image are the impostors
-of the open-set test. Every image gives one face (chosen centre-weighted, as the LFW job did until
-it took the face nearest the centre, with the job's centre-crop fallback) embedded without flips,
-as `gallery add` and `identify` embed. The gallery is a real `Gallery` (SQLite + FAISS); rank-1
+of the open-set test. Every image gives one face: the one nearest the centre, as the LFW job takes
+it (LFW centres each image on the person named; a photo of one's own would give its largest face,
+as `gallery add` takes), in the default margin-28 crop, with the job's centre-crop fallback,
+embedded without flips as the gallery and `identify` embed. The gallery is a real `Gallery` (SQLite + FAISS); rank-1
 from its search is checked against the similarity matrix the measures use.
 
 Clustering: every image of the people with at least five images, clustered by
@@ -133,9 +134,10 @@ def main() -> None:
     atomic_write_json(out / "results" / "recognition.json", result)
     lines = ["# Recognition and clustering on LFW", "",
              "Made by `tools/recognition_report.py` (all 13,233 LFW images, default model "
-             f"{embedder.description['model']}, {embedder.description['precision']}). One face per image (centre-weighted,",
-             f"with the LFW job's centre-crop fallback for the {result['no_face_fallbacks']} image(s) without a detected face),",
-             "embedded without flips, as `gallery add` and `identify` embed.", "",
+             f"{embedder.description['model']}, {embedder.description['precision']}). One face per image: the one",
+             "nearest the centre, as the LFW job takes it (LFW centres each image on the person named), in the default",
+             f"margin-28 crop, with the job's centre-crop fallback for the {result['no_face_fallbacks']} image(s) without a",
+             "detected face; embedded without flips, as the gallery and `identify` embed.", "",
              "## Identification", "",
              f"Gallery: the first image of each of the {len(g_idx):,} people with two or more images. Probes: their other",
              f"{len(p_idx):,} images. Open-set impostors: the {len(i_idx):,} people with a single image (not in the gallery).",

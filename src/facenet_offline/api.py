@@ -54,19 +54,26 @@ class FaceNet:
     """MTCNN detection and FaceNet embeddings on this machine, opened once and used many times.
 
     ``model``: a registry name (``facenet-offline models list``); ``weights`` a weights file for
-    it. ``precision``: fp32, fp16 or int8. ``backend``: onnxruntime, openvino, openvino-bf16 or torch
-    (the float32 reference); ``detector_backend``: openvino, onnxruntime or torch. ``faces``: which
-    face of an image ``embed`` and ``verify`` use by default (largest, probable, centre-weighted,
-    nearest-centre, or all). ``align``: how faces are cut out (default: the margin-28 crop the
-    thresholds were measured with). Opening builds the models into the cache if they are not there
-    yet; nothing else is done until a method is called.
+    it. ``precision``: fp32, fp16 or int8 (``calibration``: INT8's method). ``backend``:
+    onnxruntime, openvino, openvino-bf16 or torch (the float32 reference); ``detector_backend``:
+    openvino, onnxruntime or torch; ``threads`` and ONNX Runtime ``providers`` for both.
+    ``faces``: which face of an image ``embed`` and ``verify`` use by default (largest, probable,
+    centre-weighted, nearest-centre, or all). ``align``: how faces are cut out (default: the
+    margin-28 crop the thresholds were measured with). ``batch_size``: photos detected together
+    by ``embed_many`` and ``embed_to_file``.
+
+    Opening builds the models into the cache if they are not there yet; nothing else is done
+    until a method is called. One instance may be called from several threads at once: each
+    engine runs one batch at a time. A bad image raises ``ImageError`` naming it; ``verify``
+    raises ``NoFaceError`` for an image without a usable face; batch calls give a status per
+    image instead.
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, precision: str = "fp32", backend: str = "onnxruntime",
                  detector_backend: str = "openvino", threads: int | None = None,
                  providers: Sequence[str] | None = None, weights: str | Path | None = None,
                  calibration: str | None = None, faces: Selection | str = Selection.LARGEST,
-                 align: AlignConfig = AlignConfig(), batch_size: int = 16):
+                 align: AlignConfig = AlignConfig(), batch_size: int = 32):
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: must be at least 1")
         self.options = FaceOptions(faces, align)
@@ -138,7 +145,7 @@ class FaceNet:
 
     def embed_to_file(self, inputs: ImageInput | Iterable[ImageInput], out: str | Path,
                       faces: Selection | str | None = None, aligned: bool = False, resume: bool = False,
-                      chunk_size: int | None = None, batch_size: int = 32,
+                      chunk_size: int | None = None, batch_size: int | None = None,
                       progress_factory: Callable[[int, str], object] | None = None) -> SetSummary:
         """``embed_many`` into an ``.npz`` (``EmbeddingSet.load`` reads it), written in resumable chunks.
 
@@ -148,8 +155,8 @@ class FaceNet:
         if Path(out).suffix != ".npz":
             raise ValueError(f"out={out}: the output must be a .npz file (embeddings, paths, status).")
         return embed_run(list(expand_inputs(inputs)), self.embedder, RunConfig(Path(out), chunk_size, resume),
-                         None if aligned else self.detector, self.detector_backend, self._options(faces), batch_size,
-                         progress_factory)
+                         None if aligned else self.detector, self.detector_backend, self._options(faces),
+                         batch_size or self.batch_size, progress_factory)
 
     # --- helpers ---------------------------------------------------------------------------------
     def _options(self, faces: Selection | str | None) -> FaceOptions:

@@ -62,7 +62,7 @@ def standing(benchmarks: dict, lfw_report: dict) -> list[Row]:
     q8, _ = _model_rate(benchmarks, "onnxruntime-int8")
     rows.append(Row("FaceNet, INT8, batch 16 (ONNX Runtime)", f"{q8:.1f} images/s ({q8 / fp32:.2f}x float32)",
                     f"reference accelerators: GPU {GPU_RATES[0]:,} (FP16) and {GPU_RATES[1]:,} (INT8) at batch 64, "
-                    f"NPU {NPU_RATE:,} at batch 16; not measured here (no accelerator)", "docs/precision.md"))
+                    f"NPU {NPU_RATE:,} at batch 16; not measured here (no accelerator)", "docs/benchmarks.md"))
     detection = next(r for r in benchmarks["detection"]["rows"]
                      if r["engine"] == "ours (openvino)" and r["batch_size"] == 64)
     rows.append(Row("MTCNN detection, LFW photos, batch 64 (OpenVINO)",

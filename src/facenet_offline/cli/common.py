@@ -60,7 +60,9 @@ def add_face_args(p: argparse.ArgumentParser, select: str, margin: float | None 
     margin = AlignConfig().margin if margin is None else margin
     p.add_argument("--select", default=select, choices=[s.value for s in Selection],
                    help=f"which face(s) of an image to use (default {select})")
-    p.add_argument("--align", default=AlignMethod.MARGIN.value, choices=[m.value for m in AlignMethod])
+    p.add_argument("--align", default=AlignMethod.MARGIN.value, choices=[m.value for m in AlignMethod],
+                   help="how a face is cut out: facenet-pytorch's margin crop (default), davidsandberg's, or a "
+                        "five-landmark similarity transform")
     p.add_argument("--margin", type=float, default=margin, help=f"crop margin in pixels (default {margin:g})")
     add_detector_arg(p)
 

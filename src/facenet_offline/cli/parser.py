@@ -32,15 +32,18 @@ def _verbose(p: argparse.ArgumentParser, top: bool = False) -> None:
                    help="more log output (-vv for debug)")
 
 
-def _sub(group, name: str, help: str, func) -> argparse.ArgumentParser:
-    p = group.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".")
+def _sub(group, name: str, help: str, func, more: str = "") -> argparse.ArgumentParser:
+    """A subcommand whose description is its one-line help, as a sentence, and ``more``."""
+    sentence = help[:1].upper() + help[1:] + ("" if help.endswith(("?", ".")) else ".")
+    p = group.add_parser(name, help=help, description=f"{sentence} {more}".strip())
     _verbose(p)
     p.set_defaults(func=func)
     return p
 
 
 def _gallery_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--gallery", default=argparse.SUPPRESS, help="gallery folder (SQLite database and FAISS index)")
+    p.add_argument("--gallery", default=argparse.SUPPRESS,
+                   help="gallery folder (SQLite database and FAISS index); required, before or after the action")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,9 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None)
     add_face_args(p, select="all")
 
-    p = _sub(sub, "verify", "are two photos of the same person?", cmd_verify)
-    p.add_argument("image1")
-    p.add_argument("image2")
+    p = _sub(sub, "verify", "are two photos of the same person?", cmd_verify,
+             "Prints the squared L2 distance between the two faces' embeddings (0 to 4), the threshold and what it "
+             "stands for; exits 0 for the same person, 1 for different people, 2 when a photo is unreadable or "
+             "has no face.")
+    p.add_argument("image1", help="a photo (its largest face, or --select)")
+    p.add_argument("image2", help="the other photo")
     add_threshold_args(p, "the accuracy-optimal threshold")
     add_embedding_args(p, select="largest")
 
@@ -89,11 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the images are ready 160x160 face crops (davidsandberg's align_dataset_mtcnn.py): no "
                         "detection; pairs with a missing image are left out and counted")
     p.add_argument("--folds", default=None, help="only these folds of the pairs file, 1-based, e.g. 1 or 1,2")
-    p.add_argument("--out", default="out/lfw", help="folder for report.json, report.md, roc.png")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--out", default="out/lfw", help="folder for report.json, report.md, roc.png (default out/lfw)")
+    p.add_argument("--batch-size", type=int, default=16, help="photos detected and embedded together (default 16)")
     # Defaults: LfwOptions' own, the best View 1 (development set) row of docs/lfw-variants.md; written
     # out here so --help need not import the job (a test checks they agree).
-    p.add_argument("--distance", default="angular", choices=["euclidean", "angular"])
+    p.add_argument("--distance", default="angular", choices=["euclidean", "angular"],
+                   help="squared L2, or the angle between embeddings (default angular)")
     p.add_argument("--flip", default="sum", choices=["none", "concat", "sum"],
                    help="add the horizontally flipped crop's embedding (default sum)")
     p.add_argument("--subtract-mean", action=argparse.BooleanOptionalAction, default=True,
@@ -149,10 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub(sub, "gallery", "a gallery of known people: add, build, list, remove", cmd_gallery)
     _gallery_option(p)
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    a = _sub(actions, "add", "enrol the largest face of each photo of one person", cmd_gallery)
+    a = _sub(actions, "add", "enrol the largest face of each photo of one person", cmd_gallery,
+             "A photo's face already in the gallery (the same photo, under any name or path) is skipped and said.")
     a.add_argument("paths", nargs="+", metavar="PHOTOS", help="photos (or folders of photos) of the person")
     a.add_argument("--name", required=True, help="the person")
-    a = _sub(actions, "build", "enrol DIR/<person>/<photos>: one sub-folder per person", cmd_gallery)
+    a = _sub(actions, "build", "enrol DIR/<person>/<photos>: one sub-folder per person", cmd_gallery,
+             "Each person is named by their folder's name, as it is; each photo gives its largest face, and a "
+             "photo's face already in the gallery is skipped and said, so building again adds only what is new.")
     a.add_argument("paths", nargs=1, metavar="DIR", help="a folder with one sub-folder of photos per person")
     for a in (actions.choices["add"], actions.choices["build"]):
         _gallery_option(a)
@@ -163,9 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     _gallery_option(a)
     a.add_argument("--name", required=True, help="the person")
 
-    p = _sub(sub, "identify", "who is in these photos, against a gallery", cmd_identify)
+    p = _sub(sub, "identify", "who is in these photos, against a gallery", cmd_identify,
+             "Every face of every photo gets a line: its identity (the nearest person when within the threshold, "
+             "else unknown) and its --top-k nearest people with their squared L2 distances. --out writes the same "
+             "as JSON, with every photo's status.")
     p.add_argument("paths", nargs="+", help="image files or folders")
-    p.add_argument("--gallery", required=True)
+    p.add_argument("--gallery", required=True, help="the gallery folder (made by gallery build or add)")
     p.add_argument("--top-k", type=int, default=3, help="best matching people per face (default 3)")
     add_threshold_args(p, "0.001: every face is compared with many people")
     p.add_argument("--out", default=None, help="also write the results as JSON")
@@ -181,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _sub(sub, "bench", "measure throughput against peers and the machine's ceiling", cmd_bench)
     p.add_argument("--suites", default="models,detection,e2e,precision,memory,search,workers",
-                   help="comma-separated: models, detection, e2e, precision, memory, search, workers")
+                   help="comma-separated: models, detection, e2e, precision, memory, search, workers (default all of "
+                        "them: well over an hour on 2 cores)")
     p.add_argument("--models", default=None, help="models suite: comma-separated pnet,rnet,onet,facenet")
     p.add_argument("--model-backends", default=None,
                    help="models suite: comma-separated onnxruntime,openvino,torch,opencv-peer")
@@ -201,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="search suite: gallery sizes (synthetic vectors)")
     p.add_argument("--workers-seconds", type=float, default=4.0,
                    help="workers suite: seconds each layout's workers embed or detect for, per round")
-    p.add_argument("--out", default="docs", help="folder for benchmarks.md (and precision.md), with the figures in its results/")
+    p.add_argument("--out", default="out/bench",
+                   help="folder for benchmarks.md (and precision.md), the figures in its results/ (default out/bench; "
+                        "the committed run is made with --out docs)")
     p.add_argument("--images", type=int, default=256, help="LFW images per detection run")
     p.add_argument("--peer-images", type=int, default=None,
                    help="LFW images per peer run (default: the same images as ours)")
