@@ -8,8 +8,10 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,28 +85,72 @@ def test_quick_start_is_the_two_make_commands_and_ci_runs_the_test_one():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
 
 
-def test_every_command_line_runs_as_printed_and_prints_what_is_shown(sandbox, built_default, built_mtcnn):
-    steps = console_steps()
-    assert len(steps) >= 15 and all(cmd.startswith("facenet-offline ") for cmd, _ in steps)
+def ordered_blocks() -> list[tuple[str, str]]:
+    """(language, text) of every fenced block, in the README's order."""
+    return re.findall(r"```(\w+)\n(.*?)```", README, flags=re.S)
+
+
+def test_every_command_line_and_snippet_runs_as_printed_and_prints_what_is_shown(sandbox, built_default,
+                                                                                  built_mtcnn, monkeypatch):
+    """The README from top to bottom in a user's working folder: each console command run by a shell, each
+    Python snippet run, each output compared with what is shown. `serve` starts in the background and
+    stays up for the commands and snippets after it."""
+    assert len(console_steps()) >= 15 and all(cmd.startswith(("facenet-offline ", "curl "))
+                                              for cmd, _ in console_steps())
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    for command, shown in steps:
-        done = subprocess.run(["bash", "-c", command], cwd=sandbox, env=env, capture_output=True, text=True,
-                              timeout=600)
-        printed = done.stdout.splitlines()
-        expected_code = 1 if shown and shown[-1] == "different people" else 0
-        assert done.returncode == expected_code, (command, done.stderr[-3000:])
-        assert output_matches(shown, printed), (command, "\n".join(printed))
-        assert shlex.split(command)  # a line a shell can split as printed
-
-
-def test_the_python_quick_start_runs_and_prints_what_is_shown(sandbox, built_default, built_mtcnn, monkeypatch):
-    (code,) = blocks("python")
-    (shown,) = blocks("text")
     monkeypatch.chdir(sandbox)
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        exec(compile(code, "README.md", "exec"), {})
-    assert output_matches(shown.splitlines(), printed.getvalue().splitlines()), printed.getvalue()
+    blocks_ = ordered_blocks()
+    server = None
+    try:
+        for k, (language, text) in enumerate(blocks_):
+            if language == "console":
+                for command, shown in _steps(text):
+                    if command.startswith("facenet-offline serve"):
+                        server = _start_server(command, shown, sandbox, env)
+                        continue
+                    done = subprocess.run(["bash", "-c", command], cwd=sandbox, env=env, capture_output=True,
+                                          text=True, timeout=600)
+                    expected_code = 1 if shown and shown[-1] == "different people" else 0
+                    assert done.returncode == expected_code, (command, done.stderr[-3000:])
+                    assert output_matches(shown, done.stdout.splitlines()), (command, done.stdout)
+                    assert shlex.split(command)  # a line a shell can split as printed
+            elif language == "python":
+                printed = io.StringIO()
+                with contextlib.redirect_stdout(printed):
+                    exec(compile(text, "README.md", "exec"), {})
+                shown = blocks_[k + 1][1].splitlines() if blocks_[k + 1][0] == "text" else []
+                assert shown and output_matches(shown, printed.getvalue().splitlines()), printed.getvalue()
+        assert server is not None, "the README starts the service"
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=60)
+
+
+def _steps(block: str) -> list[tuple[str, list[str]]]:
+    steps = []
+    for line in block.splitlines():
+        if line.startswith("$ "):
+            steps.append((line[2:], []))
+        else:
+            steps[-1][1].append(line)
+    return steps
+
+
+def _start_server(command: str, shown: list[str], cwd: Path, env: dict) -> subprocess.Popen:
+    """The README's serve command in the background: its first line as shown, then ready to answer."""
+    server = subprocess.Popen(shlex.split(command), cwd=cwd, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    assert output_matches(shown, [server.stdout.readline().rstrip("\n")]), command
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        assert server.poll() is None, "the service stopped"
+        try:
+            if httpx.get("http://127.0.0.1:8000/readyz", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.3)
+    raise AssertionError("the service did not become ready")
 
 
 @pytest.mark.slow

@@ -18,11 +18,12 @@ class WeightsLayoutError(FacenetOfflineError):
 
 
 class ImageError(FacenetOfflineError):
-    """An input that is not a readable image: ``source`` names it, ``reason`` says what is wrong and what to do."""
+    """An input that is not a readable image: ``source`` names it, ``reason`` says what is wrong and what to do,
+    and ``code`` is a stable word for the kind of fault (``not_an_image``, ``corrupt``, ``empty`` ...)."""
 
-    def __init__(self, source: str, reason: str):
+    def __init__(self, source: str, reason: str, code: str = "bad_image"):
         super().__init__(f"{source}: {reason}")
-        self.source, self.reason = str(source), reason
+        self.source, self.reason, self.code = str(source), reason, code
 
 
 class ExportParityError(FacenetOfflineError):

@@ -176,7 +176,7 @@ def detect_decoded(batch: Sequence[tuple[ImageSource, DecodedImage | ImageError]
     results = []
     for (source, decoded), is_ready in zip(batch, ready):
         if isinstance(decoded, ImageError):
-            results.append(DetectedImage(source, Status.error(decoded.reason), None, Detection()))
+            results.append(DetectedImage(source, Status.error(decoded.reason, decoded.code), None, Detection()))
         elif is_ready:
             results.append(DetectedImage(source, OK, decoded, Detection()))
         else:

@@ -7,7 +7,7 @@ Files store ``str(status)``; ``Status.parse`` reads it back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 
@@ -22,6 +22,7 @@ class StatusKind(str, Enum):
 class Status:
     kind: StatusKind
     detail: str = ""  # errors only: the reason, without the input's name (results carry that beside it)
+    code: str = field(default="", compare=False)  # errors only: a stable word for the fault (ImageError.code)
 
     def __str__(self) -> str:
         return f"{self.kind.value}: {self.detail}" if self.detail else self.kind.value
@@ -35,8 +36,8 @@ class Status:
         return self.kind is StatusKind.ERROR
 
     @classmethod
-    def error(cls, detail: str) -> Status:
-        return cls(StatusKind.ERROR, detail)
+    def error(cls, detail: str, code: str = "") -> Status:
+        return cls(StatusKind.ERROR, detail, code)
 
     @classmethod
     def parse(cls, text: str | Status) -> Status:

@@ -21,6 +21,7 @@ from .evaluation import cmd_lfw
 from .faces import cmd_detect, cmd_embed, cmd_verify
 from .models import cmd_export, cmd_models
 from .recognition import cmd_cluster, cmd_gallery, cmd_identify
+from .serve import cmd_keys, cmd_serve
 
 PROG = "facenet-offline"
 
@@ -191,6 +192,46 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cosine distance at which groups stop merging (default: the model's measured cut, 0.475 "
                         "for casia-webface)")
     add_embedding_args(p)
+
+    p = _sub(sub, "serve", "face recognition as an HTTP service, batched across requests", cmd_serve,
+             "Starts with the default models and an empty gallery; OpenAPI docs at /docs. Binds to 127.0.0.1 "
+             "unless --host says otherwise, which needs --api-keys (or --insecure).")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes, each with its own models and batcher (default 1, using every core)")
+    p.add_argument("--gallery", default=None,
+                   help="gallery folder (default: $FACENET_OFFLINE_HOME/gallery, made if missing)")
+    p.add_argument("--api-keys", default=None,
+                   help="keys file (facenet-offline keys add): every request must send a key in X-API-Key")
+    p.add_argument("--insecure", action="store_true", help="allow a non-loopback --host without --api-keys")
+    p.add_argument("--max-batch", type=int, default=32,
+                   help="images of concurrent requests detected together (default 32; 1: no batching)")
+    p.add_argument("--max-wait-ms", type=float, default=5.0,
+                   help="how long a batch waits for more images after its first (default 5)")
+    p.add_argument("--max-queue", type=int, default=256,
+                   help="images waiting at most; beyond, requests get 503 and Retry-After (default 256)")
+    p.add_argument("--max-request-mb", type=int, default=32, help="largest request body in MiB (default 32)")
+    p.add_argument("--max-images", type=int, default=32, help="images per request at most (default 32)")
+    p.add_argument("--max-pixels", type=int, default=50_000_000,
+                   help="pixels per image at most, read from its header before decoding (default 50,000,000)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds a request's images may take (default 60)")
+    p.add_argument("--quiet", action="store_true", help="no access log lines")
+    add_embedding_args(p)
+
+    p = _sub(sub, "keys", "API keys of the service: add, list, remove", cmd_keys,
+             "A key is shown once, when added; the file keeps only its sha256.")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, what in (("add", "make a key and print it (once)"), ("list", "the keys' names and scopes"),
+                       ("remove", "forget a key")):
+        a = _sub(actions, name, what, cmd_keys)
+        a.add_argument("--file", required=True, help="the keys file (made by the first add)")
+        if name != "list":
+            a.add_argument("--name", required=True, help="what the key is for, e.g. door-camera")
+        if name == "add":
+            a.add_argument("--scope", default="read", choices=["read", "admin"],
+                           help="read: detect, embed, verify, identify, search; admin: also change the gallery "
+                                "(default read)")
 
     p = _sub(sub, "bench", "measure throughput against peers and the machine's ceiling", cmd_bench)
     p.add_argument("--suites", default="models,detection,e2e,precision,memory,search,workers",

@@ -163,7 +163,7 @@ def load_image(source: ImageInput | ImageSource, max_side: int | None = DEFAULT_
     if source.path is not None:
         _check_file(source)
     elif source.data is not None and not source.data:
-        raise ImageError(source.label, "empty (0 bytes); send the image's bytes.")
+        raise ImageError(source.label, "empty (0 bytes); send the image's bytes.", code="empty")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # sizes are bounded below
@@ -176,21 +176,23 @@ def load_image(source: ImageInput | ImageSource, max_side: int | None = DEFAULT_
     except ImageError:
         raise
     except FileNotFoundError:
-        raise ImageError(source.label, "no such file (or a broken link); check the path.") from None
+        raise ImageError(source.label, "no such file (or a broken link); check the path.", code="not_found") from None
     except PermissionError:
-        raise ImageError(source.label, "permission denied; make the file readable.") from None
+        raise ImageError(source.label, "permission denied; make the file readable.", code="unreadable") from None
     except IsADirectoryError:
-        raise ImageError(source.label, "is a folder, not an image.") from None
+        raise ImageError(source.label, "is a folder, not an image.", code="is_folder") from None
     except UnidentifiedImageError:
         raise ImageError(source.label, "not an image PIL can read (JPEG, PNG, BMP, WebP, TIFF ...); "
-                                       "remove it or convert it.") from None
+                                       "remove it or convert it.", code="not_an_image") from None
     except Image.DecompressionBombError as exc:
-        raise ImageError(source.label, f"too large to decode safely ({exc}); downscale it first.") from None
+        raise ImageError(source.label, f"too large to decode safely ({exc}); downscale it first.",
+                         code="too_large") from None
     except MemoryError:
-        raise ImageError(source.label, "not enough memory to decode it; downscale it first.") from None
+        raise ImageError(source.label, "not enough memory to decode it; downscale it first.",
+                         code="too_large") from None
     except _DECODE_ERRORS as exc:  # truncated or corrupt data
         raise ImageError(source.label, f"corrupt or truncated image ({type(exc).__name__}: {exc}); "
-                                       "re-export or remove it.") from None
+                                       "re-export or remove it.", code="corrupt") from None
 
 
 def _check_file(source: ImageSource) -> None:
@@ -199,10 +201,12 @@ def _check_file(source: ImageSource) -> None:
         size = source.path.stat().st_size
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise ImageError(source.label, "a loop of symbolic links; fix or remove the link.") from None
+            raise ImageError(source.label, "a loop of symbolic links; fix or remove the link.",
+                             code="link_loop") from None
         return  # open() below reports it
     if size == 0:
-        raise ImageError(source.label, "empty file (0 bytes); replace it with a valid image or remove it.")
+        raise ImageError(source.label, "empty file (0 bytes); replace it with a valid image or remove it.",
+                         code="empty")
 
 
 def _upright(img: Image.Image, max_side: int | None, label: str, draft: bool = True) -> DecodedImage:
@@ -215,7 +219,7 @@ def _upright(img: Image.Image, max_side: int | None, label: str, draft: bool = T
     img = ImageOps.exif_transpose(img)
     rgb = np.asarray(_to_rgb(img), dtype=np.uint8).copy()
     if rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) < 1:
-        raise ImageError(label, f"decoded to an unusable array {rgb.shape}; re-export the image.")
+        raise ImageError(label, f"decoded to an unusable array {rgb.shape}; re-export the image.", code="corrupt")
     return DecodedImage(rgb, (height, width))
 
 
@@ -224,11 +228,12 @@ def _from_array(source: ImageSource, max_side: int | None) -> DecodedImage:
     arr = source.array
     if arr.dtype != np.uint8:
         raise ImageError(source.label, "arrays must be uint8 (0-255); convert with np.clip(x, 0, 255)"
-                                       ".astype(np.uint8), scaling by 255 first if the values lie in [0, 1].")
+                                       ".astype(np.uint8), scaling by 255 first if the values lie in [0, 1].",
+                                           code="bad_array")
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))) or min(arr.shape[:2]) < 1:
-        raise ImageError(source.label, "expected H x W x 3 RGB, H x W grey or H x W x 4 RGBA.")
+        raise ImageError(source.label, "expected H x W x 3 RGB, H x W grey or H x W x 4 RGBA.", code="bad_array")
     height, width = arr.shape[:2]
     img = Image.fromarray(np.ascontiguousarray(arr), "L" if arr.ndim == 2 else ("RGB" if arr.shape[2] == 3 else "RGBA"))
     rgb = np.array(_to_rgb(_bounded(img, max_side, draft=False)), dtype=np.uint8)  # a copy: never the caller's array

@@ -2,8 +2,18 @@
 
 from .cluster import Clustering, cluster, cluster_embeddings
 from .enrol import people_folders
-from .gallery import EnrolReport, Gallery, GalleryError, Match
+from .gallery import (
+           EnrolledPhoto,
+           EnrolReport,
+           FaceRecord,
+           Gallery,
+           GalleryError,
+           Match,
+           NameTakenError,
+           UnknownPersonError,
+)
 from .identify import IDENTIFY_FAR, UNKNOWN, IdentifiedFace, IdentifiedImage, identify
 
-__all__ = ["Clustering", "EnrolReport", "Gallery", "GalleryError", "IDENTIFY_FAR", "IdentifiedFace",
+__all__ = ["Clustering", "EnrolReport", "EnrolledPhoto", "FaceRecord", "Gallery", "GalleryError", "NameTakenError",
+           "UnknownPersonError", "IDENTIFY_FAR", "IdentifiedFace",
            "IdentifiedImage", "Match", "UNKNOWN", "cluster", "cluster_embeddings", "identify", "people_folders"]

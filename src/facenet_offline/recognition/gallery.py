@@ -55,6 +55,25 @@ class GalleryError(FacenetOfflineError):
     pass
 
 
+class UnknownPersonError(GalleryError):
+    """A name or face id the gallery does not hold."""
+
+
+class NameTakenError(GalleryError):
+    """A person of that name is there already."""
+
+
+MAX_NAME = 200  # characters in a person's name
+
+
+def _clean(name: str) -> str:
+    """A person's name as stored: stripped; empty or overlong names are refused."""
+    name = str(name).strip()
+    if not name or len(name) > MAX_NAME:
+        raise GalleryError(f"name={name[:40]!r}: a person needs a name of 1 to {MAX_NAME} characters.")
+    return name
+
+
 @dataclass
 class EnrolReport:
     """What an enrolment did: faces added and skipped (already in the gallery), and inputs without a face."""
@@ -62,6 +81,27 @@ class EnrolReport:
     added: list[tuple[str, str, int]] = field(default_factory=list)  # (person, source, face index)
     skipped: list[tuple[str, int, str]] = field(default_factory=list)  # (source, face index, enrolled as)
     failures: list[tuple[str, Status]] = field(default_factory=list)  # (source, status)
+    ids: list[int] = field(default_factory=list)  # the gallery ids of the added faces, in order
+
+
+@dataclass
+class EnrolledPhoto:
+    """A photo to enrol as ``name``: its faces embedded (``face_loop.ImageResult``) and the sha256 of what it is."""
+
+    name: str
+    result: object
+    digest: str | None
+
+
+@dataclass
+class FaceRecord:
+    """A face in the gallery."""
+
+    id: int
+    name: str
+    source: str
+    box: list[float] | None
+    face_index: int | None
 
 
 @dataclass
@@ -90,7 +130,9 @@ class Gallery:
             if not create:
                 raise GalleryError(f"{folder}: no gallery here; create one with create=True, or enrol people into it.")
             folder.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, isolation_level=None)  # transactions are explicit below
+        # Transactions are explicit below; a writer in another process is waited for. One thread at a time may use
+        # a Gallery (the service holds a lock around it), in whichever thread.
+        db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
         db.execute("PRAGMA foreign_keys = ON")
         db.execute("PRAGMA journal_mode = WAL")
         db.executescript(SCHEMA)
@@ -175,9 +217,7 @@ class Gallery:
         ``photos[i]`` is (digest of the photo, face index) of row i, which must not be enrolled yet.
         ``after_each(i)`` is called after each row is written (progress, and tests of a kill mid-way).
         """
-        names = [n.strip() for n in names]
-        if not all(names):
-            raise GalleryError("every person needs a non-empty name=")
+        names = [_clean(n) for n in names]
         embeddings = np.asarray(embeddings, np.float32)
         if embeddings.ndim != 2 or not len(embeddings) == len(sources) == len(names):
             raise ValueError("one name, embedding and source per face expected")
@@ -210,25 +250,35 @@ class Gallery:
                      faces: Selection | str = "largest", progress: Callable[[int], None] | None = None) -> EnrolReport:
         """``enrol`` for several people at once, all in one transaction (a build is all or nothing)."""
         self.check_model(model.description)
-        report, rows, seen = EnrolReport(), [], {}
+        photos = []
         for name, images in people.items():
             sources = list(expand_inputs(images))
             for source, result in zip(sources, model.embed_many(sources, faces=faces, progress=progress)):
-                if not result.faces:
-                    report.failures.append((result.source, result.status))
+                photos.append(EnrolledPhoto(name, result, source_digest(source)))
+        return self.enrol_results(photos, model.description)
+
+    def enrol_results(self, photos: Sequence[EnrolledPhoto], model: dict) -> EnrolReport:
+        """Store photos already embedded (``EnrolledPhoto``), in one transaction: each face once, a face of a
+        photo already enrolled skipped and reported."""
+        self.check_model(model)
+        report, rows, seen = EnrolReport(), [], {}
+        for photo in photos:
+            result = photo.result
+            if not result.faces:
+                report.failures.append((result.source, result.status))
+                continue
+            for face in result.faces:
+                known = seen.get((photo.digest, face.index)) or self.enrolled_as(photo.digest, face.index)
+                if known is not None:
+                    report.skipped.append((result.source, face.index, known))
                     continue
-                digest = source_digest(source)
-                for face in result.faces:
-                    known = seen.get((digest, face.index)) or self.enrolled_as(digest, face.index)
-                    if known is not None:
-                        report.skipped.append((result.source, face.index, known))
-                        continue
-                    seen[(digest, face.index)] = name
-                    rows.append((name, result.source, face, digest))
-                    report.added.append((name, result.source, face.index))
+                seen[(photo.digest, face.index)] = photo.name
+                rows.append((photo.name, result.source, face, photo.digest))
+                report.added.append((photo.name, result.source, face.index))
         if rows:
-            self.add_faces([r[0] for r in rows], np.stack([r[2].embedding for r in rows]), [r[1] for r in rows],
-                           [r[2].box for r in rows], photos=[(r[3], r[2].index) for r in rows])
+            report.ids = self.add_faces([r[0] for r in rows], np.stack([r[2].embedding for r in rows]),
+                                        [r[1] for r in rows], [r[2].box for r in rows],
+                                        photos=[(r[3], r[2].index) for r in rows])
         return report
 
     def enrolled_as(self, digest: str | None, face_index: int) -> str | None:
@@ -239,12 +289,53 @@ class Gallery:
                               "WHERE f.digest = ? AND f.face_index = ?", (digest, int(face_index))).fetchone()
         return None if row is None else row[0]
 
+    def create_person(self, name: str) -> None:
+        """A person with no faces yet; a name already there is a GalleryError."""
+        name = _clean(name)
+        with self._transaction():
+            if self.db.execute("SELECT 1 FROM people WHERE name = ?", (name,)).fetchone():
+                raise NameTakenError(f"{name!r} is already in {self.folder}.")
+            self.db.execute("INSERT INTO people (name) VALUES (?)", (name,))
+
+    def rename_person(self, name: str, new_name: str) -> None:
+        """Rename a person; their faces stay theirs."""
+        new_name = _clean(new_name)
+        with self._transaction():
+            self._person_id(name)
+            if self.db.execute("SELECT 1 FROM people WHERE name = ?", (new_name,)).fetchone():
+                raise NameTakenError(f"{new_name!r} is already in {self.folder}; choose another name.")
+            self.db.execute("UPDATE people SET name = ? WHERE name = ?", (new_name, name))
+
+    def faces_of(self, name: str) -> list[FaceRecord]:
+        """Every face of ``name``, oldest first."""
+        person = self._person_id(name)
+        rows = self.db.execute("SELECT id, source, box, face_index FROM faces WHERE person_id = ? ORDER BY id",
+                               (person,)).fetchall()
+        return [FaceRecord(r[0], name, r[1], json.loads(r[2]) if r[2] else None, r[3]) for r in rows]
+
+    def remove_face(self, face_id: int) -> FaceRecord:
+        """Forget one face (its person stays, maybe with no faces)."""
+        with self._transaction():
+            row = self.db.execute("SELECT f.id, p.name, f.source, f.box, f.face_index FROM faces f JOIN people p "
+                                  "ON p.id = f.person_id WHERE f.id = ?", (int(face_id),)).fetchone()
+            if row is None:
+                raise UnknownPersonError(f"no face {face_id} in {self.folder}; faces_of(name) lists a person's "
+                                         "faces.")
+            self.db.execute("DELETE FROM faces WHERE id = ?", (int(face_id),))
+            self._bump()
+        self._write_index()
+        return FaceRecord(row[0], row[1], row[2], json.loads(row[3]) if row[3] else None, row[4])
+
+    def _person_id(self, name: str) -> int:
+        row = self.db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise UnknownPersonError(f"{name!r} is not in {self.folder}; people() (gallery list) shows who is.")
+        return row[0]
+
     def remove(self, name: str) -> int:
         """Forget a person and all their faces; returns how many faces went."""
         with self._transaction():
-            row = self.db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
-            if row is None:
-                raise GalleryError(f"{name!r} is not in {self.folder}; people() (gallery list) shows who is.")
+            row = (self._person_id(name),)
             (count,) = self.db.execute("SELECT COUNT(*) FROM faces WHERE person_id = ?", row).fetchone()
             self.db.execute("DELETE FROM faces WHERE person_id = ?", row)
             self.db.execute("DELETE FROM people WHERE id = ?", row)

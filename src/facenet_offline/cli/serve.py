@@ -1,0 +1,60 @@
+"""serve and keys: the HTTP service and its API keys."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ..runtime.base import usable_cpus
+    from ..serve.app import create_app
+    from ..serve.batcher import BatchLimits
+    from ..serve.config import ENV, RequestLimits, ServeConfig
+
+    config = ServeConfig(
+        host=args.host, port=args.port, workers=args.workers, gallery=args.gallery, api_keys=args.api_keys,
+        insecure=args.insecure, model=args.model, precision=args.precision, backend=args.backend,
+        detector_backend=args.detector_backend, weights=args.weights,
+        threads=args.threads or max(1, usable_cpus() // args.workers),
+        batch=BatchLimits(args.max_batch, args.max_wait_ms, args.max_queue),
+        limits=RequestLimits(args.max_request_mb << 20, args.max_images, args.max_pixels, args.timeout))
+    access = logging.getLogger("facenet_offline.serve.access")  # JSON lines on stderr, one per request
+    access.setLevel(logging.INFO)
+    if not args.quiet:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+    access.propagate = False
+    print(f"facenet-offline serve: {config.model} ({config.precision}) on http://{config.host}:{config.port} "
+          f"(API docs at /docs); gallery {config.gallery}; "
+          + (f"keys from {config.api_keys}" if config.api_keys else "no API keys (open to this machine only)"
+             if not config.insecure else "no API keys (open to the network: --insecure)"), flush=True)
+    common = dict(host=config.host, port=config.port, access_log=False, timeout_graceful_shutdown=30,
+                  log_level="warning")
+    if config.workers == 1:
+        uvicorn.run(create_app(config), **common)
+    else:  # each worker process builds the app from the environment: its own models and batcher
+        os.environ[ENV] = config.to_env()
+        uvicorn.run("facenet_offline.serve.app:factory", factory=True, workers=config.workers, **common)
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from ..serve import keys
+
+    if args.action == "add":
+        key = keys.add_key(args.file, args.name, args.scope)
+        print(f"{args.name} ({args.scope}): {key}")
+        print(f"kept only as its sha256 in {args.file}; send it in the {keys.HEADER} header. It is not shown again.")
+    elif args.action == "list":
+        for key in keys.load_keys(args.file):
+            print(f"{key.name}: {key.scope.value}")
+    else:
+        keys.remove_key(args.file, args.name)
+        print(f"removed {args.name} from {args.file}")
+    return 0

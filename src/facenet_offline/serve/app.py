@@ -1,0 +1,518 @@
+"""The HTTP service: FastAPI routes over one FaceNet, a batcher and a gallery.
+
+Every image of every request goes through the batcher (``batcher.py``); the gallery is used by one
+thread at a time. Every answer is JSON; every error has a stable ``code`` and a message naming
+the input and the fix. Results carry the model, precision and, where a decision is made, the
+operating point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+import numpy as np
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+
+from ..api import FaceNet
+from ..data.images import ImageSource, source_digest
+from ..detect.mtcnn import Selection
+from ..distance import squared_l2
+from ..errors import FacenetOfflineError, ImageError
+from ..face_loop import Face, FaceOptions, FaceTask, ImageResult
+from ..recognition import EnrolledPhoto, Gallery, GalleryError, NameTakenError, UnknownPersonError
+from ..recognition.identify import IDENTIFY_FAR, decide, search_people
+from ..samples import PEOPLE
+from ..status import Status
+from ..weights import OperatingPoint
+from . import keys as api_keys
+from .batcher import Batcher, QueueFull
+from .config import ServeConfig
+from .inputs import RequestData, RequestError, decode, read_request
+from .metrics import Metrics
+
+log = logging.getLogger(__name__)
+access = logging.getLogger("facenet_offline.serve.access")
+HEALTH_FACE = PEOPLE / "Tony_Blair" / "Tony_Blair_0001.jpg"
+MAX_TOP_K = 50
+
+
+class Service:
+    """What a running app holds: the models, the batcher, the gallery (behind a lock), the keys, the metrics."""
+
+    def __init__(self, config: ServeConfig):
+        self.config = config
+        self.metrics = Metrics()
+        self.keys = api_keys.load_keys(config.api_keys) if config.api_keys else None
+        self.fn = FaceNet(config.model, config.precision, config.backend, config.detector_backend, config.threads,
+                          weights=config.weights)
+        self.batcher = Batcher(self.fn.detector, self.fn.embedder, config.batch, self.metrics.on_batch)
+        self.gallery = Gallery.open(config.gallery_path, create=True)
+        self.gallery_lock = threading.Lock()
+        self.model = dict(self.fn.description, detector_backend=self.fn.detector_backend)
+
+    def close(self) -> None:
+        self.batcher.close()
+        with self.gallery_lock:
+            self.gallery.close()
+
+    async def run(self, images: list[tuple[str, bytes]], task: FaceTask, embed: bool) -> list[ImageResult]:
+        """Decode the images (in a thread), run the readable ones through the batcher, keep the order.
+
+        An unreadable image gets its error status among the others; a request of none readable is a 422.
+        """
+        limits = self.config.limits
+        decoded = await run_in_threadpool(lambda: [decode(label, raw, limits) for label, raw in images])
+        readable = [(k, d) for k, d in enumerate(decoded) if not isinstance(d, ImageError)]
+        if not readable:  # nothing to do: the request itself is refused, named by its first image
+            first = decoded[0]
+            raise RequestError(422, first.code, str(first), first.source)
+        try:
+            futures = self.batcher.submit([(ImageSource(images[k][0]), d, task, embed) for k, d in readable])
+        except QueueFull as exc:
+            raise RequestError(503, "busy", f"the service is busy ({exc}); try again shortly.",
+                               headers={"Retry-After": "1"}) from None
+        self.metrics.queue_depth.set(self.batcher.depth)
+        try:
+            done = await asyncio.wait_for(asyncio.gather(*(asyncio.wrap_future(f) for f in futures)),
+                                          limits.timeout_s)
+        except asyncio.TimeoutError:
+            raise RequestError(504, "timeout", f"the images were not processed within {limits.timeout_s:g} s; "
+                                               "send fewer at once or try again.") from None
+        ready = iter(done)
+        return [ImageResult(d.source, Status.error(d.reason, d.code)) if isinstance(d, ImageError) else next(ready)
+                for d in decoded]
+
+    async def gallery_call(self, work: Callable):
+        """``work(gallery)`` in a thread, one at a time; the gallery's errors as 404 and 409 answers."""
+        def locked():
+            with self.gallery_lock:
+                return work(self.gallery)
+
+        try:
+            return await run_in_threadpool(locked)
+        except UnknownPersonError as exc:
+            raise RequestError(404, "not_found", str(exc)) from None
+        except NameTakenError as exc:
+            raise RequestError(409, "name_taken", str(exc)) from None
+        except GalleryError as exc:
+            raise RequestError(409, "gallery_refused", str(exc)) from None
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``max_bytes`` is answered 413 before the app reads the rest of it."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await self._refuse(scope, receive, send)
+        seen, started = 0, False
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _TooLarge
+            return message
+
+        async def watched(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except _TooLarge:
+            if not started:
+                await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope, receive, send) -> None:
+        await _error(413, "upload_too_large", f"the request is over {self.max_bytes:,} bytes; send fewer or smaller "
+                                              "images per request.")(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+# --- JSON of results ---------------------------------------------------------------------------------
+def face_json(face: Face, embedding: bool = False) -> dict:
+    out = {"index": face.index, "box": [round(float(v), 2) for v in face.box],
+           "score": None if np.isnan(face.score) else round(float(face.score), 6),
+           "landmarks": None if np.isnan(face.landmarks).all() else
+           [[round(float(x), 2), round(float(y), 2)] for x, y in face.landmarks]}
+    if embedding:
+        out["embedding"] = [float(v) for v in face.embedding]
+    return out
+
+
+def image_json(result: ImageResult, embedding: bool = False) -> dict:
+    out = {"input": result.source, "status": str(result.status),
+           "size": {"width": int(result.size[1]), "height": int(result.size[0])},
+           "faces": [face_json(f, embedding) for f in result.faces]}
+    if result.status.is_error:
+        out["error"] = {"code": result.status.code or "bad_image", "message": result.status.detail}
+    return out
+
+
+def point_json(point: OperatingPoint) -> dict:
+    return {"threshold": point.threshold, "far_target": point.far_target, "far": point.far, "tar": point.tar,
+            "source": point.source, "distance": "squared L2 between unit-length embeddings (0 to 4)"}
+
+
+def _error(status: int, code: str, message: str, input: str | None = None,
+           headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, **({"input": input} if input else {})}},
+                        status_code=status, headers=headers)
+
+
+# --- options -----------------------------------------------------------------------------------------
+def _faces(data: RequestData, default: str) -> Selection:
+    value = data.option("faces", str, default)
+    try:
+        return Selection.parse(value)
+    except ValueError as exc:
+        raise RequestError(422, "bad_field", f"faces={value!r}: {exc}", "faces") from None
+
+
+def _point(service: Service, data: RequestData, default_far: float | None) -> OperatingPoint:
+    try:
+        return service.fn.operating_point(data.option("threshold", float), data.option("far", float), default_far)
+    except ValueError as exc:
+        raise RequestError(422, "bad_operating_point", str(exc), "far") from None
+
+
+def _images(data: RequestData, field: str, at_least: int = 1, at_most: int | None = None) -> list[tuple[str, bytes]]:
+    images = data.images.get(field, [])
+    if len(images) < at_least or (at_most is not None and len(images) > at_most):
+        wanted = f"exactly {at_least}" if at_most == at_least else f"at least {at_least}"
+        raise RequestError(422, "missing_images" if not images else "wrong_image_count",
+                           f"{field}: {len(images)} image(s) sent, {wanted} wanted (files in the form field "
+                           f"{field!r}, or base64 strings in the JSON field {field!r}).", field)
+    return images
+
+
+def _body_doc(fields: dict[str, str], images: tuple[str, ...] = ("images",)) -> dict:
+    """OpenAPI text of a body taken as multipart files or as JSON with base64 images."""
+    file = {"type": "string", "format": "binary"}
+    b64 = {"type": "string", "format": "byte", "description": "the image file's bytes, base64"}
+    multipart = {name: {"type": "array", "items": file} for name in images}
+    multipart.update({name: {"type": "string", "description": text} for name, text in fields.items()})
+    as_json = {name: {"type": "array", "items": b64} for name in images}
+    as_json.update({name: {"description": text} for name, text in fields.items()})
+    return {"requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "properties": multipart}},
+        "application/json": {"schema": {"type": "object", "properties": as_json}}}}}
+
+
+# --- the app -----------------------------------------------------------------------------------------
+def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
+    """The service's app. Its models load at start-up (``/readyz`` answers once they have)."""
+    holder: dict[str, Service] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        holder["service"] = service or await run_in_threadpool(Service, config)
+        log.info("facenet-offline serving %s (%s) on %s:%d", holder["service"].model["model"],
+                 holder["service"].model["precision"], config.host, config.port)
+        yield
+        await run_in_threadpool(holder["service"].close)  # in-flight requests have finished by now
+
+    app = FastAPI(title="facenet-offline", version="1", lifespan=lifespan,
+                  middleware=[Middleware(BodyLimit, max_bytes=config.limits.max_request_bytes)],
+                  description="Offline face recognition with FaceNet: detect, embed, verify, identify, and a gallery "
+                              "of known people. Images come as multipart files or as base64 in JSON; never as paths "
+                              f"or URLs. With keys configured, send one in the {api_keys.HEADER} header.")
+
+    def current() -> Service:
+        return holder["service"]
+
+    def require(scope: api_keys.Scope) -> Callable:
+        def check(request: Request) -> api_keys.ApiKey | None:
+            service = current()
+            if service.keys is None:
+                return None
+            presented = request.headers.get(api_keys.HEADER)
+            if not presented:
+                raise RequestError(401, "missing_key", f"send an API key in the {api_keys.HEADER} header.")
+            key = api_keys.match(service.keys, presented)
+            if key is None:
+                raise RequestError(401, "bad_key", f"the key in {api_keys.HEADER} is not one of this service's.")
+            if not key.allows(scope):
+                raise RequestError(403, "forbidden", f"key {key.name!r} may {key.scope.value} only; this needs "
+                                                     f"{scope.value}.")
+            return key
+        return Depends(check)
+
+    read, admin = require(api_keys.Scope.READ), require(api_keys.Scope.ADMIN)
+
+    @app.exception_handler(RequestError)
+    async def request_error(request: Request, exc: RequestError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message, exc.input, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return _error(422, "bad_field", f"{where}: {first.get('msg', 'invalid')}", where)
+
+    @app.exception_handler(FacenetOfflineError)
+    async def library_error(request: Request, exc: FacenetOfflineError) -> JSONResponse:
+        return _error(422, "refused", str(exc))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return _error(500, "internal", "the service failed on this request; the log has the details.")
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next):
+        """Access log (no headers, so no keys), metrics by route, and a request id."""
+        started, request_id = time.perf_counter(), uuid.uuid4().hex[:12]
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        seconds = time.perf_counter() - started
+        if "service" in holder:
+            holder["service"].metrics.requests.labels(route, str(response.status_code)).inc()
+            holder["service"].metrics.latency.labels(route).observe(seconds)
+        response.headers["X-Request-Id"] = request_id
+        access.info(json.dumps({"request": request_id, "method": request.method, "route": route,
+                                "status": response.status_code, "ms": round(seconds * 1000, 1),
+                                "client": request.client.host if request.client else None}))
+        return response
+
+    # --- operations -------------------------------------------------------------------------------
+    @app.get("/readyz", tags=["operations"], summary="200 once the models are loaded")
+    async def readyz():
+        return {"status": "ready", "model": current().model}
+
+    @app.get("/healthz", tags=["operations"], summary="a real detection and embedding of a built-in face")
+    async def healthz():
+        started = time.perf_counter()
+        (result,) = await current().run([("built-in face", HEALTH_FACE.read_bytes())], FaceTask(), embed=True)
+        ok = len(result.faces) == 1 and result.faces[0].embedding.size == current().fn.spec.embedding_dim
+        body = {"status": "ok" if ok else "failing", "faces": len(result.faces),
+                "ms": round((time.perf_counter() - started) * 1000, 1), "model": current().model}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics():
+        service = current()
+        service.metrics.queue_depth.set(service.batcher.depth)
+        return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    # --- faces --------------------------------------------------------------------------------------
+    @app.post("/v1/detect", tags=["faces"], summary="every face of each image: box, score, landmarks",
+              openapi_extra=_body_doc({}))
+    async def detect(request: Request, key=read):
+        service = current()
+        data = await read_request(request, service.config.limits)
+        results = await service.run(_images(data, "images"), FaceTask(FaceOptions(Selection.ALL)), embed=False)
+        return {"model": service.model, "images": [image_json(r) for r in results]}
+
+    @app.post("/v1/embed", tags=["faces"], summary="the faces of each image with their embeddings",
+              openapi_extra=_body_doc({"faces": "which faces: all (default), largest, probable, centre-weighted, "
+                                                 "nearest-centre",
+                                       "embed_only": "true: each image is a ready face crop, embedded whole"}))
+    async def embed(request: Request, key=read):
+        service = current()
+        data = await read_request(request, service.config.limits)
+        task = FaceTask(FaceOptions(_faces(data, "all")), ready=data.option("embed_only", bool, False))
+        results = await service.run(_images(data, "images"), task, embed=True)
+        return {"model": service.model, "images": [image_json(r, embedding=True) for r in results]}
+
+    @app.post("/v1/verify", tags=["faces"], summary="is the probe's face the person in each target?",
+              openapi_extra=_body_doc({"faces": "which face of each photo: largest (default), probable, "
+                                                 "centre-weighted, nearest-centre",
+                                       "far": "false-accept rate to hold: 0.01, 0.001 or 0.0001",
+                                       "threshold": "squared L2 threshold (overrides far)"}, ("probe", "targets")))
+    async def verify(request: Request, key=read):
+        service = current()
+        data = await read_request(request, service.config.limits)
+        faces = _faces(data, "largest")
+        if faces is Selection.ALL:
+            raise RequestError(422, "bad_field", "faces='all': verify compares one face of each photo; choose "
+                                                 "largest, probable, centre-weighted or nearest-centre.", "faces")
+        point = _point(service, data, None)
+        images = _images(data, "probe", 1, 1) + _images(data, "targets")
+        probe, *targets = await service.run(images, FaceTask(FaceOptions(faces)), embed=True)
+        if not probe.faces:
+            raise RequestError(422, (probe.status.code or "bad_image") if probe.status.is_error else "no_face",
+                               f"{probe.source}: {probe.status}; send a photo with a face as the probe.",
+                               probe.source)
+        answers = []
+        for target in targets:
+            entry = image_json(target)
+            if target.faces:
+                distance = float(squared_l2(probe.faces[0].embedding, target.faces[0].embedding))
+                entry.update(distance=round(distance, 6), same=point.same(distance))
+            else:
+                entry.update(distance=None, same=None)
+            answers.append(entry)
+        return {"model": service.model, "operating_point": point_json(point), "probe": image_json(probe),
+                "targets": answers}
+
+    @app.post("/v1/identify", tags=["gallery"], summary="every face of each image against the gallery",
+              openapi_extra=_body_doc({"top_k": f"nearest people per face (default 3, at most {MAX_TOP_K})",
+                                       "far": "false-accept rate to hold (default 0.001)",
+                                       "threshold": "squared L2 threshold (overrides far)"}))
+    async def identify(request: Request, key=read):
+        service = current()
+        data = await read_request(request, service.config.limits)
+        top_k = _top_k(data.option("top_k", int, 3))
+        point = _point(service, data, IDENTIFY_FAR)
+        results = await service.run(_images(data, "images"), FaceTask(FaceOptions(Selection.ALL)), embed=True)
+        vectors = np.stack([f.embedding for r in results for f in r.faces]) if any(r.faces for r in results) \
+            else np.zeros((0, service.fn.spec.embedding_dim), np.float32)
+        found = await service.gallery_call(lambda g: _search(g, service, vectors, top_k))
+        matches = iter(found)
+        images = []
+        for result in results:
+            entry = image_json(result)
+            for face in entry["faces"]:
+                people = next(matches)
+                identity, distance = decide(people, point)
+                face.update(identity=identity, distance=None if np.isnan(distance) else round(distance, 6),
+                            matches=[_match_json(m) for m in people])
+            images.append(entry)
+        return {"model": service.model, "operating_point": point_json(point), "images": images}
+
+    @app.post("/v1/search", tags=["gallery"], summary="the gallery's nearest people to a raw embedding",
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                  "type": "object", "required": ["embedding"], "properties": {
+                      "embedding": {"type": "array", "items": {"type": "number"}},
+                      "top_k": {"type": "integer"}, "far": {"type": "number"}, "threshold": {"type": "number"}}}}}}})
+    async def search(request: Request, key=read):
+        service = current()
+        data = await read_request(request, service.config.limits)
+        vector = _embedding(data.options.get("embedding"), service.fn.spec.embedding_dim)
+        top_k = _top_k(data.option("top_k", int, 3))
+        point = _point(service, data, IDENTIFY_FAR)
+        (people,) = await service.gallery_call(lambda g: _search(g, service, vector[None], top_k))
+        identity, distance = decide(people, point)
+        return {"model": service.model, "operating_point": point_json(point), "identity": identity,
+                "distance": None if np.isnan(distance) else round(distance, 6),
+                "matches": [_match_json(m) for m in people]}
+
+    # --- the gallery's people and faces ----------------------------------------------------------------
+    @app.get("/v1/people", tags=["gallery"], summary="everyone in the gallery and how many faces each has")
+    async def people(key=read):
+        service = current()
+        listed = await service.gallery_call(lambda g: (g.people(), g.model))
+        return {"people": [{"name": n, "faces": c} for n, c in listed[0]], "gallery_model": listed[1] or None}
+
+    @app.post("/v1/people", tags=["gallery"], status_code=201, summary="a new person, with no faces yet",
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                  "type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}}}})
+    async def create_person(request: Request, key=admin):
+        service = current()
+        name = _name(await read_request(request, service.config.limits))
+        await service.gallery_call(lambda g: g.create_person(name))
+        return {"name": name, "faces": 0}
+
+    @app.patch("/v1/people/{name}", tags=["gallery"], summary="rename a person",
+               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                   "type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}}}})
+    async def rename_person(name: str, request: Request, key=admin):
+        service = current()
+        new = _name(await read_request(request, service.config.limits))
+        await service.gallery_call(lambda g: g.rename_person(name, new))
+        return {"name": new, "was": name}
+
+    @app.delete("/v1/people/{name}", tags=["gallery"], summary="forget a person and their faces")
+    async def delete_person(name: str, key=admin):
+        removed = await current().gallery_call(lambda g: g.remove(name))
+        return {"name": name, "faces_removed": removed}
+
+    @app.get("/v1/people/{name}/faces", tags=["gallery"], summary="a person's faces")
+    async def faces_of(name: str, key=read):
+        records = await current().gallery_call(lambda g: g.faces_of(name))
+        return {"name": name, "faces": [{"id": r.id, "source": r.source, "box": r.box, "face": r.face_index}
+                                        for r in records]}
+
+    @app.post("/v1/people/{name}/faces", tags=["gallery"], status_code=201,
+              summary="enrol a person's face from each photo (the largest, unless faces= says)",
+              openapi_extra=_body_doc({"faces": "which face of each photo: largest (default), probable, "
+                                                 "centre-weighted, nearest-centre"}))
+    async def add_faces(name: str, request: Request, key=admin):
+        service = current()
+        data = await read_request(request, service.config.limits)
+        faces = _faces(data, "largest")
+        images = _images(data, "images")
+        results = await service.run(images, FaceTask(FaceOptions(faces)), embed=True)
+        photos = [EnrolledPhoto(name, result, source_digest(raw)) for (_, raw), result in zip(images, results)]
+        report = await service.gallery_call(lambda g: g.enrol_results(photos, service.fn.description))
+        return {"model": service.model, "name": name,
+                "added": [{"id": i, "input": source, "face": face}
+                          for i, (_, source, face) in zip(report.ids, report.added)],
+                "skipped": [{"input": source, "face": face, "enrolled_as": who}
+                            for source, face, who in report.skipped],
+                "failures": [{"input": source, "status": str(status)} for source, status in report.failures]}
+
+    @app.delete("/v1/people/{name}/faces/{face_id}", tags=["gallery"], summary="forget one face")
+    async def delete_face(name: str, face_id: int, key=admin):
+        def work(g: Gallery):
+            if face_id not in {r.id for r in g.faces_of(name)}:
+                raise UnknownPersonError(f"{name!r} has no face {face_id}; GET /v1/people/{name}/faces lists them.")
+            return g.remove_face(face_id)
+
+        record = await current().gallery_call(work)
+        return {"id": record.id, "name": record.name, "source": record.source}
+
+    return app
+
+
+def _top_k(value: int) -> int:
+    if not 1 <= value <= MAX_TOP_K:
+        raise RequestError(422, "bad_field", f"top_k={value}: give 1 to {MAX_TOP_K}.", "top_k")
+    return value
+
+
+def _name(data: RequestData) -> str:
+    name = data.options.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise RequestError(422, "bad_field", "name: send the person's name, a non-empty string.", "name")
+    return name.strip()
+
+
+def _embedding(value, dim: int) -> np.ndarray:
+    """A sent embedding as a unit vector of the model's length, or a 422 saying what is wrong."""
+    try:
+        vector = np.asarray(value, np.float64)
+    except (TypeError, ValueError):
+        vector = np.zeros(0)
+    if vector.shape != (dim,) or not np.isfinite(vector).all() or not np.linalg.norm(vector) > 0:
+        raise RequestError(422, "bad_embedding", f"embedding: send the {dim} numbers of one face's embedding "
+                                                 f"(as /v1/embed gives them).", "embedding")
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+def _search(gallery: Gallery, service: Service, vectors: np.ndarray, top_k: int) -> list:
+    if len(gallery):
+        gallery.check_model(service.fn.description)
+    return search_people(vectors, gallery, top_k)
+
+
+def _match_json(match) -> dict:
+    return {"name": match.name, "distance": round(match.distance, 6), "face_id": match.face_id}
+
+
+def factory() -> FastAPI:
+    """The app of a uvicorn worker process: its config comes in the environment (``ServeConfig.to_env``)."""
+    return create_app(ServeConfig.from_env())

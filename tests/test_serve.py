@@ -1,0 +1,344 @@
+"""`facenet-offline serve` as clients meet it: the real server on a loopback port, called over HTTP."""
+
+import base64
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from facenet_offline import FaceNet
+from facenet_offline.data.lfw_dataset import image_path
+from facenet_offline.samples import PEOPLE, PROBES
+from facenet_offline.serve import keys
+
+TONY, TONY3, COLIN, GENE = (PEOPLE / "Tony_Blair" / "Tony_Blair_0001.jpg", PROBES / "Tony_Blair_0003.jpg",
+                            PEOPLE / "Colin_Powell" / "Colin_Powell_0001.jpg", PROBES / "Gene_Robinson_0003.jpg")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``facenet-offline serve`` in a child process on a free loopback port; stopped by SIGTERM (or killed)."""
+
+    def __init__(self, tmp: Path, *args: str):
+        self.port = _free_port()
+        self.log = tmp / f"serve-{self.port}.log"
+        self.args = ["serve", "--port", str(self.port), *args]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.start()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "facenet_offline.cli", *self.args],
+                                     stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log.read_text()[-3000:]
+            try:
+                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        raise AssertionError("the server did not become ready:\n" + self.log.read_text()[-3000:])
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=120, headers={keys.HEADER: key} if key else {})
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """The exit status; after SIGTERM, uvicorn finishes in-flight requests, then ends by that signal."""
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=60)
+
+
+GRACEFUL = (0, -signal.SIGTERM)
+
+
+@pytest.fixture(scope="module")
+def keyfile(tmp_path_factory):
+    path = tmp_path_factory.mktemp("keys") / "keys.json"
+    return path, keys.add_key(path, "back-office", "admin"), keys.add_key(path, "door-camera", "read")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, keyfile, built_default, built_mtcnn):
+    tmp = tmp_path_factory.mktemp("serve")
+    srv = Server(tmp, "--gallery", str(tmp / "gallery"), "--api-keys", str(keyfile[0]), "--max-images", "6",
+                 "--max-request-mb", "1", "--max-pixels", "20000000", "--max-wait-ms", "100")
+    yield srv
+    assert srv.stop() in GRACEFUL and "Traceback" not in srv.log.read_text()
+
+
+@pytest.fixture(scope="module")
+def admin(server, keyfile):
+    with server.client(keyfile[1]) as client:
+        yield client
+
+
+def _files(*paths, field="images"):
+    return [(field, (Path(p).name, Path(p).read_bytes(), "image/jpeg")) for p in paths]
+
+
+def _b64(path) -> str:
+    return base64.b64encode(Path(path).read_bytes()).decode()
+
+
+def test_every_endpoint_on_real_photos(server, admin):
+    assert admin.get("/healthz").json()["status"] == "ok" and admin.get("/readyz").status_code == 200
+    detected = admin.post("/v1/detect", files=_files(GENE, TONY)).json()
+    gene = detected["images"][0]
+    assert detected["model"]["model"] == "casia-webface" and detected["model"]["precision"] == "fp32"
+    assert gene["input"] == "images[0] (Gene_Robinson_0003.jpg)" and len(gene["faces"]) == 2
+    assert len(gene["faces"][0]["box"]) == 4 and len(gene["faces"][0]["landmarks"]) == 5
+    as_json = admin.post("/v1/detect", json={"images": [_b64(GENE)]}).json()["images"][0]
+    assert as_json["faces"] == gene["faces"]  # multipart and base64 are the same image
+
+    embedded = admin.post("/v1/embed", files=_files(GENE), data={"faces": "all"}).json()["images"][0]
+    assert [len(f["embedding"]) for f in embedded["faces"]] == [512, 512]
+    crop = FaceNet().detect(TONY, crops=True)[0].crop
+    buf = io.BytesIO()
+    Image.fromarray(crop).save(buf, format="PNG")
+    ready = admin.post("/v1/embed", json={"images": [base64.b64encode(buf.getvalue()).decode()],
+                                          "embed_only": True}).json()["images"][0]
+    assert len(ready["faces"]) == 1 and ready["faces"][0]["score"] is None
+
+    verified = admin.post("/v1/verify", files=_files(TONY, field="probe") + _files(TONY3, COLIN, field="targets"),
+                          data={"far": "0.001"}).json()
+    assert [t["same"] for t in verified["targets"]] == [True, False]
+    assert verified["operating_point"]["threshold"] == 0.993 and verified["model"]["model"] == "casia-webface"
+
+    assert admin.post("/v1/people", json={"name": "Tony Blair"}).status_code == 201
+    added = admin.post("/v1/people/Tony Blair/faces", files=_files(TONY, PEOPLE / "Tony_Blair" / "Tony_Blair_0002.jpg"))
+    assert added.status_code == 201 and len(added.json()["added"]) == 2
+    assert admin.post("/v1/people/Colin Powell/faces", files=_files(COLIN)).status_code == 201
+    again = admin.post("/v1/people/Tony Blair/faces", files=_files(TONY)).json()
+    assert again["added"] == [] and again["skipped"][0]["enrolled_as"] == "Tony Blair"
+    assert admin.get("/v1/people").json()["people"] == [{"name": "Colin Powell", "faces": 1},
+                                                        {"name": "Tony Blair", "faces": 2}]
+    who = admin.post("/v1/identify", files=_files(TONY3, GENE), data={"top_k": "2"}).json()
+    assert who["operating_point"]["far_target"] == 0.001
+    assert [f["identity"] for i in who["images"] for f in i["faces"]] == ["Tony Blair", "unknown", "unknown"]
+    assert len(who["images"][0]["faces"][0]["matches"]) == 2
+
+    vector = admin.post("/v1/embed", files=_files(TONY3), data={"faces": "largest"}).json()["images"][0]["faces"][0]
+    found = admin.post("/v1/search", json={"embedding": vector["embedding"], "top_k": 1}).json()
+    assert found["identity"] == "Tony Blair" and found["distance"] == who["images"][0]["faces"][0]["distance"]
+
+    faces = admin.get("/v1/people/Tony Blair/faces").json()["faces"]
+    assert admin.delete(f"/v1/people/Tony Blair/faces/{faces[0]['id']}").status_code == 200
+    assert admin.patch("/v1/people/Tony Blair", json={"name": "T. Blair"}).json() == {"name": "T. Blair",
+                                                                                       "was": "Tony Blair"}
+    assert admin.get("/v1/people").json()["people"][1] == {"name": "T. Blair", "faces": 1}
+    assert admin.delete("/v1/people/Colin Powell").json()["faces_removed"] == 1
+
+    metrics = admin.get("/metrics").text
+    assert 'facenet_requests_total{route="/v1/identify",status="200"}' in metrics
+    assert "facenet_batch_images_count" in metrics and "facenet_queue_images" in metrics
+    schema = admin.get("/openapi.json").json()
+    assert {"/v1/detect", "/v1/embed", "/v1/verify", "/v1/identify", "/v1/search", "/v1/people",
+            "/v1/people/{name}/faces"} <= set(schema["paths"])
+    assert admin.get("/docs").status_code == 200
+
+
+def _bomb() -> bytes:
+    """A PNG whose header promises 60000 x 60000 pixels (3.6 GB decoded) in a few hundred bytes."""
+    buf = io.BytesIO()
+    Image.new("L", (64, 64)).save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    data[16:24] = (60000).to_bytes(4, "big") * 2  # IHDR width and height
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")  # and its checksum, so it reads as valid
+    return bytes(data)
+
+
+def test_every_kind_of_bad_input_gets_its_4xx_and_the_server_goes_on(server, admin, tmp_path):
+    jpeg = TONY.read_bytes()
+    cases = [  # (what, request, status, code)
+        ("not a body it reads", dict(content=b"hi", headers={"content-type": "text/plain"}), 415,
+         "unsupported_media_type"),
+        ("broken JSON", dict(content=b"{images:", headers={"content-type": "application/json"}), 400, "bad_json"),
+        ("JSON that is not an object", dict(json=[1, 2]), 400, "bad_json"),
+        ("bad base64", dict(json={"images": ["not base64!"]}), 422, "bad_base64"),
+        ("a URL", dict(json={"images": ["https://example.com/face.jpg"]}), 422, "not_image_data"),
+        ("a server-side path", dict(json={"images": ["/etc/passwd"]}), 422, "bad_base64"),
+        ("a path in a form field", dict(data={"images": "/etc/passwd"}), 422, "not_a_file"),
+        ("no images", dict(json={}), 422, "missing_images"),
+        ("too many images", dict(files=_files(*[TONY] * 7)), 413, "too_many_images"),
+        ("too large a body", dict(files=[("images", ("big.jpg", os.urandom(1_200_000), "image/jpeg"))]), 413,
+         "upload_too_large"),
+        ("a decompression bomb", dict(files=[("images", ("bomb.png", _bomb(), "image/png"))]), 422,
+         "too_many_pixels"),
+        ("text named .jpg", dict(files=[("images", ("notes.jpg", b"name,age\nann,3\n", "image/jpeg"))]), 422,
+         "not_an_image"),
+        ("a truncated JPEG", dict(files=[("images", ("cut.jpg", jpeg[:len(jpeg) // 2], "image/jpeg"))]), 422,
+         "corrupt"),
+        ("an empty file", dict(files=[("images", ("empty.jpg", b"", "image/jpeg"))]), 422, "empty"),
+        ("an unknown face choice", dict(files=_files(TONY), data={"faces": "biggest"}), 422, "bad_field"),
+    ]
+    for what, request, status, code in cases:
+        answer = admin.post("/v1/embed", **request)
+        assert answer.status_code == status and answer.json()["error"]["code"] == code, (what, answer.text)
+        assert answer.json()["error"]["message"], what
+    other = [  # other routes, other refusals
+        (admin.post("/v1/identify", files=_files(TONY), data={"top_k": "0"}), 422, "bad_field"),
+        (admin.post("/v1/identify", files=_files(TONY), data={"far": "0.005"}), 422, "bad_operating_point"),
+        (admin.post("/v1/verify", files=_files(TONY, field="probe") + _files(TONY3, field="targets"),
+                    data={"faces": "all"}), 422, "bad_field"),
+        (admin.post("/v1/search", json={"embedding": [0.1] * 10}), 422, "bad_embedding"),
+        (admin.delete("/v1/people/Nobody"), 404, "not_found"),
+    ]
+    for answer, status, code in other:
+        assert answer.status_code == status and answer.json()["error"]["code"] == code, answer.text
+    assert admin.post("/v1/people", json={"name": "Ann"}).status_code == 201
+    taken = admin.post("/v1/people", json={"name": "Ann"})
+    assert taken.status_code == 409 and taken.json()["error"]["code"] == "name_taken"
+    mixed = admin.post("/v1/detect", files=_files(TONY) + [("images", ("notes.jpg", b"text", "image/jpeg"))]).json()
+    assert [i["status"] for i in mixed["images"]][0] == "ok" and mixed["images"][1]["error"]["code"] == "not_an_image"
+    assert admin.get("/healthz").json()["status"] == "ok"  # still serving
+    assert server.proc.poll() is None
+
+
+def test_keys_decide_who_may_do_what(server, keyfile):
+    _, admin_key, read_key = keyfile
+    with server.client() as nobody, server.client("not-a-key") as stranger, server.client(read_key) as reader:
+        assert nobody.post("/v1/detect", files=_files(TONY)).json()["error"]["code"] == "missing_key"
+        wrong = stranger.post("/v1/detect", files=_files(TONY))
+        assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "bad_key"
+        assert reader.post("/v1/detect", files=_files(TONY)).status_code == 200
+        assert reader.get("/v1/people").status_code == 200
+        refused = reader.post("/v1/people", json={"name": "Eve"})
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+        assert reader.delete("/v1/people/Ann").status_code == 403
+    stored = keyfile[0].read_text()
+    assert admin_key not in stored and read_key not in stored and keys.digest(read_key) in stored
+    log = server.log.read_text()
+    assert admin_key not in log and read_key not in log and "not-a-key" not in log
+    assert json.loads(log.splitlines()[-1])["route"]  # structured access log lines
+
+
+def test_batched_results_equal_unbatched_ones(server, admin, lfw_dir):
+    photos = [image_path(lfw_dir, name, k) for name in ("Tony_Blair", "Colin_Powell", "George_W_Bush") for k in (1, 2)]
+    before = admin.get("/metrics").text
+    with ThreadPoolExecutor(len(photos)) as pool:  # concurrent requests, batched by the server
+        answers = list(pool.map(lambda p: admin.post("/v1/embed", files=_files(p), data={"faces": "largest"}).json(),
+                                photos))
+    fn = FaceNet()
+    for photo, answer in zip(photos, answers):
+        alone = fn.embed(photo)[0]
+        served = answer["images"][0]["faces"][0]
+        assert np.array_equal(np.array(served["embedding"], np.float32), alone.embedding)
+        assert np.allclose(served["box"], alone.box, atol=0.01)
+    after = admin.get("/metrics").text
+
+    def runs_of_one(text):
+        return float(text.split('facenet_batch_images_bucket{le="1.0"} ')[1].split()[0])
+
+    def runs(text):
+        return float(text.split("facenet_batch_images_count ")[1].split()[0])
+
+    assert runs(after) - runs(before) < len(photos)  # some images ran together
+    assert runs_of_one(after) - runs_of_one(before) < runs(after) - runs(before) or runs(after) - runs(before) == 1
+
+
+def test_identify_goes_on_while_people_are_enrolled(server, admin):
+    admin.post("/v1/people/Serena/faces", files=_files(PEOPLE / "Serena_Williams" / "Serena_Williams_0001.jpg"))
+    errors, seen = [], []
+
+    def identify_many():
+        for _ in range(6):
+            answer = admin.post("/v1/identify", files=_files(PROBES / "Serena_Williams_0003.jpg"))
+            if answer.status_code != 200:
+                errors.append(answer.text)
+            else:
+                seen.append(answer.json()["images"][0]["faces"][0]["identity"])
+
+    readers = [threading.Thread(target=identify_many) for _ in range(2)]
+    for t in readers:
+        t.start()
+    for k, person in enumerate(("Colin_Powell", "Tony_Blair")):
+        photos = sorted((PEOPLE / person).iterdir())
+        assert admin.post(f"/v1/people/{person}{k}/faces", files=_files(*photos)).status_code == 201
+    for t in readers:
+        t.join()
+    assert not errors and seen and set(seen) == {"Serena"}
+
+
+def test_a_full_queue_and_a_timeout_are_answered_not_held(tmp_path, keyfile, built_default, built_mtcnn):
+    srv = Server(tmp_path, "--gallery", str(tmp_path / "g"), "--max-queue", "2", "--max-wait-ms", "400",
+                 "--timeout", "30")
+    try:
+        with srv.client() as client, ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda _: client.post("/v1/detect", files=_files(TONY, COLIN)), range(4)))
+        busy = [a for a in answers if a.status_code == 503]
+        assert busy and all(a.headers["retry-after"] == "1" and a.json()["error"]["code"] == "busy" for a in busy)
+        assert any(a.status_code == 200 for a in answers)
+    finally:
+        assert srv.stop() in GRACEFUL
+    slow = Server(tmp_path, "--gallery", str(tmp_path / "g"), "--timeout", "0.001", "--max-wait-ms", "50")
+    try:
+        with slow.client() as client:
+            answer = client.post("/v1/detect", files=_files(TONY))
+            assert answer.status_code == 504 and answer.json()["error"]["code"] == "timeout"
+            assert client.get("/readyz").status_code == 200
+    finally:
+        slow.stop()
+
+
+def test_sigterm_finishes_the_requests_in_flight(tmp_path, built_default, built_mtcnn, lfw_dir):
+    srv = Server(tmp_path, "--gallery", str(tmp_path / "g"), "--max-wait-ms", "300")
+    photos = [image_path(lfw_dir, "George_W_Bush", k) for k in range(1, 7)]
+    with srv.client() as client, ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(client.post, "/v1/embed", files=_files(*photos))
+        time.sleep(0.15)  # the request is in: its images wait for their batch
+        assert srv.stop() in GRACEFUL
+        answer = pending.result()
+    assert answer.status_code == 200 and len(answer.json()["images"]) == 6
+
+
+def test_an_open_port_needs_keys():
+    done = subprocess.run([sys.executable, "-m", "facenet_offline.cli", "serve", "--host", "0.0.0.0"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--api-keys FILE" in done.stderr and "--insecure" in done.stderr
+
+
+def test_a_server_killed_while_enrolling_keeps_every_committed_change(tmp_path, built_default, built_mtcnn, lfw_dir):
+    gallery = tmp_path / "g"
+    srv = Server(tmp_path, "--gallery", str(gallery))
+    with srv.client() as client:
+        assert client.post("/v1/people/Colin/faces", files=_files(COLIN)).status_code == 201
+        many = [image_path(lfw_dir, "George_W_Bush", k) for k in range(1, 31)]
+        posting = threading.Thread(target=lambda: _try(lambda: client.post("/v1/people/George/faces",
+                                                                           files=_files(*many[:6]))))
+        posting.start()
+        time.sleep(0.8)  # inside the enrolment: its photos are being detected and embedded, or written
+        srv.stop(signal.SIGKILL)
+        posting.join()
+    srv.start()  # the same gallery, after the kill
+    with srv.client() as client:
+        people = {p["name"]: p["faces"] for p in client.get("/v1/people").json()["people"]}
+        assert people.get("Colin") == 1 and people.get("George", 0) in (0, 6)  # all of an enrolment, or none
+        who = client.post("/v1/identify", files=_files(PEOPLE / "Colin_Powell" / "Colin_Powell_0002.jpg")).json()
+        assert who["images"][0]["faces"][0]["identity"] == "Colin"  # the index agrees with the database
+    srv.stop()
+
+
+def _try(call):
+    try:
+        call()
+    except httpx.TransportError:
+        pass  # the server died under it, as meant
