@@ -295,3 +295,57 @@ def test_e2e_table_sets_embedding_against_the_ceiling_of_its_run():
     # A row from before the job counted its passes has no arithmetic columns.
     assert cells["old"][-3:] == ["-", "-", "-"]
     assert "(100 GFLOP/s" in " ".join(lines)
+
+
+def _load(route, clients, batching, rate, rnd, p99=100.0, gallery=None):
+    return {"route": route, "gallery": gallery, "clients": clients, "batching": batching, "requests": int(rate * 8),
+            "seconds": 8.0, "images_per_s": rate, "p50_ms": p99 / 2, "p99_ms": p99, "errors": {},
+            "mean_batch": 8.0 if batching else 1.0, "round": rnd}
+
+
+def test_serve_summary_pairs_rounds_and_judges_the_targets_from_the_figures():
+    from facenet_offline.bench.serve_report import serve_section, summary, targets
+
+    # A host twice as slow in round 1 slows both servers and the offline run alike: paired ratios see through it.
+    rows = [_load("embed", 16, True, 60.0, 0), _load("embed", 16, False, 40.0, 0),
+            _load("embed", 16, True, 30.0, 1), _load("embed", 16, False, 20.0, 1),
+            _load("embed", 16, True, 62.0, 2), _load("embed", 16, False, 40.0, 2),
+            _load("identify", 4, True, 30.0, 0, p99=1500.0, gallery=1000),
+            _load("identify", 4, False, 25.0, 0, gallery=1000)]
+    section = {"rows": rows, "offline_rates": [80.0, 40.0, 80.0], "target_clients": 16, "date": "2026-12-07",
+               "photos": 256, "seconds": 8.0, "warmup_s": 2.0, "rounds": 3, "batch_size": 32, "max_batch": 32,
+               "max_wait_ms": 5.0,
+               "soak": {"requests": 20000, "checkpoint": 2000, "clients": 16, "wall_s": 500.0, "statuses": {"200": 20000},
+                        "peak_mib_at_checkpoint": 1000.0, "peak_mib_at_end": 1030.0, "growth": 0.03,
+                        "settled_mib": 990.0, "drift_mib": 2.0, "trace": [[0, 900.0], [500, 990.0]]}}
+    embed, identify = summary(section)
+    assert embed["batched"]["images_per_s"] == 60.0 and embed["gain"] == 1.5
+    assert embed["of_offline"] == 0.75 and identify["of_offline"] is None and identify["gain"] == 1.2
+    said = targets(section)
+    assert "**0.75** of the library's offline batch rate (target at least 0.85: NOT met)" in said[0]
+    assert "gains 1.50x" in said[0] and "1,500 ms (target under 1,000 ms: NOT met)" in said[1]
+    assert "+3.0% (target within 5%: met)" in said[2]
+    text = "\n".join(serve_section(section))
+    assert "| detect+embed | 16 | 60.0 | 50 | 100 | 8.0 | 40.0 | 50 | 100 | 1.50x | 0.75 |" in text
+
+
+@pytest.mark.slow
+def test_serve_bench_tiny_run_drives_real_servers(tmp_path, built_default, built_mtcnn):
+    from facenet_offline.bench.report import write_report
+    from facenet_offline.bench.serve import bench_serve
+
+    section = bench_serve(clients=(1, 2), galleries=(20,), seconds=1.0, warmup_s=0.5, rounds=1, photos=8,
+                          soak_requests=40, soak_checkpoint=10, soak_clients=2, target_clients=2)
+    rows = section["rows"]
+    assert {(r["route"], r["clients"], r["batching"]) for r in rows} == {
+        (route, n, b) for route in ("embed", "identify") for n in (1, 2) for b in (True, False)}
+    assert all(r["requests"] > 0 and not r["errors"] for r in rows)
+    assert all(r["mean_batch"] == 1.0 for r in rows if not r["batching"])  # --max-batch 1 is honoured
+    assert len(section["offline_rates"]) == 1 and section["offline_rates"][0] > 0
+    soak = section["soak"]
+    assert soak["statuses"] == {"200": 40} and soak["peak_mib_at_end"] >= soak["peak_mib_at_checkpoint"] > 100
+    results = {"date": "2026-12-07", "machine": {"cpu": "test", "cores": 2, "python": "3", "versions": {}},
+               "serve": {**section, "date": "2026-12-07"}}
+    write_report(results, tmp_path, keep_other_sections=False)
+    assert (tmp_path / "results" / "serve.png").stat().st_size > 10_000
+    assert "## Service under load" in (tmp_path / "benchmarks.md").read_text()

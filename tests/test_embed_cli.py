@@ -107,10 +107,10 @@ def test_parts_are_assembled_into_one_set_without_loading_them_together(tmp_path
     assert sorted(f.name for f in tmp_path.iterdir()) == ["all.npz", "part0.npz", "part1.npz", "part2.npz"]
 
 
-def test_embedder_runs_are_padded_to_a_few_shapes(built_default, lfw_dir, lfw_pairs):
-    """The faces per batch vary; the runtime must only see a few row counts, and padding changes nothing."""
+def test_embedder_runs_come_in_a_few_shapes_and_no_padded_rows(built_default, lfw_dir, lfw_pairs):
+    """The faces per batch vary; the runtime must only see a few row counts, and the pieces change nothing."""
     from facenet_offline.data.images import load_rgb
-    from facenet_offline.data.tensors import pad_rows
+    from facenet_offline.data.tensors import pad_rows, row_pieces
     from facenet_offline.engines import open_embedder
 
     batch = np.arange(3 * 2, dtype=np.float32).reshape(3, 2)
@@ -120,17 +120,22 @@ def test_embedder_runs_are_padded_to_a_few_shapes(built_default, lfw_dir, lfw_pa
     assert pad_rows(eleven, 8, limit=13).shape == (13, 2) and pad_rows(batch, 3) is batch
     assert pad_rows(batch, 8, small=2).shape == (4, 2) and pad_rows(eleven[:5], 8, small=2).shape == (6, 2)
     assert pad_rows(eleven, 8, small=2).shape == (16, 2)  # ``small`` only applies below ``multiple``
+    for n in range(0, 70):
+        pieces = row_pieces(n, 8)
+        assert sum(pieces) == n and pieces == sorted(pieces, reverse=True)
+        assert all(p % 8 == 0 or p in (1, 2, 4) for p in pieces) and len(pieces) <= 4
+    assert row_pieces(21, 8) == [16, 4, 1] and row_pieces(8, 8) == [8] and row_pieces(0, 8) == []
     embedder = open_embedder()
     seen = []
     real = embedder.backend.run
     embedder.backend.run = lambda b: seen.append(len(b)) or real(b)
     p = lfw_pairs[0]
-    faces = [centre_crop(load_rgb(image_path(lfw_dir, p.name1, p.num1)))] * 3
-    padded = embedder.embed(faces)
-    embedder.batch_bucket = 1
-    plain = embedder.embed(faces)
-    assert seen == [4, 3] and padded.shape == (3, 512)
-    assert np.allclose(padded, plain, atol=1e-5)
+    one = centre_crop(load_rgb(image_path(lfw_dir, p.name1, p.num1)))
+    faces = [one, np.ascontiguousarray(one[:, ::-1])] * 5 + [one]
+    together = embedder.embed(faces)
+    assert seen == [8, 2, 1] and together.shape == (11, 512)
+    alone = np.stack([embedder.embed([f])[0] for f in faces[:2]])
+    assert np.allclose(together[:2], alone, atol=1e-5) and np.allclose(together[-1], alone[0], atol=1e-5)
 
 
 def test_many_failures_are_summarised_not_listed_one_by_one(capsys):

@@ -5,7 +5,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,48 +22,15 @@ from facenet_offline import FaceNet
 from facenet_offline.data.lfw_dataset import image_path
 from facenet_offline.samples import PEOPLE, PROBES
 from facenet_offline.serve import keys
+from facenet_offline.serve.child import ServerProcess
 
 TONY, TONY3, COLIN, GENE = (PEOPLE / "Tony_Blair" / "Tony_Blair_0001.jpg", PROBES / "Tony_Blair_0003.jpg",
                             PEOPLE / "Colin_Powell" / "Colin_Powell_0001.jpg", PROBES / "Gene_Robinson_0003.jpg")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``facenet-offline serve`` in a child process on a free loopback port; stopped by SIGTERM (or killed)."""
-
-    def __init__(self, tmp: Path, *args: str):
-        self.port = _free_port()
-        self.log = tmp / f"serve-{self.port}.log"
-        self.args = ["serve", "--port", str(self.port), *args]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.start()
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "facenet_offline.cli", *self.args],
-                                     stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()[-3000:]
-            try:
-                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        raise AssertionError("the server did not become ready:\n" + self.log.read_text()[-3000:])
-
-    def client(self, key: str | None = None) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=120, headers={keys.HEADER: key} if key else {})
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        """The exit status; after SIGTERM, uvicorn finishes in-flight requests, then ends by that signal."""
-        self.proc.send_signal(sig)
-        return self.proc.wait(timeout=60)
+def Server(tmp: Path, *args: str) -> ServerProcess:
+    """``facenet-offline serve`` with ``args`` in a child process on a free loopback port, ready."""
+    return ServerProcess(tmp / "serve.log", *args).start()
 
 
 GRACEFUL = (0, -signal.SIGTERM)
@@ -301,13 +267,13 @@ def test_a_full_queue_and_a_timeout_are_answered_not_held(tmp_path, keyfile, bui
 
 def test_sigterm_finishes_the_requests_in_flight(tmp_path, built_default, built_mtcnn, lfw_dir):
     srv = Server(tmp_path, "--gallery", str(tmp_path / "g"), "--max-wait-ms", "300")
-    photos = [image_path(lfw_dir, "George_W_Bush", k) for k in range(1, 7)]
+    photos = [image_path(lfw_dir, "George_W_Bush", k) for k in range(1, 25)]
     with srv.client() as client, ThreadPoolExecutor(1) as pool:
         pending = pool.submit(client.post, "/v1/embed", files=_files(*photos))
-        time.sleep(0.15)  # the request is in: its images wait for their batch
+        time.sleep(0.15)  # the request is in: its 24 images are being decoded, detected and embedded
         assert srv.stop() in GRACEFUL
         answer = pending.result()
-    assert answer.status_code == 200 and len(answer.json()["images"]) == 6
+    assert answer.status_code == 200 and len(answer.json()["images"]) == 24
 
 
 def test_an_open_port_needs_keys():
@@ -342,3 +308,31 @@ def _try(call):
         call()
     except httpx.TransportError:
         pass  # the server died under it, as meant
+
+
+def test_the_batcher_holds_no_lone_image_and_waits_for_images_on_their_way(built_default, built_mtcnn):
+    from facenet_offline.data.images import as_source, load_image
+    from facenet_offline.face_loop import FaceTask
+    from facenet_offline.serve.batcher import Batcher, BatchLimits
+
+    fn, sizes = FaceNet(), []
+    hour = BatchLimits(max_batch=8, max_wait_ms=3_600_000)  # a batch that waited for nothing would never end
+    batcher = Batcher(fn.detector, fn.embedder, hour, on_batch=lambda images, faces: sizes.append(images))
+    tony, colin = (as_source(p) for p in (TONY, COLIN))
+    item = [(tony, load_image(tony), FaceTask(), True)]
+    try:
+        (alone,) = batcher.submit(item)
+        assert len(alone.result(timeout=60).faces) == 1 and sizes == [1]  # nothing was coming: not held
+        with batcher.coming(1) as announced:  # another request is decoding its one image
+            (first,) = batcher.submit(item)
+            time.sleep(0.5)
+            assert not first.done()  # waits for it
+            (second,) = batcher.submit([(colin, load_image(colin), FaceTask(), True)], announced)
+            # it came: the batch runs at once, though the announcing request has not finished yet
+            assert second.result(timeout=60).source == colin.label and first.result(timeout=60).faces
+        assert sizes == [1, 2]
+        with batcher.coming(2):  # a request whose two images were unreadable: nothing more to wait for after it
+            (third,) = batcher.submit(item)
+        assert third.result(timeout=60).faces and sizes == [1, 2, 1]
+    finally:
+        batcher.close()

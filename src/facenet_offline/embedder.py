@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .choices import Choice
-from .data.tensors import face_batch, pad_rows
+from .data.tensors import face_batch, row_pieces
 from .runtime.base import Backend
 from .weights import ModelSpec
 
@@ -32,7 +32,7 @@ class Embedder:
     spec: ModelSpec
     backend: Backend
     description: dict
-    batch_bucket: int = 8  # runs are padded to a multiple of this many rows (bounds the shapes the runtime sees)
+    batch_bucket: int = 8  # runs are a multiple of this many rows, or 4, 2 or 1 (bounds the shapes the runtime sees)
     # One run at a time: an OpenVINO infer request (and torch's thread settings) are not safe to share.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -45,13 +45,16 @@ class Embedder:
     def run(self, batch: np.ndarray) -> np.ndarray:
         """A ready N x 3 x H x W float32 input (see ``face_batch``) -> N x D embeddings.
 
-        Padded to a multiple of ``batch_bucket`` rows: the number of faces per batch varies, and each
-        new count would be a new shape for the runtime, whose memory would creep up over a long run.
+        Run in pieces of ``row_pieces`` rows: the number of faces per batch varies, and each new count
+        would be a new shape for the runtime, whose memory would creep up over a long run. Pieces
+        rather than padding: padded rows cost as much as real ones.
         """
-        padded = pad_rows(batch, self.batch_bucket)
+        outs, start = [], 0
         with self._lock:
-            out = self.backend.run(padded)[0]
-        return out[:len(batch)].astype(np.float32, copy=False)
+            for rows in row_pieces(len(batch), self.batch_bucket):
+                outs.append(self.backend.run(batch[start:start + rows])[0])
+                start += rows
+        return np.concatenate(outs).astype(np.float32, copy=False)
 
 
 def embedder_on_file(path: str | Path, spec: ModelSpec, description: dict, backend: str = "onnxruntime",

@@ -18,6 +18,7 @@ from ..data.lfw_dataset import check_lfw_dir, images_in_pairs, pairs_path, read_
 log = logging.getLogger(__name__)
 
 NOISY_SPREAD = 0.15  # (max - min) / median above this flags a result as noisy
+RESULTS = "results"  # generated data beside the pages: docs/results/
 
 
 @dataclass
@@ -111,14 +112,14 @@ def _status_mib(field_name: str, pid: int | None = None) -> float | None:
     return None
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (MiB).
+def peak_rss_mb(pid: int | None = None) -> float | None:
+    """Peak resident memory of this process (or process ``pid``) so far (MiB); None for a pid Linux can't tell.
 
     Linux's VmHWM, which starts afresh at exec; ``ru_maxrss`` would carry over the peak of the
     process that spawned this one.
     """
-    peak = _status_mib("VmHWM")
-    if peak is not None:
+    peak = _status_mib("VmHWM", pid)
+    if peak is not None or pid is not None:
         return peak
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 

@@ -10,10 +10,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..cache import atomic_path, atomic_write_bytes, atomic_write_json
-from .harness import PEER, noisy_flag
-
-RESULTS = "results"  # generated data beside the pages: docs/results/
+from .harness import PEER, RESULTS, noisy_flag
 from .precision import precision_markdown
+from .serve_report import plot_serve, serve_section
 
 
 def _num(value: float | None, digits: int = 1) -> str:
@@ -323,6 +322,8 @@ def render_markdown(results: dict) -> str:
         lines += _under_heading(memory_table(results["memory"], m.get("memory_gib")), provenance(results, "memory"))
     if "search" in results:
         lines += _under_heading(search_table(results["search"], m.get("memory_gib")), provenance(results, "search"))
+    if "serve" in results:
+        lines += _under_heading(serve_section(results["serve"]), provenance(results, "serve"))
     if "workers" in results:
         lines += _under_heading(workers_table(results["workers"], results["workers"].get("gflop_per_image")),
                                 provenance(results, "workers"))
@@ -381,6 +382,8 @@ def write_report(results: dict, out_dir: str | Path, keep_other_sections: bool =
     # The pages of their own are redrawn only from sections this run measured: a kept section's date is not today's.
     if "memory" in measured:
         plot_memory(measured["memory"], out_dir / RESULTS / "memory.png")
+    if "serve" in measured:
+        plot_serve(measured["serve"], out_dir / RESULTS / "serve.png")
     if "precision" in measured:
 
         atomic_write_bytes(out_dir / "precision.md",

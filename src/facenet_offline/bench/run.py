@@ -24,11 +24,12 @@ from .memory import bench_memory
 from .models import BACKENDS, FACENET_EXTRA, SHAPES, bench_models
 from .precision import VARIANTS, bench_precision
 from .search import bench_search
+from .serve import bench_serve
 from .workers import bench_workers, default_layouts, workers_section
 
 log = logging.getLogger(__name__)
 
-SUITES = ("models", "detection", "e2e", "precision", "memory", "search", "workers")
+SUITES = ("models", "detection", "e2e", "precision", "memory", "search", "workers", "serve")
 
 
 def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: int = 3,
@@ -41,7 +42,8 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
                    memory_largest_sizes: Sequence[int] = (500, 2000),
                    memory_camera_sizes: Sequence[int] = (100, 400),
                    search_sizes: Sequence[int] = (10_000, 100_000, 1_000_000),
-                   workers_seconds: float = 4.0) -> dict:
+                   workers_seconds: float = 4.0, serve_seconds: float = 8.0,
+                   serve_soak_requests: int = 20_000) -> dict:
     """Every figure of the requested suites, with the machine and its ceiling measured in the same run."""
     unknown = [s for s in suites if s not in SUITES]
     if unknown:
@@ -82,6 +84,10 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
         rows = bench_workers(default_layouts(cores), workers_seconds, repeats=repeats, images=images)
         results["workers"] = {**workers_section(rows, workers_seconds, cores, images, results["date"]),
                               "ceiling_gflops": gflops, "gflop_per_image": facenet_flops() / 1e9}
+    if "serve" in suites:
+        results["serve"] = {**bench_serve(seconds=serve_seconds, rounds=repeats, soak_requests=serve_soak_requests,
+                                          soak_checkpoint=min(2_000, serve_soak_requests // 10)),
+                            "date": results["date"]}
     if "detection" in suites:
         imgs = lfw_images(images)
         rows = bench_detection(imgs, backends, batch_sizes, peer_images=peer_images, repeats=repeats)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..choices import DEFAULT_CALIBRATION
+from .serve_report import summary
 
 BEGIN = "<!-- standing: made by tools/readme_results.py from docs/results; do not edit -->"
 END = "<!-- standing: end -->"
@@ -28,7 +29,7 @@ class Row:
     page: str  # where the measurement is written up
 
 
-USED = ("models", "precision", "detection", "e2e")  # the benchmark sections the table reads
+USED = ("models", "precision", "detection", "e2e", "serve")  # the benchmark sections the table reads
 
 
 def _model_rate(benchmarks: dict, backend: str, batch: int = 16) -> tuple[float, float]:
@@ -75,6 +76,15 @@ def standing(benchmarks: dict, lfw_report: dict) -> list[Row]:
                         f"{e2e['fp32']['wall_s']:.0f} s float32"
                         + (f", {e2e['int8']['wall_s']:.0f} s INT8" if "int8" in e2e else ""),
                         "-", "docs/lfw.md"))
+    target = next((x for x in summary(benchmarks["serve"]) if x["of_offline"] is not None), None) \
+        if "serve" in benchmarks else None
+    if target:
+        on, off = target["batched"], target["unbatched"]
+        rows.append(Row(f"The HTTP service, detect+embed, {target['clients']} clients on loopback",
+                        f"{on['images_per_s']:.1f} images/s (p99 {on['p99_ms']:,.0f} ms), {target['of_offline']:.2f} "
+                        "of the library's offline batch rate",
+                        f"the same server unbatched: {off['images_per_s']:.1f} images/s ({target['gain']:.2f}x)",
+                        "docs/benchmarks.md"))
     return rows
 
 

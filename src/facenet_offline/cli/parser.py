@@ -208,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch", type=int, default=32,
                    help="images of concurrent requests detected together (default 32; 1: no batching)")
     p.add_argument("--max-wait-ms", type=float, default=5.0,
-                   help="how long a batch waits for more images after its first (default 5)")
+                   help="how long a batch may wait, after its first image, for images of other requests still "
+                        "being decoded (default 5; a lone request never waits)")
     p.add_argument("--max-queue", type=int, default=256,
                    help="images waiting at most; beyond, requests get 503 and Retry-After (default 256)")
     p.add_argument("--max-request-mb", type=int, default=32, help="largest request body in MiB (default 32)")
@@ -234,9 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "(default read)")
 
     p = _sub(sub, "bench", "measure throughput against peers and the machine's ceiling", cmd_bench)
-    p.add_argument("--suites", default="models,detection,e2e,precision,memory,search,workers",
-                   help="comma-separated: models, detection, e2e, precision, memory, search, workers (default all of "
-                        "them: well over an hour on 2 cores)")
+    p.add_argument("--suites", default="models,detection,e2e,precision,memory,search,workers,serve",
+                   help="comma-separated: models, detection, e2e, precision, memory, search, workers, serve (default "
+                        "all of them: well over an hour on 2 cores)")
     p.add_argument("--models", default=None, help="models suite: comma-separated pnet,rnet,onet,facenet")
     p.add_argument("--model-backends", default=None,
                    help="models suite: comma-separated onnxruntime,openvino,torch,opencv-peer")
@@ -254,6 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="memory suite: numbers of 4000 x 3000 phone-size photos to embed (empty: skip that set)")
     p.add_argument("--search-sizes", default="10000,100000,1000000",
                    help="search suite: gallery sizes (synthetic vectors)")
+    p.add_argument("--serve-seconds", type=float, default=8.0,
+                   help="serve suite: seconds each load is timed for, per round (after a 2 s warm-up)")
+    p.add_argument("--serve-soak-requests", type=int, default=20_000,
+                   help="serve suite: requests of the memory soak (peak RSS read after a tenth and after all)")
     p.add_argument("--workers-seconds", type=float, default=4.0,
                    help="workers suite: seconds each layout's workers embed or detect for, per round")
     p.add_argument("--out", default="out/bench",

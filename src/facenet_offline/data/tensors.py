@@ -16,6 +16,16 @@ def resize_face(face: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
+def row_pieces(n: int, multiple: int) -> list[int]:
+    """``n`` rows as runs of a multiple of ``multiple`` rows, then powers of two below it: 21 rows with
+    ``multiple`` 8 are runs of 16, 4 and 1. Like ``pad_rows`` it bounds the shapes a runtime sees, but no
+    padded row is computed, for at most three small runs more."""
+    pieces = [n // multiple * multiple] if n >= multiple else []
+    rest = n % multiple
+    pieces += [1 << bit for bit in range(rest.bit_length() - 1, -1, -1) if rest >> bit & 1]
+    return pieces
+
+
 def pad_rows(batch: np.ndarray, multiple: int, limit: int | None = None, small: int | None = None) -> np.ndarray:
     """``batch`` with zero rows appended up to a multiple of ``multiple`` rows (but not beyond ``limit``).
 

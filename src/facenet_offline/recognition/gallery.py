@@ -405,9 +405,10 @@ class Gallery:
     def search(self, queries: np.ndarray, k: int = 5) -> list[list[Match]]:
         """The ``k`` nearest gallery faces of each query embedding (unit vectors), nearest first."""
         queries = np.ascontiguousarray(np.asarray(queries, np.float32))
-        if len(self) == 0:
+        index = self.index()  # its size, not the database's COUNT(*): that reads every row of a large gallery
+        if index.ntotal == 0:
             return [[] for _ in queries]
-        sims, ids = self.index().search(queries, min(k, len(self)))
+        sims, ids = index.search(queries, min(k, index.ntotal))
         wanted = sorted({int(i) for i in ids.ravel() if i >= 0})
         marks = ",".join("?" * len(wanted))
         info = {r[0]: (r[1], r[2]) for r in self.db.execute(

@@ -72,16 +72,18 @@ class Service:
         An unreadable image gets its error status among the others; a request of none readable is a 422.
         """
         limits = self.config.limits
-        decoded = await run_in_threadpool(lambda: [decode(label, raw, limits) for label, raw in images])
-        readable = [(k, d) for k, d in enumerate(decoded) if not isinstance(d, ImageError)]
-        if not readable:  # nothing to do: the request itself is refused, named by its first image
-            first = decoded[0]
-            raise RequestError(422, first.code, str(first), first.source)
-        try:
-            futures = self.batcher.submit([(ImageSource(images[k][0]), d, task, embed) for k, d in readable])
-        except QueueFull as exc:
-            raise RequestError(503, "busy", f"the service is busy ({exc}); try again shortly.",
-                               headers={"Retry-After": "1"}) from None
+        with self.batcher.coming(len(images)) as announced:
+            decoded = await run_in_threadpool(lambda: [decode(label, raw, limits) for label, raw in images])
+            readable = [(k, d) for k, d in enumerate(decoded) if not isinstance(d, ImageError)]
+            if not readable:  # nothing to do: the request itself is refused, named by its first image
+                first = decoded[0]
+                raise RequestError(422, first.code, str(first), first.source)
+            try:
+                futures = self.batcher.submit([(ImageSource(images[k][0]), d, task, embed) for k, d in readable],
+                                              announced)
+            except QueueFull as exc:
+                raise RequestError(503, "busy", f"the service is busy ({exc}); try again shortly.",
+                                   headers={"Retry-After": "1"}) from None
         self.metrics.queue_depth.set(self.batcher.depth)
         try:
             done = await asyncio.wait_for(asyncio.gather(*(asyncio.wrap_future(f) for f in futures)),
@@ -504,7 +506,7 @@ def _embedding(value, dim: int) -> np.ndarray:
 
 
 def _search(gallery: Gallery, service: Service, vectors: np.ndarray, top_k: int) -> list:
-    if len(gallery):
+    if gallery.model:  # not len(gallery): COUNT(*) reads every row of a large gallery
         gallery.check_model(service.fn.description)
     return search_people(vectors, gallery, top_k)
 
