@@ -129,7 +129,8 @@ def plot_serve(section: dict, path: Path) -> bool:
             p99_ax.plot(clients, [x[which]["p99_ms"] for x in mine], style, marker="o", color=f"C{k}", label=label)
     offline = float(np.median(section["offline_rates"]))
     rate_ax.axhline(offline, color="grey", lw=1)
-    rate_ax.text(1, offline, f"offline batch rate {offline:.0f}", va="bottom", fontsize=8, color="grey")
+    rate_ax.text(max(x["clients"] for x in lines), offline, f"offline batch rate {offline:.0f}", va="bottom",
+                 ha="right", fontsize=8, color="grey")
     rate_ax.set(xscale="log", xlabel="concurrent clients", ylabel="images/s", title="Throughput")
     p99_ax.set(xscale="log", yscale="log", xlabel="concurrent clients", ylabel="p99 latency, ms",
                title="Tail latency")
@@ -138,17 +139,18 @@ def plot_serve(section: dict, path: Path) -> bool:
         ax.set_xticks([x["clients"] for x in lines[:len(set(x["clients"] for x in lines))]])
         ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.grid(True, alpha=0.3)
-    rate_ax.legend(fontsize=7)
+    fig.legend(*rate_ax.get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8, frameon=False)
     soak = section.get("soak") or {}
     if soak.get("trace"):
         t, mib = np.array(soak["trace"]).T
         mem_ax.plot(t / t[-1] * soak["requests"], mib, lw=1)
         mem_ax.axvline(soak["checkpoint"], color="grey", lw=1)
+        mem_ax.text(soak["checkpoint"], mib.min(), f" {soak['checkpoint']:,}", fontsize=8, color="grey")
         mem_ax.set(xlabel="requests done (from elapsed time)", ylabel="server resident memory, MiB",
                    title=f"Memory over {soak['requests']:,} requests")
         mem_ax.grid(True, alpha=0.3)
     fig.suptitle(f"facenet-offline serve on loopback ({section.get('date', '')})")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))  # the legend below the panels
     with atomic_path(path, ".png") as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
