@@ -179,6 +179,43 @@ def test_every_kind_of_bad_input_gets_its_4xx_and_the_server_goes_on(server, adm
     assert server.proc.poll() is None
 
 
+def test_what_a_new_user_tried_is_answered_by_name(server, admin, tmp_path):
+    """Mistakes a first user made: each refused with its code and the field, none silently ignored."""
+    Image.new("RGB", (200, 200), "grey").save(tmp_path / "blank.png")
+    cases = [  # (request, status, code, field)
+        (admin.post("/v1/identify", files=_files(TONY), data={"topk": "1"}), 422, "unknown_field", "topk"),
+        (admin.post("/v1/detect", json={"image": [_b64(TONY)]}), 422, "unknown_field", "image"),
+        (admin.post("/v1/identify", files=_files(TONY), data={"threshold": "5"}), 422, "bad_operating_point",
+         "threshold"),
+        (admin.post("/v1/people", json={"name": "a/b"}), 422, "bad_field", "name"),
+        (admin.post("/v1/people", json={"name": "Unknown"}), 422, "bad_field", "name"),
+        (admin.post("/v1/people", json={"name": "x" * 300}), 422, "bad_field", "name"),
+        (admin.post("/v1/people/Nobody%20Here/faces", files=_files(tmp_path / "blank.png")), 422, "no_face",
+         "images[0] (blank.png)"),
+        (admin.get("/v1/nothing"), 404, "not_found", None),
+        (admin.put("/v1/people"), 405, "method_not_allowed", None),
+    ]
+    for answer, status, code, field in cases:
+        error = answer.json()["error"]
+        assert (answer.status_code, error["code"], error.get("input")) == (status, code, field), answer.text
+    assert "Nobody Here" not in [p["name"] for p in admin.get("/v1/people").json()["people"]]
+    dont_know = admin.post("/v1/verify", files=_files(TONY, field="probe") + _files(TONY3, field="targets"),
+                           data={"far": "0.001", "threshold": "1"}).json()["error"]
+    assert "not both" in dont_know["message"] and dont_know["input"] == "threshold, far"
+    # A browser's data URL is an image; an unreadable image's status is the word "error", its code beside it.
+    data_url = "data:image/jpeg;base64," + _b64(TONY)
+    mixed = admin.post("/v1/detect", json={"images": [data_url, base64.b64encode(b"text").decode()]}).json()
+    assert [(i["status"], i["size"] is None) for i in mixed["images"]] == [("ok", False), ("error", True)]
+    assert mixed["images"][1]["error"]["code"] == "not_an_image"
+    # The API description works offline and shows where the key goes.
+    page = admin.get("/docs").text
+    assert "cdn." not in page and "/static-offline-docs/swagger-ui-bundle.js" in page
+    assert admin.get("/static-offline-docs/swagger-ui-bundle.js").status_code == 200
+    schemes = admin.get("/openapi.json").json()["components"]["securitySchemes"]
+    assert list(schemes.values()) == [{"type": "apiKey", "in": "header", "name": "X-API-Key",
+                                       "description": schemes[next(iter(schemes))]["description"]}]
+
+
 def test_keys_decide_who_may_do_what(server, keyfile):
     _, admin_key, read_key = keyfile
     with server.client() as nobody, server.client("not-a-key") as stranger, server.client(read_key) as reader:

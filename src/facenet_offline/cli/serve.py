@@ -9,10 +9,7 @@ import sys
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from ..runtime.base import usable_cpus
-    from ..serve.app import create_app
     from ..serve.batcher import BatchLimits
     from ..serve.config import ENV, RequestLimits, ServeConfig
 
@@ -23,6 +20,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         threads=args.threads or max(1, usable_cpus() // args.workers),
         batch=BatchLimits(args.max_batch, args.max_wait_ms, args.max_queue),
         limits=RequestLimits(args.max_request_mb << 20, args.max_images, args.max_pixels, args.timeout))
+    # The settings are checked (a network host without keys, say) before the models' imports take seconds.
+    import uvicorn
+
+    from ..serve.app import create_app
+
     access = logging.getLogger("facenet_offline.serve.access")  # JSON lines on stderr, one per request
     access.setLevel(logging.INFO)
     if not args.quiet:
@@ -31,7 +33,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access.addHandler(handler)
     access.propagate = False
     print(f"facenet-offline serve: {config.model} ({config.precision}) on http://{config.host}:{config.port} "
-          f"(API docs at /docs); gallery {config.gallery}; "
+          f"(API docs at /docs); gallery {config.gallery_path}; "
           + (f"keys from {config.api_keys}" if config.api_keys else "no API keys (open to this machine only)"
              if not config.insecure else "no API keys (open to the network: --insecure)"), flush=True)
     common = dict(host=config.host, port=config.port, access_log=False, timeout_graceful_shutdown=30,
@@ -49,8 +51,9 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
     if args.action == "add":
         key = keys.add_key(args.file, args.name, args.scope)
-        print(f"{args.name} ({args.scope}): {key}")
-        print(f"kept only as its sha256 in {args.file}; send it in the {keys.HEADER} header. It is not shown again.")
+        print(key)  # alone on stdout, so that KEY=$(facenet-offline keys add ...) takes just the key
+        print(f"{args.name} ({args.scope}): kept only as its sha256 in {args.file}; send it in the {keys.HEADER} "
+              "header. It is not shown again.", file=sys.stderr)
     elif args.action == "list":
         for key in keys.load_keys(args.file):
             print(f"{key.name}: {key.scope.value}")

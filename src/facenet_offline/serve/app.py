@@ -18,10 +18,13 @@ import uuid
 from collections.abc import Callable
 
 import numpy as np
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from ..api import FaceNet
@@ -103,8 +106,9 @@ class Service:
 
         try:
             return await run_in_threadpool(locked)
-        except UnknownPersonError as exc:
-            raise RequestError(404, "not_found", str(exc)) from None
+        except UnknownPersonError as exc:  # the library's message points at its own API; name the route instead
+            said = str(exc).split(";")[0]
+            raise RequestError(404, "not_found", f"{said}; GET /v1/people lists who is.") from None
         except NameTakenError as exc:
             raise RequestError(409, "name_taken", str(exc)) from None
         except GalleryError as exc:
@@ -165,8 +169,10 @@ def face_json(face: Face, embedding: bool = False) -> dict:
 
 
 def image_json(result: ImageResult, embedding: bool = False) -> dict:
-    out = {"input": result.source, "status": str(result.status),
-           "size": {"width": int(result.size[1]), "height": int(result.size[0])},
+    """One image's answer: ``status`` is one word (ok, no face, too small, error); an error's code and message
+    come beside it, and an unreadable image has no size."""
+    out = {"input": result.source, "status": result.status.kind.value,
+           "size": None if result.status.is_error else {"width": int(result.size[1]), "height": int(result.size[0])},
            "faces": [face_json(f, embedding) for f in result.faces]}
     if result.status.is_error:
         out["error"] = {"code": result.status.code or "bad_image", "message": result.status.detail}
@@ -194,10 +200,13 @@ def _faces(data: RequestData, default: str) -> Selection:
 
 
 def _point(service: Service, data: RequestData, default_far: float | None) -> OperatingPoint:
+    threshold, far = data.option("threshold", float), data.option("far", float)
     try:
-        return service.fn.operating_point(data.option("threshold", float), data.option("far", float), default_far)
+        return service.fn.operating_point(threshold, far, default_far)
     except ValueError as exc:
-        raise RequestError(422, "bad_operating_point", str(exc), "far") from None
+        field = "threshold, far" if threshold is not None and far is not None else (
+            "threshold" if threshold is not None else "far")
+        raise RequestError(422, "bad_operating_point", str(exc), field) from None
 
 
 def _images(data: RequestData, field: str, at_least: int = 1, at_most: int | None = None) -> list[tuple[str, bytes]]:
@@ -236,7 +245,8 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
         yield
         await run_in_threadpool(holder["service"].close)  # in-flight requests have finished by now
 
-    app = FastAPI(title="facenet-offline", version="1", lifespan=lifespan,
+    # FastAPIOffline: /docs and /redoc from files installed with it, not from a CDN (the service runs offline).
+    app = FastAPIOffline(title="facenet-offline", version="1", lifespan=lifespan,
                   middleware=[Middleware(BodyLimit, max_bytes=config.limits.max_request_bytes)],
                   description="Offline face recognition with FaceNet: detect, embed, verify, identify, and a gallery "
                               "of known people. Images come as multipart files or as base64 in JSON; never as paths "
@@ -245,12 +255,14 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
     def current() -> Service:
         return holder["service"]
 
+    header = APIKeyHeader(name=api_keys.HEADER, auto_error=False,
+                          description="an API key made by `facenet-offline keys add` (when the service has keys)")
+
     def require(scope: api_keys.Scope) -> Callable:
-        def check(request: Request) -> api_keys.ApiKey | None:
+        def check(presented: str | None = Security(header)) -> api_keys.ApiKey | None:
             service = current()
             if service.keys is None:
                 return None
-            presented = request.headers.get(api_keys.HEADER)
             if not presented:
                 raise RequestError(401, "missing_key", f"send an API key in the {api_keys.HEADER} header.")
             key = api_keys.match(service.keys, presented)
@@ -260,13 +272,21 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
                 raise RequestError(403, "forbidden", f"key {key.name!r} may {key.scope.value} only; this needs "
                                                      f"{scope.value}.")
             return key
-        return Depends(check)
+        return Security(check)
 
     read, admin = require(api_keys.Scope.READ), require(api_keys.Scope.ADMIN)
 
     @app.exception_handler(RequestError)
     async def request_error(request: Request, exc: RequestError) -> JSONResponse:
         return _error(exc.status, exc.code, exc.message, exc.input, exc.headers)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        """Starlette's own answers (no such route, method not allowed) in the service's error shape."""
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = (f"{request.method} {request.url.path}: no such endpoint; /docs lists them."
+                   if exc.status_code in (404, 405) else str(exc.detail))
+        return _error(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -324,7 +344,7 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
               openapi_extra=_body_doc({}))
     async def detect(request: Request, key=read):
         service = current()
-        data = await read_request(request, service.config.limits)
+        data = await read_request(request, service.config.limits, ("images",))
         results = await service.run(_images(data, "images"), FaceTask(FaceOptions(Selection.ALL)), embed=False)
         return {"model": service.model, "images": [image_json(r) for r in results]}
 
@@ -334,7 +354,7 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
                                        "embed_only": "true: each image is a ready face crop, embedded whole"}))
     async def embed(request: Request, key=read):
         service = current()
-        data = await read_request(request, service.config.limits)
+        data = await read_request(request, service.config.limits, ("images",), ("faces", "embed_only"))
         task = FaceTask(FaceOptions(_faces(data, "all")), ready=data.option("embed_only", bool, False))
         results = await service.run(_images(data, "images"), task, embed=True)
         return {"model": service.model, "images": [image_json(r, embedding=True) for r in results]}
@@ -342,11 +362,14 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
     @app.post("/v1/verify", tags=["faces"], summary="is the probe's face the person in each target?",
               openapi_extra=_body_doc({"faces": "which face of each photo: largest (default), probable, "
                                                  "centre-weighted, nearest-centre",
-                                       "far": "false-accept rate to hold: 0.01, 0.001 or 0.0001",
-                                       "threshold": "squared L2 threshold (overrides far)"}, ("probe", "targets")))
+                                       "far": "false-accept rate to hold: 0.01, 0.001 or 0.0001 (default: the "
+                                              "accuracy-optimal threshold)",
+                                       "threshold": "squared L2 threshold, 0 to 4 (give far or threshold, not "
+                                                    "both)"}, ("probe", "targets")))
     async def verify(request: Request, key=read):
         service = current()
-        data = await read_request(request, service.config.limits)
+        data = await read_request(request, service.config.limits, ("probe", "targets"),
+                                  ("faces", "far", "threshold"))
         faces = _faces(data, "largest")
         if faces is Selection.ALL:
             raise RequestError(422, "bad_field", "faces='all': verify compares one face of each photo; choose "
@@ -355,8 +378,9 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
         images = _images(data, "probe", 1, 1) + _images(data, "targets")
         probe, *targets = await service.run(images, FaceTask(FaceOptions(faces)), embed=True)
         if not probe.faces:
+            said = probe.status.detail if probe.status.is_error else f"{probe.status} found"
             raise RequestError(422, (probe.status.code or "bad_image") if probe.status.is_error else "no_face",
-                               f"{probe.source}: {probe.status}; send a photo with a face as the probe.",
+                               f"{probe.source}: {said.rstrip('.')}. Send a photo with a face as the probe.",
                                probe.source)
         answers = []
         for target in targets:
@@ -373,10 +397,11 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
     @app.post("/v1/identify", tags=["gallery"], summary="every face of each image against the gallery",
               openapi_extra=_body_doc({"top_k": f"nearest people per face (default 3, at most {MAX_TOP_K})",
                                        "far": "false-accept rate to hold (default 0.001)",
-                                       "threshold": "squared L2 threshold (overrides far)"}))
+                                       "threshold": "squared L2 threshold, 0 to 4 (give far or threshold, not "
+                                                    "both)"}))
     async def identify(request: Request, key=read):
         service = current()
-        data = await read_request(request, service.config.limits)
+        data = await read_request(request, service.config.limits, ("images",), ("top_k", "far", "threshold"))
         top_k = _top_k(data.option("top_k", int, 3))
         point = _point(service, data, IDENTIFY_FAR)
         results = await service.run(_images(data, "images"), FaceTask(FaceOptions(Selection.ALL)), embed=True)
@@ -402,7 +427,7 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
                       "top_k": {"type": "integer"}, "far": {"type": "number"}, "threshold": {"type": "number"}}}}}}})
     async def search(request: Request, key=read):
         service = current()
-        data = await read_request(request, service.config.limits)
+        data = await read_request(request, service.config.limits, (), ("embedding", "top_k", "far", "threshold"))
         vector = _embedding(data.options.get("embedding"), service.fn.spec.embedding_dim)
         top_k = _top_k(data.option("top_k", int, 3))
         point = _point(service, data, IDENTIFY_FAR)
@@ -424,7 +449,7 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
                   "type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}}}})
     async def create_person(request: Request, key=admin):
         service = current()
-        name = _name(await read_request(request, service.config.limits))
+        name = _name(await read_request(request, service.config.limits, (), ("name",)))
         await service.gallery_call(lambda g: g.create_person(name))
         return {"name": name, "faces": 0}
 
@@ -433,7 +458,7 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
                    "type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}}}})
     async def rename_person(name: str, request: Request, key=admin):
         service = current()
-        new = _name(await read_request(request, service.config.limits))
+        new = _name(await read_request(request, service.config.limits, (), ("name",)))
         await service.gallery_call(lambda g: g.rename_person(name, new))
         return {"name": new, "was": name}
 
@@ -445,7 +470,9 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
     @app.get("/v1/people/{name}/faces", tags=["gallery"], summary="a person's faces")
     async def faces_of(name: str, key=read):
         records = await current().gallery_call(lambda g: g.faces_of(name))
-        return {"name": name, "faces": [{"id": r.id, "source": r.source, "box": r.box, "face": r.face_index}
+        return {"name": name, "faces": [{"id": r.id, "source": r.source,
+                                         "box": None if r.box is None else [round(float(v), 2) for v in r.box],
+                                         "face": r.face_index}
                                         for r in records]}
 
     @app.post("/v1/people/{name}/faces", tags=["gallery"], status_code=201,
@@ -454,12 +481,16 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
                                                  "centre-weighted, nearest-centre"}))
     async def add_faces(name: str, request: Request, key=admin):
         service = current()
-        data = await read_request(request, service.config.limits)
+        data = await read_request(request, service.config.limits, ("images",), ("faces",))
         faces = _faces(data, "largest")
         images = _images(data, "images")
         results = await service.run(images, FaceTask(FaceOptions(faces)), embed=True)
         photos = [EnrolledPhoto(name, result, source_digest(raw)) for (_, raw), result in zip(images, results)]
         report = await service.gallery_call(lambda g: g.enrol_results(photos, service.fn.description))
+        if not report.added and not report.skipped:
+            first_source, first_status = report.failures[0]
+            raise RequestError(422, "no_face", f"{first_source}: {first_status}; nothing was enrolled and {name!r} "
+                                               "was not made. Send photos with a face of the person.", first_source)
         return {"model": service.model, "name": name,
                 "added": [{"id": i, "input": source, "face": face}
                           for i, (_, source, face) in zip(report.ids, report.added)],
@@ -486,11 +517,22 @@ def _top_k(value: int) -> int:
     return value
 
 
+MAX_NAME = 200
+
+
 def _name(data: RequestData) -> str:
+    """A person's name that the routes can address and answers cannot mistake for "unknown", or a 422."""
     name = data.options.get("name")
     if not isinstance(name, str) or not name.strip():
         raise RequestError(422, "bad_field", "name: send the person's name, a non-empty string.", "name")
-    return name.strip()
+    name = name.strip()
+    wrong = ("has a '/', which no URL of /v1/people/{name} can carry" if "/" in name else
+             "has control characters" if any(ord(c) < 32 or ord(c) == 127 for c in name) else
+             f"is longer than {MAX_NAME} characters" if len(name) > MAX_NAME else
+             "is the word answers use for a face matching nobody" if name.lower() == "unknown" else None)
+    if wrong:
+        raise RequestError(422, "bad_field", f"name={name[:40]!r} {wrong}; choose another name.", "name")
+    return name
 
 
 def _embedding(value, dim: int) -> np.ndarray:
@@ -499,9 +541,13 @@ def _embedding(value, dim: int) -> np.ndarray:
         vector = np.asarray(value, np.float64)
     except (TypeError, ValueError):
         vector = np.zeros(0)
-    if vector.shape != (dim,) or not np.isfinite(vector).all() or not np.linalg.norm(vector) > 0:
-        raise RequestError(422, "bad_embedding", f"embedding: send the {dim} numbers of one face's embedding "
-                                                 f"(as /v1/embed gives them).", "embedding")
+    wrong = (f"{vector.size} numbers" if vector.ndim != 1 or vector.shape != (dim,) else
+             "numbers that are not finite" if not np.isfinite(vector).all() else
+             "all zeros" if not np.linalg.norm(vector) > 0 else None)
+    if wrong:
+        raise RequestError(422, "bad_embedding", f"embedding: {wrong}; send the {dim} numbers of one face's "
+                                                 f"embedding with this service's model (as /v1/embed gives them).",
+                           "embedding")
     return (vector / np.linalg.norm(vector)).astype(np.float32)
 
 

@@ -24,6 +24,7 @@ from ..errors import ImageError
 from .config import RequestLimits
 
 IMAGE_FIELDS = ("images", "probe", "targets")  # the fields that hold images, on every endpoint that takes any
+_KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
 
 
 class RequestError(Exception):
@@ -56,12 +57,23 @@ class RequestData:
                 return str(value).lower() in ("true", "1", "yes")
             return kind(value)
         except (TypeError, ValueError):
-            raise RequestError(422, "bad_field", f"{name}={value!r} is not a {kind.__name__}; send a "
-                                                 f"{kind.__name__}.", name) from None
+            raise RequestError(422, "bad_field", f"{name}={value!r}: send {_KINDS[kind]}.", name) from None
+
+    def expect(self, images: tuple[str, ...], options: tuple[str, ...]) -> RequestData:
+        """Refuse a field the endpoint does not take: a misspelt option would otherwise be silently ignored."""
+        unknown = [n for n in (*self.images, *self.options) if n not in images + options]
+        if unknown:
+            valid = ", ".join(images + options) or "none"
+            raise RequestError(422, "unknown_field", f"{unknown[0]}: not a field of this endpoint; its fields: "
+                                                     f"{valid}.", unknown[0])
+        return self
 
 
-async def read_request(request: Request, limits: RequestLimits) -> RequestData:
-    """Multipart (image fields as files, options as fields) or JSON (image fields as base64), or a 4xx."""
+async def read_request(request: Request, limits: RequestLimits, images: tuple[str, ...] = (),
+                       options: tuple[str, ...] = ()) -> RequestData:
+    """Multipart (image fields as files, options as fields) or JSON (image fields as base64), or a 4xx.
+
+    ``images`` and ``options`` are the fields the endpoint takes; any other is refused by name."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind in ("multipart/form-data", "application/x-www-form-urlencoded"):
         data = await _from_form(request, limits)
@@ -74,7 +86,7 @@ async def read_request(request: Request, limits: RequestLimits) -> RequestData:
     if count > limits.max_images:
         raise RequestError(413, "too_many_images", f"{count} images in one request; send at most "
                                                    f"{limits.max_images} per request.")
-    return data
+    return data.expect(images, options)
 
 
 async def _from_form(request: Request, limits: RequestLimits) -> RequestData:
@@ -121,6 +133,8 @@ def _from_json(body: bytes) -> RequestData:
             if not isinstance(item, str):
                 raise RequestError(422, "bad_image_field", f"{label}: send the image as a base64 string (or "
                                                            "{\"data\": base64, \"name\": ...}).", label)
+            if item.startswith("data:") and ";base64," in item[:80]:  # a data URL, as browsers make them
+                item = item.split(";base64,", 1)[1]
             if item.startswith("file:") or "://" in item[:16]:
                 raise RequestError(422, "not_image_data", f"{label}: looks like a URL or a path; the service reads "
                                                           "only image bytes sent in the request, as base64.", label)
