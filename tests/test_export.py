@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from facenet_offline.convert.onnx import ExportConfig, check_parity, export_onnx
-from facenet_offline.data.tensors import resize_face, standardise
+from facenet_offline.data.tensors import InputNorm, resize_face, standardise
 from facenet_offline.errors import ExportParityError
 from facenet_offline.model_cache import BuildOptions, build_facenet
 from facenet_offline.runtime.onnxruntime import OnnxRuntimeBackend, make_session
@@ -25,7 +25,7 @@ def test_export_has_named_io_dynamic_batch_and_opset(built_default):
 
 
 def test_torch_and_onnxruntime_agree_on_real_faces(built_default, facenet_torch, lfw_faces):
-    batch = standardise(np.stack([resize_face(f, 160) for f in lfw_faces]), 127.5, 128.0)
+    batch = standardise(np.stack([resize_face(f, 160) for f in lfw_faces]), InputNorm())
     (ours,) = OnnxRuntimeBackend(built_default.path, threads=2).run(batch)
     (ref,) = TorchBackend(facenet_torch).run(batch)
     assert ours.shape == (len(lfw_faces), 512)
@@ -86,10 +86,10 @@ def test_unavailable_provider_lists_available_ones(built_default):
 
 
 def test_openvino_backend_runs_our_onnx_model_with_the_same_result(built_default, lfw_faces):
-    from facenet_offline.data.tensors import resize_face, standardise
+    from facenet_offline.data.tensors import InputNorm, resize_face, standardise
     from facenet_offline.runtime.openvino import OpenVinoBackend
 
-    batch = standardise(np.stack([resize_face(f, 160) for f in lfw_faces[:6]]), 127.5, 128.0)
+    batch = standardise(np.stack([resize_face(f, 160) for f in lfw_faces[:6]]), InputNorm())
     (ours,) = OnnxRuntimeBackend(built_default.path).run(batch)
     (theirs,) = OpenVinoBackend(built_default.path, threads=2).run(batch)
     assert np.max(np.abs(ours - theirs)) <= 1e-4

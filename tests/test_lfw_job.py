@@ -69,13 +69,14 @@ def test_the_registry_holds_the_committed_operating_points():
     from facenet_offline.weights import get_spec
 
     measured = json.loads((ROOT / "docs" / "results" / "operating-points.json").read_text())
-    spec = get_spec("casia-webface")
-    points = {p["far_target"]: p for p in measured["models"]["casia-webface"]["points"]}
-    for point in (spec.threshold, *spec.far_points):
-        row = points[point.far_target]
-        assert point.threshold == row["threshold_rounded"]
-        assert point.far == pytest.approx(row["far"], rel=5e-3) and point.tar == pytest.approx(row["tar"], abs=5e-5)
-    assert sorted(spec.fars) == sorted(k for k in points if k is not None)
+    for name in ("casia-webface", "ms-celeb-1m"):
+        spec = get_spec(name)
+        points = {p["far_target"]: p for p in measured["models"][name]["points"]}
+        for point in (spec.threshold, *spec.far_points):
+            row = points[point.far_target]
+            assert point.threshold == row["threshold_rounded"], name
+            assert point.far == pytest.approx(row["far"], rel=5e-3) and point.tar == pytest.approx(row["tar"], abs=5e-5)
+        assert sorted(spec.fars) == sorted(k for k in points if k is not None)
     # Measured on the crops every command makes by default.
     assert measured["options"]["align"]["margin"] == AlignConfig().margin == LfwOptions().align.margin
 

@@ -8,7 +8,7 @@ import pytest
 
 from facenet_offline.cli import main
 from facenet_offline.data.lfw_dataset import image_path
-from facenet_offline.data.tensors import face_batch, read_bin, to_nchw, write_bin
+from facenet_offline.data.tensors import InputNorm, face_batch, read_bin, to_nchw, write_bin
 from facenet_offline.embedding_set import EmbeddingSet
 
 
@@ -62,7 +62,7 @@ def test_preprocess_infer_postprocess_of_photos(tmp_path, lfw_dir, built_default
     face = open_detector().detect([img])[0].select("largest")
     crop = align_face(img, face.boxes[0], face.landmarks[0], AlignConfig())
     first = read_bin(pre / info["batches"][0]["file"], (3, 160, 160))
-    assert np.array_equal(first[0], face_batch([crop], 160, 127.5, 128.0)[0])
+    assert np.array_equal(first[0], face_batch([crop], 160, InputNorm())[0])
 
     out = tmp_path / "out"
     assert main(["infer", "--model", "casia-webface", "--input", str(pre / "input"), "--output", str(out)]) == 0

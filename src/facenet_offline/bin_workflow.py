@@ -96,7 +96,7 @@ def _prepare_batch(sources: Sequence[ImageSource], detector: MTCNNDetector, spec
     if crops:
         faces = crops + ([c[:, ::-1] for c in crops] if config.flip else [])
         rows_of = where + ([n + k for k in where] if config.flip else [])
-        batch.rows[rows_of] = face_batch(faces, size, spec.mean, spec.std)
+        batch.rows[rows_of] = face_batch(faces, size, spec.norm)
     return batch
 
 
@@ -150,7 +150,7 @@ def preprocess(paths: Sequence[Path], out: str | Path, detector: MTCNNDetector, 
 
 
 def _model_input(spec) -> dict:
-    return {"model": spec.name, "size": spec.input_size, "colour": spec.colour, "mean": spec.mean, "std": spec.std}
+    return {"model": spec.name, "size": spec.input_size, **spec.norm.key()}
 
 
 def output_name(input_file: str | Path, index: int = 0) -> str:

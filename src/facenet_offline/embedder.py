@@ -15,7 +15,7 @@ import numpy as np
 from .choices import Choice
 from .data.tensors import face_batch, row_pieces
 from .runtime.base import Backend
-from .weights import ModelSpec
+from .weights import DEFAULT_MODEL, ModelSpec
 
 
 class BackendName(Choice):
@@ -36,11 +36,15 @@ class Embedder:
     # One run at a time: an OpenVINO infer request (and torch's thread settings) are not safe to share.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
+    def __post_init__(self):
+        # The input convention is part of what an embedding depends on (caches key on the description).
+        self.description = {**self.description, "input": self.spec.norm.key()}
+
     def embed(self, faces: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """N faces (H x W x 3 uint8 RGB) -> N x D float32 embeddings."""
         if len(faces) == 0:
             return np.zeros((0, self.spec.embedding_dim), np.float32)
-        return self.run(face_batch(faces, self.spec.input_size, self.spec.mean, self.spec.std))
+        return self.run(face_batch(faces, self.spec.input_size, self.spec.norm))
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """A ready N x 3 x H x W float32 input (see ``face_batch``) -> N x D embeddings.
@@ -77,7 +81,7 @@ def embedder_on_file(path: str | Path, spec: ModelSpec, description: dict, backe
     return Embedder(spec, engine, dict(description, backend=kind.value))
 
 
-def embedder_on_torch(model: str = "casia-webface", weights_path: str | None = None,
+def embedder_on_torch(model: str = DEFAULT_MODEL, weights_path: str | None = None,
                       threads: int | None = None) -> Embedder:
     """FaceNet's torch module (the float32 reference) as an embedder."""
     from .runtime.torch import TorchBackend

@@ -8,9 +8,10 @@ from .detect import MTCNNConfig, MTCNNDetector, detector_on_files, detector_on_t
 from .detect.runtimes import check_backend
 from .embedder import BackendName, Embedder, embedder_on_file, embedder_on_torch
 from .model_cache import BuildOptions, DetectorBuildOptions, build_facenet, build_mtcnn
+from .weights import DEFAULT_MODEL
 
 
-def open_embedder(model: str = "casia-webface", backend: str = "onnxruntime", threads: int | None = None,
+def open_embedder(model: str = DEFAULT_MODEL, backend: str = "onnxruntime", threads: int | None = None,
                   providers: Sequence[str] | None = None, weights_path: str | None = None,
                   precision: str = "fp32", calibration: str | None = None) -> Embedder:
     """FaceNet built (or taken from the cache) at ``precision`` and opened on ``backend``.

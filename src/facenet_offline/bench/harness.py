@@ -195,13 +195,20 @@ class RssSampler:
 
 
 def cpu_model() -> str:
+    """The CPU's model name and its widest vector instructions: "AMD EPYC" names machines of AVX2 and of
+    AVX-512 alike, and FaceNet runs twice as fast on the second."""
+    name, flags = platform.processor() or "unknown", set()
     try:
         for line in open("/proc/cpuinfo", encoding="utf-8"):
             if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
+    return f"{name} ({isa})" if isa else name
 
 
 def memory_gib() -> float:

@@ -21,11 +21,11 @@ from ..model_cache import BuildOptions, build_facenet, build_mtcnn
 from ..runtime.onnxruntime import OnnxRuntimeBackend
 from ..runtime.openvino import OpenVinoBackend
 from ..runtime.torch import TorchBackend
-from ..weights import MTCNN, resolve_detector_weights
+from ..weights import DEFAULT_MODEL, MTCNN, resolve_detector_weights
 from ..weights.loader import load_facenet, load_mtcnn
 from .ceiling import gemm_gflops
 from .harness import peak_rss_mb, reset_peak_rss
-from .peers import opencv_facenet_embed, opencv_facenet_net
+from .peers import PEER_MODEL, opencv_facenet_embed, opencv_facenet_net
 
 log = logging.getLogger(__name__)
 
@@ -59,25 +59,30 @@ class ModelRow:
     peak_is_own: bool = True
 
 
-def engine_runner(model: str, backend: str, threads: int, pinning: bool | None = None):
+def engine_runner(model: str, backend: str, threads: int, pinning: bool | None = None,
+                  facenet_model: str = DEFAULT_MODEL):
     """A callable running one NCHW float32 batch through ``model`` on ``backend`` ("name" or "name-precision").
 
-    ``pinning`` (OpenVINO only) overrides the backend's choice of tying its threads to cores.
+    ``pinning`` (OpenVINO only) overrides the backend's choice of tying its threads to cores;
+    ``facenet_model`` is the registry model that ``model="facenet"`` stands for.
     """
     backend, _, precision = backend.partition("-") if backend != "opencv-peer" else (backend, "", "")
     precision = precision or "fp32"
     if pinning is not None and backend != "openvino":
         raise ValueError(f"thread pinning is an OpenVINO setting, not one of {backend}")
     if backend == "opencv-peer":
+        if model == "facenet" and facenet_model != PEER_MODEL:
+            raise ValueError(f"the OpenCV peer runs the shipped {PEER_MODEL} graph, not {facenet_model}")
         return _opencv_peer(model)
     if backend == "torch":
 
-        net = load_facenet() if model == "facenet" else load_mtcnn()[model]
+        net = load_facenet(facenet_model) if model == "facenet" else load_mtcnn()[model]
         return TorchBackend(net, threads).run
 
     if model != "facenet" and precision != "fp32":
         raise ValueError(f"{model} is benchmarked in float32 only")
-    path = build_facenet(BuildOptions(precision=precision)).path if model == "facenet" else build_mtcnn().files[model]
+    path = (build_facenet(BuildOptions(model=facenet_model, precision=precision)).path if model == "facenet"
+            else build_mtcnn().files[model])
     if backend == "openvino":
 
         return OpenVinoBackend(path, threads, pinning=pinning).run
@@ -100,9 +105,10 @@ def _opencv_peer(model: str):
     return run
 
 
-def _child(model: str, backend: str, batch_sizes: Sequence[int], repeats: int, threads: int, seconds: float) -> list[dict]:
+def _child(model: str, backend: str, batch_sizes: Sequence[int], repeats: int, threads: int, seconds: float,
+           facenet_model: str = DEFAULT_MODEL) -> list[dict]:
     """Runs in a fresh process: time every batch size, report latencies and this process's peak RSS."""
-    run = engine_runner(model, backend, threads)
+    run = engine_runner(model, backend, threads, facenet_model=facenet_model)
     _, item_shape = SHAPES[model]
     rng = np.random.default_rng(0)
     rows = []
@@ -131,8 +137,11 @@ def _child(model: str, backend: str, batch_sizes: Sequence[int], repeats: int, t
 
 def bench_models(models: Sequence[str] = tuple(SHAPES), backends: Sequence[str] = BACKENDS,
                  batch_sizes: dict[str, Sequence[int]] | None = None, repeats: int = 5, threads: int = 2,
-                 seconds: float = 3.0) -> list[dict]:
-    """Rows for every (model, backend, batch size); each (model, backend) in a fresh process."""
+                 seconds: float = 3.0, facenet_model: str = DEFAULT_MODEL) -> list[dict]:
+    """Rows for every (model, backend, batch size); each (model, backend) in a fresh process.
+
+    ``facenet_model``: the registry model the FaceNet rows run (the OpenCV peer runs only the default's graph).
+    """
     unknown = [m for m in models if m not in SHAPES] + [b for b in backends if b not in BACKENDS + FACENET_EXTRA]
     if unknown:
         raise ValueError(f"Unknown model or backend {', '.join(unknown)}. Models: {', '.join(SHAPES)}; "
@@ -142,7 +151,10 @@ def bench_models(models: Sequence[str] = tuple(SHAPES), backends: Sequence[str] 
     for model in models:
         sizes = (batch_sizes or {}).get(model, SHAPES[model][0])
         for backend in [b for b in backends if model == "facenet" or b in BACKENDS]:
+            if model == "facenet" and backend == "opencv-peer" and facenet_model != PEER_MODEL:
+                continue
             with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-                rows += pool.submit(_child, model, backend, list(sizes), repeats, threads, seconds).result()
+                found = pool.submit(_child, model, backend, list(sizes), repeats, threads, seconds, facenet_model)
+                rows += [dict(r, facenet_model=facenet_model) if model == "facenet" else r for r in found.result()]
             log.info("bench %s on %s done", model, backend)
     return rows

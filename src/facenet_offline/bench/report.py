@@ -114,7 +114,8 @@ def model_tables(section: dict, gflops_ceiling: float | None) -> list[str]:
         if not mine:
             continue
         peer = {r["batch_size"]: r["items_per_s"] for r in mine if r["backend"] == "opencv-peer"}
-        lines += [f"### {MODEL_TITLES[model]}", "", f"Run of {mine[0].get('date', '-')}.", "",
+        weights = f" Weights: {mine[0]['facenet_model']}." if mine[0].get("facenet_model") else ""
+        lines += [f"### {MODEL_TITLES[model]}", "", f"Run of {mine[0].get('date', '-')}.{weights}", "",
                   "| backend | batch | items/s | vs peer | mean ms | p50 ms | p99 ms | peak RSS MB |"
                   + (" GFLOP/s | of ceiling |" if model == "facenet" else ""),
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" + (" ---: | ---: |" if model == "facenet" else "")]

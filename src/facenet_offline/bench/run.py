@@ -16,6 +16,7 @@ from ..evaluate.report import write_report
 from ..runtime.base import usable_cpus
 from ..runtime.openvino import has_bf16
 from ..versions import library_versions
+from ..weights import DEFAULT_MODEL
 from .ceiling import gemm_gflops
 from .detection import bench_detection
 from .flops import facenet_flops
@@ -43,8 +44,11 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
                    memory_camera_sizes: Sequence[int] = (100, 400),
                    search_sizes: Sequence[int] = (10_000, 100_000, 1_000_000),
                    workers_seconds: float = 4.0, serve_seconds: float = 8.0,
-                   serve_soak_requests: int = 20_000) -> dict:
-    """Every figure of the requested suites, with the machine and its ceiling measured in the same run."""
+                   serve_soak_requests: int = 20_000, facenet_model: str = DEFAULT_MODEL) -> dict:
+    """Every figure of the requested suites, with the machine and its ceiling measured in the same run.
+
+    ``facenet_model`` is the registry model of the FaceNet figures of the models, e2e and precision suites.
+    """
     unknown = [s for s in suites if s not in SUITES]
     if unknown:
         raise ValueError(f"Unknown benchmark suite(s) {', '.join(unknown)}. Valid: {', '.join(SUITES)}.")
@@ -54,7 +58,7 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
     results["ceiling"] = {"n": 2048, "threads": torch.get_num_threads(), "gflops": gflops, "timing": timing.summary()}
     if "models" in suites:
         rows = bench_models(models or tuple(SHAPES), model_backends or BACKENDS + FACENET_EXTRA, model_batch_sizes,
-                            repeats=repeats)
+                            repeats=repeats, facenet_model=facenet_model)
         for row in rows:
             row.setdefault("ceiling_gflops", gflops)
             row["date"] = results["date"]
@@ -62,14 +66,14 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
                              "ceiling_gflops": gflops, "date": results["date"]}
     if "e2e" in suites:
         # Each row with the ceiling of its own run: a kept e2e section is set against its run's.
-        results["e2e"] = {p: {**_end_to_end(p), "ceiling_gflops": gflops, "gflop_per_image": facenet_flops() / 1e9}
+        results["e2e"] = {p: {**_end_to_end(p, facenet_model), "ceiling_gflops": gflops, "gflop_per_image": facenet_flops() / 1e9}
                           for p in ("fp32", "int8")}
     if "precision" in suites:
         variants = [v for v in VARIANTS if v.label in precisions]
         if "bf16" in precisions and not has_bf16():
             log.warning("precision suite: this CPU has no native bfloat16 arithmetic; the bf16 row is left out")
             variants = [v for v in variants if v.label != "bf16"]
-        results["precision"] = bench_precision(variants)
+        results["precision"] = bench_precision(variants, model=facenet_model)
         gflop_per_image = facenet_flops() / 1e9
         for row in results["precision"]:
             row.update(ceiling_gflops=gflops, gflop_per_image=gflop_per_image)
@@ -104,9 +108,9 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
     return results
 
 
-def _end_to_end(precision: str) -> dict:
+def _end_to_end(precision: str, model: str = DEFAULT_MODEL) -> dict:
     """The whole LFW job from raw JPEG to report, without caches, at the default (best) settings."""
-    embedder, detector = open_embedder(precision=precision), open_detector()
+    embedder, detector = open_embedder(model, precision=precision), open_detector()
     started = time.perf_counter()
     run = run_lfw(None, embedder, detector, {"backend": "openvino", "config": "default"}, use_cache=False)
     with tempfile.TemporaryDirectory() as tmp:

@@ -41,13 +41,25 @@ def _model_rate(benchmarks: dict, backend: str, batch: int = 16) -> tuple[float,
     return rows[0]["items_per_s"], rows[0].get("ceiling_gflops") or benchmarks["models"]["ceiling_gflops"]
 
 
-def standing(benchmarks: dict, lfw_report: dict) -> list[Row]:
-    """The rows of the table, from ``docs/results/benchmarks.json`` and ``docs/results/lfw/report.json``."""
+def standing(benchmarks: dict, lfw_report: dict, models: dict | None = None) -> list[Row]:
+    """The rows of the table, from ``docs/results/benchmarks.json``, ``docs/results/lfw/report.json`` and
+    (where given) ``docs/results/models.json``, the side-by-side LFW run of the shipped models."""
     lfw = lfw_report["result"]
     rows = [Row("LFW accuracy, default model (float32), the 6,000 pairs of pairs.txt",
                 f"{lfw['accuracy_mean']:.5f} ± {lfw['accuracy_std']:.5f} (AUC {lfw['auc']:.4f})",
                 f"GPU reference FP16: {GPU_FP16[0]:.5f} ± {GPU_FP16[1]:.5f}; published: {PUBLISHED_LFW}",
                 "docs/lfw.md")]
+    default = (models or {}).get("default_model")
+    for name, m in (models or {}).get("models", {}).items():
+        if name == default:
+            continue
+        same_run = models["models"].get(default, {})
+        rows.append(Row(f"LFW accuracy, `{name}` ({m['tag']}, `models fetch {name}`), float32, pairs.txt",
+                        f"{m['accuracy_mean']:.5f} ± {m['accuracy_std']:.5f} (AUC {m['auc']:.4f}, VAL at FAR 1e-3 "
+                        f"{m['val_mean']:.3f})",
+                        f"published: {m['published']}; the default in the same job: "
+                        f"{same_run.get('accuracy_mean', float('nan')):.5f} (VAL {same_run.get('val_mean', float('nan')):.3f})",
+                        "docs/models.md"))
     int8 = next((r for r in benchmarks.get("precision", [])
                  if r["precision"] == "int8" and r.get("calibration") == DEFAULT_CALIBRATION.value), None)
     if int8 is not None:

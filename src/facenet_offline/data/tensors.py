@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from ..cache import atomic_path
+from .input_norm import InputNorm  # noqa: F401 - re-exported beside the functions that take it
 
 
 def resize_face(face: np.ndarray, size: int) -> np.ndarray:
@@ -65,17 +66,27 @@ def to_nchw(images: np.ndarray, mean: float, std: float, out: np.ndarray | None 
     return out
 
 
-def standardise(faces: np.ndarray, mean: float, std: float) -> np.ndarray:
-    """N x H x W x 3 uint8 RGB faces -> N x 3 x H x W float32, ``(x - mean) / std``."""
+def standardise(faces: np.ndarray, norm: InputNorm) -> np.ndarray:
+    """N x H x W x 3 uint8 RGB faces -> the N x 3 x H x W float32 input ``norm`` describes."""
     batch = np.asarray(faces)
     if batch.ndim != 4 or batch.shape[-1] != 3:
         raise ValueError(f"expected N x H x W x 3 RGB faces, got shape {batch.shape}")
-    return to_nchw(batch, mean, std)
+    if norm.bgr:
+        batch = batch[..., ::-1]
+    if not norm.prewhiten:
+        return to_nchw(batch, norm.mean, norm.std)
+    out = to_nchw(batch, 0.0, 1.0)
+    flat = out.reshape(len(out), -1)
+    mean = flat.mean(axis=1, dtype=np.float64)
+    std = np.maximum(flat.std(axis=1, dtype=np.float64), 1.0 / np.sqrt(flat.shape[1]))
+    flat -= mean[:, None].astype(np.float32)
+    flat /= std[:, None].astype(np.float32)
+    return out
 
 
-def face_batch(faces, size: int, mean: float, std: float) -> np.ndarray:
+def face_batch(faces, size: int, norm: InputNorm) -> np.ndarray:
     """Face crops of any size (H x W x 3 uint8 RGB) -> the model's N x 3 x size x size float32 input."""
-    return standardise(np.stack([resize_face(f, size) for f in faces]), mean, std)
+    return standardise(np.stack([resize_face(f, size) for f in faces]), norm)
 
 
 # --- raw .bin tensors: the file contract of offline accelerator runners ---------------------------

@@ -44,7 +44,7 @@ from ..model_cache import (
 from ..model_cache.calibration import CalibrationSet, calibration_faces
 from ..model_cache.mtcnn import MTCNN_EXPORTS
 from ..runtime.onnxruntime import OnnxRuntimeBackend
-from ..weights import DEFAULT_MODEL
+from ..weights import DEFAULT_MODEL, MTCNN
 from ..weights.loader import load_facenet, load_mtcnn
 
 log = logging.getLogger(__name__)
@@ -344,16 +344,16 @@ def _atc_notes(shapes: NpuShapes, facenet_batches: Sequence[int], image_size: tu
 
 def _input_contract(spec) -> list[str]:
     """What every exported model takes and gives: what a runner outside this project needs to know."""
-    norm = f"RGB, float32, NCHW, standardised (x - {spec.mean:g}) / {spec.std:g}"
+    norm, detector = spec.norm.describe(), MTCNN.norm.describe()
     return ["## Inputs and outputs", "",
             "| model | input `input` | outputs |", "| --- | --- | --- |",
             f"| facenet | N x 3 x {spec.input_size} x {spec.input_size}, a face crop (margin-28 crop of the MTCNN box), "
             f"{norm} | `embeddings`: N x {spec.embedding_dim}, L2-normalised; compare with squared L2 distance |",
             f"| pnet | N x 3 x H x W, one pyramid level of the photo (H and W as in the photo: the original nets' W/H "
-            f"swap is folded into these weights), {norm} | `reg`: N x 4 x rows x cols box offsets; `prob`: N x 2 x "
+            f"swap is folded into these weights), {detector} | `reg`: N x 4 x rows x cols box offsets; `prob`: N x 2 x "
             "rows x cols, softmax (non-face, face) per 12 px cell at stride 2 |",
-            f"| rnet | N x 3 x 24 x 24 candidate crops, {norm} | `reg`: N x 4 box offsets; `prob`: N x 2 softmax |",
-            f"| onet | N x 3 x 48 x 48 candidate crops, {norm} | `reg`: N x 4 box offsets; `landmarks`: N x 10 "
+            f"| rnet | N x 3 x 24 x 24 candidate crops, {detector} | `reg`: N x 4 box offsets; `prob`: N x 2 softmax |",
+            f"| onet | N x 3 x 48 x 48 candidate crops, {detector} | `reg`: N x 4 box offsets; `landmarks`: N x 10 "
             "(x1..x5, then y1..y5, as fractions of the box); `prob`: N x 2 softmax |",
             "",
             "## Running FaceNet offline", "",
@@ -387,7 +387,7 @@ def _tensorrt_files(out: Path, spec) -> list[str]:
     faces = calibration_faces(spec, set_)
     write_bin(out / "calibration.bin", faces)
     atomic_write_json(out / "calibration.json", {"set": set_.label, "shape": list(faces.shape), "dtype": "float32",
-                                                 "layout": "NCHW", "standardisation": [spec.mean, spec.std]})
+                                                 "layout": "NCHW", "input": spec.norm.key()})
     return [build_engines(out / "facenet.onnx", out, faces)]
 
 

@@ -17,7 +17,14 @@ from tqdm import tqdm
 
 from ..cache import atomic_path, home, options_key
 from ..data.images import load_rgb
-from ..data.lfw_dataset import check_lfw_dir, images_in_pairs, images_outside_pairs, pairs_path, read_pairs
+from ..data.lfw_dataset import (
+    check_lfw_dir,
+    images_identity,
+    images_in_pairs,
+    images_outside_pairs,
+    pairs_path,
+    read_pairs,
+)
 from ..data.tensors import standardise
 from ..detect import AlignConfig, detector_on_files
 from ..detect.align import align_face, centre_box
@@ -78,7 +85,9 @@ def calibration_faces(spec, calibration: CalibrationSet = CalibrationSet(), lfw_
     root = check_lfw_dir(lfw_dir)
     paths = calibration.paths(root)
     check_disjoint(paths, pairs_path(root), root)
-    cache = home() / "calibration" / f"{calibration.label}-{options_key({'size': spec.input_size})}.npz"
+    # Keyed by what the images are, not only their names: two LFW copies share names.
+    key = {"size": spec.input_size, "images": images_identity(paths)}
+    cache = home() / "calibration" / f"{calibration.label}-{options_key(key)}.npz"
     if cache.is_file():
         with np.load(cache) as z:
             faces = z["faces"]
@@ -95,4 +104,4 @@ def calibration_faces(spec, calibration: CalibrationSet = CalibrationSet(), lfw_
         with atomic_path(cache, ".npz") as tmp, open(tmp, "wb") as fh:
             np.savez(fh, faces=faces, paths=np.array([str(p) for p in paths]))
         log.info("calibration set %s: %d faces cached in %s", calibration.label, len(faces), cache)
-    return standardise(faces, spec.mean, spec.std)
+    return standardise(faces, spec.norm)

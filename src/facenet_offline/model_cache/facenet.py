@@ -51,7 +51,7 @@ class BuildOptions:
 
 def parity_batch(spec: ModelSpec) -> np.ndarray:
     """Real faces (the shipped samples), standardised as the model expects."""
-    return standardise(load_sample_faces(spec.input_size), spec.mean, spec.std)
+    return standardise(load_sample_faces(spec.input_size), spec.norm)
 
 
 def facenet_cache_dir(spec: ModelSpec, weights_sha256: str, options: BuildOptions) -> Path:
@@ -81,8 +81,7 @@ def build_facenet(options: BuildOptions = BuildOptions(), force: bool = False) -
             "opset": options.opset,
             "weights": {"path": str(weights.path), "format": weights.format.value, "sha256": weights.sha256},
             "parity_max_abs_diff": check_parity(net, path, [faces, faces[:1]]),
-            "input": {"name": "input", "layout": "NCHW", "size": size, "colour": spec.colour,
-                      "mean": spec.mean, "std": spec.std},
+            "input": {"name": "input", "layout": "NCHW", "size": size, **spec.norm.key()},
         }
 
     return cached_build(folder, force, make)

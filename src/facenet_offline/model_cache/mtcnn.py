@@ -51,7 +51,7 @@ def mtcnn_parity_patches(net: str) -> np.ndarray:
     size = MTCNN_INPUT_SIZES[net]
     if size:
         faces = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in faces])
-    return standardise(faces, MTCNN.mean, MTCNN.std)
+    return standardise(faces, MTCNN.norm)
 
 
 def packed_parity_input() -> np.ndarray:
@@ -62,7 +62,7 @@ def packed_parity_input() -> np.ndarray:
     x = np.zeros((len(faces), 4, *layout.shape), np.float32)
     x[:, 3] = layout.gaps()
     for (y, x0, h, w), level in zip(layout.places, (faces, small)):
-        x[:, :3, y:y + h, x0:x0 + w] = standardise(level, MTCNN.mean, MTCNN.std)
+        x[:, :3, y:y + h, x0:x0 + w] = standardise(level, MTCNN.norm)
     return x
 
 

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ..cache import home
+from ..weights import DEFAULT_MODEL
 from .batcher import BatchLimits
 
 ENV = "FACENET_OFFLINE_SERVE_CONFIG"  # how uvicorn's worker processes get the config
@@ -36,7 +37,7 @@ class ServeConfig:
     gallery: str | None = None  # default: $FACENET_OFFLINE_HOME/gallery
     api_keys: str | None = None
     insecure: bool = False  # allow a non-loopback host without keys
-    model: str = "casia-webface"
+    model: str = DEFAULT_MODEL
     precision: str = "fp32"
     backend: str = "onnxruntime"
     detector_backend: str = "openvino"

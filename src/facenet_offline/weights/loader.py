@@ -9,8 +9,9 @@ import torch
 
 from ..models.inception_resnet_v1 import InceptionResnetV1
 from ..models.mtcnn import NETS
+from .keras_h5 import load_keras_h5
 from .onnx_initializers import state_dict_from_onnx
-from .registry import MTCNN, DetectorSpec, ModelSpec, WeightFormat, get_spec
+from .registry import DEFAULT_MODEL, MTCNN, DetectorSpec, ModelSpec, WeightFormat, get_spec
 from .sources import ResolvedWeights, resolve_detector_weights, resolve_weights
 from .tf_graph import load_tf_graph
 from .torch_state import check_keys, load_plain_state, load_torch_state
@@ -18,19 +19,21 @@ from .torch_state import check_keys, load_plain_state, load_torch_state
 log = logging.getLogger(__name__)
 
 
-def load_state(weights: ResolvedWeights) -> dict:
+def load_state(weights: ResolvedWeights, spec: ModelSpec) -> dict:
     """Folded FaceNet state dict of a resolved weights file, whatever its format."""
     if weights.format is WeightFormat.TF_GRAPH:
         return load_tf_graph(weights.path)
+    if weights.format is WeightFormat.KERAS_H5:
+        return load_keras_h5(weights.path, spec.embedding_dim)
     return load_torch_state(weights.path)
 
 
-def load_facenet(model: str | ModelSpec = "casia-webface", weights_path: str | os.PathLike | None = None) -> InceptionResnetV1:
+def load_facenet(model: str | ModelSpec = DEFAULT_MODEL, weights_path: str | os.PathLike | None = None) -> InceptionResnetV1:
     """Folded, eval-mode FaceNet with ``.spec`` and ``.weights`` (path, format, sha256) attached."""
     spec = get_spec(model) if isinstance(model, str) else model
     weights = resolve_weights(spec, weights_path)
     log.info("loading %s weights from %s (sha256 %s)", spec.name, weights.path, weights.sha256[:12])
-    state = load_state(weights)
+    state = load_state(weights, spec)
     net = InceptionResnetV1(folded=True, embedding_dim=spec.embedding_dim)
     check_keys(set(net.state_dict()), set(state), str(weights.path))
     net.load_state_dict(state, strict=True)

