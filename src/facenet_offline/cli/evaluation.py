@@ -12,10 +12,14 @@ def lfw_options(args: argparse.Namespace):
     """The LFW job's options as the command line gives them."""
     from ..evaluate.lfw_job import LfwOptions
     from ..evaluate.verification import ProtocolOptions
+    from ..weights import get_spec
 
-    return LfwOptions(align=align_config(args), select=args.select, flip=args.flip, batch_size=args.batch_size,
-                      protocol=ProtocolOptions(distance=args.distance, subtract_mean=args.subtract_mean),
-                      aligned=args.aligned)
+    distance, flip, subtract_mean = get_spec(args.model).lfw_protocol  # what View 1 chose for this model
+    return LfwOptions(align=align_config(args), select=args.select, flip=args.flip or flip,
+                      batch_size=args.batch_size, aligned=args.aligned,
+                      protocol=ProtocolOptions(distance=args.distance or distance,
+                                               subtract_mean=subtract_mean if args.subtract_mean is None
+                                               else args.subtract_mean))
 
 
 def cmd_lfw(args: argparse.Namespace) -> int:

@@ -107,12 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16, help="photos detected and embedded together (default 16)")
     # Defaults: LfwOptions' own, the best View 1 (development set) row of docs/lfw-variants.md; written
     # out here so --help need not import the job (a test checks they agree).
-    p.add_argument("--distance", default="angular", choices=["euclidean", "angular"],
-                   help="squared L2, or the angle between embeddings (default angular)")
-    p.add_argument("--flip", default="sum", choices=["none", "concat", "sum"],
-                   help="add the horizontally flipped crop's embedding (default sum)")
-    p.add_argument("--subtract-mean", action=argparse.BooleanOptionalAction, default=True,
-                   help="subtract the training folds' mean embedding (default on)")
+    # Protocol defaults: the model's own, chosen on View 1 (ModelSpec.lfw_protocol).
+    p.add_argument("--distance", default=None, choices=["euclidean", "angular"],
+                   help="squared L2, or the angle between embeddings (default: the model's View 1 choice, angular)")
+    p.add_argument("--flip", default=None, choices=["none", "concat", "sum"],
+                   help="add the horizontally flipped crop's embedding (default: the model's View 1 choice: sum "
+                        "for casia-webface, concat for ms-celeb-1m)")
+    p.add_argument("--subtract-mean", action=argparse.BooleanOptionalAction, default=None,
+                   help="subtract the training folds' mean embedding (default: the model's View 1 choice: on for "
+                        "casia-webface, off for ms-celeb-1m)")
     p.add_argument("--no-cache", action="store_true", help="recompute detections and embeddings")
     add_embedding_args(p, select="nearest-centre")
 

@@ -12,13 +12,22 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from ..cache import atomic_path, atomic_write_bytes, atomic_write_json
 from ..versions import library_versions
+from ..weights import get_spec
 from .lfw_job import LfwRun
 
-REFERENCES = [
-    ("davidsandberg/facenet (published, this model)", 0.9905, None),
-    ("GPU reference deployment, FP16 (this model)", 0.98667, 0.00641),
-    ("GPU reference deployment, INT8 (this model)", 0.98633, 0.00605),
-]
+# The GPU reference deployment's figures, for the one model it ran.
+GPU_REFERENCE = ("casia-webface", [("GPU reference deployment, FP16 (this model)", 0.98667, 0.00641),
+                                   ("GPU reference deployment, INT8 (this model)", 0.98633, 0.00605)])
+
+
+def references(model: str | None) -> list[tuple[str, float, float | None]]:
+    """What a run of ``model`` is set against: its published accuracy, and the GPU reference if it ran it."""
+    try:
+        spec = get_spec(model or "")
+    except ValueError:
+        return []
+    rows = [(f"{spec.published_by} (published, this model)", spec.published_lfw_accuracy, None)]
+    return rows + (GPU_REFERENCE[1] if spec.name == GPU_REFERENCE[0] else [])
 
 
 def misclassified(run: LfwRun) -> list[dict]:
@@ -92,7 +101,8 @@ def render_markdown(report: dict) -> str:
               f"| {t.get('wall', '-')} | {t['decode']} | {t['detect']} | {t['align']} | {t['embed']} | {t['protocol']} | "
               f"{', '.join(t['from_cache']) or '-'} |", "",
               "## Against the references", "", "| | accuracy |", "| --- | ---: |"]
-    lines += [f"| {name} | {acc:.5f}" + (f" +- {std:.5f} |" if std else " |") for name, acc, std in REFERENCES]
+    lines += [f"| {name} | {acc:.5f}" + (f" +- {std:.5f} |" if std else " |")
+              for name, acc, std in references(m.get("model"))]
     lines += [f"| **this run** | **{r['accuracy_mean']:.5f} +- {r['accuracy_std']:.5f}** |", "",
               f"## Misclassified pairs ({len(report['misclassified'])})", "",
               "| fold | truth | image 1 | image 2 | distance | threshold |", "| ---: | --- | --- | --- | ---: | ---: |"]

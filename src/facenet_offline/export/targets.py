@@ -357,7 +357,8 @@ def _input_contract(spec) -> list[str]:
             "(x1..x5, then y1..y5, as fractions of the box); `prob`: N x 2 softmax |",
             "",
             "## Running FaceNet offline", "",
-            "`facenet-offline preprocess PHOTOS --out prep` detects, aligns and writes FaceNet's input as raw "
+            f"`facenet-offline preprocess PHOTOS --model {spec.name} --out prep` detects, aligns and writes this "
+            "model's input (prepared as the table above says) as raw "
             "`.bin` batches (`prep/input/batch-NNNNNN.bin`, default batch 16: one of the static batches above; "
             "`--batch-size 1` for the other) and `prep/info.json`; your runner turns each `x.bin` into `x_0.bin` "
             "(the `embeddings` output); `facenet-offline postprocess --outputs OUT --info prep/info.json --out "

@@ -98,8 +98,12 @@ def fetch_weights(model: str | ModelSpec, archive: str | os.PathLike | None = No
     spec = get_spec(model) if isinstance(model, str) else model
     source = spec.fetchable
     if source is None:
+        shipped = next((s for s in spec.sources if s.package), None)
+        if shipped:
+            raise FetchError(f"{spec.name}: its weights come with the installed {shipped.package} package; there is "
+                             "nothing to fetch.")
         raise FetchError(f"{spec.name}: no package carries its weights, so there is nothing to fetch. Known files: "
-                         f"{', '.join(s.filename for s in spec.sources)}; pass --weights FILE.")
+                         f"{', '.join(s.filename for s in spec.sources)}; pass weights=FILE.")
     target = user_weights_dir() / source.filename
     if target.is_file() and sha256_file(target) == source.sha256:
         log.info("%s is already in place and checked", target)

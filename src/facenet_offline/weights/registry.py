@@ -88,6 +88,9 @@ class ModelSpec:
     # Cosine distance at which `cluster` stops merging (average linkage): the best BCubed F on LFW
     # people with three or four images (tools/recognition_report.py); None: threshold / 2.
     cluster_threshold: float | None = None
+    # The LFW job's protocol for this model, (distance, flips, mean subtracted): the best on LFW View 1
+    # (tools/input_convention.py, docs/input-convention.md); the job's defaults when it runs this model.
+    lfw_protocol: tuple[str, str, bool] = ("angular", "sum", True)
     aliases: tuple[str, ...] = field(default=())
 
     @property
@@ -203,6 +206,7 @@ MODELS: dict[str, ModelSpec] = {
             far_points=(OperatingPoint(1.263, 1e-2, 9.98e-3, 0.9934, "FAR 1e-2 on LFW View 1"),
                         OperatingPoint(0.979, 1e-3, 9.96e-4, 0.9734, "FAR 1e-3 on LFW View 1"),
                         OperatingPoint(0.709, 1e-4, 9.98e-5, 0.8687, "FAR 1e-4 on LFW View 1")),
+            lfw_protocol=("angular", "concat", False),
             aliases=("20170512-110547", "msceleb"),
         ),
     )
@@ -263,4 +267,5 @@ def get_spec(name: str) -> ModelSpec:
         if name == spec.name or name in spec.aliases:
             return spec
     where = f" (from {MODEL_ENV}; unset it for {BUILT_IN_MODEL})" if name == os.environ.get(MODEL_ENV, "").strip() else ""
-    raise ValueError(f"Unknown model {name!r}{where}. Valid models: {', '.join(MODELS)}.")
+    names = ", ".join(f"{s.name} ({', '.join(s.aliases)})" if s.aliases else s.name for s in MODELS.values())
+    raise ValueError(f"Unknown model {name!r}{where}. Valid models (aliases): {names}.")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..cache import home, sha256_file
 from ..errors import ChecksumError, WeightsNotFoundError
-from .registry import DetectorSpec, ModelSpec, WeightFormat, WeightSource
+from .registry import MODELS, DetectorSpec, ModelSpec, WeightFormat, WeightSource
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,12 @@ def verify(path: Path, candidates: Sequence[WeightSource], label: str) -> Resolv
         raise WeightsNotFoundError(
             f"{path}: unknown weights format {path.suffix!r} for {label}; "
             f"expected one of: {', '.join(_basename(s) for s in candidates)}.")
-    log.warning("%s has no published digest to check against; using it with sha256 %s", path, digest)
+    published = [s.filename for s in candidates if s.sha256 and s.format is fmt]
+    if published:
+        log.warning("%s is not the published %s of %s (its sha256 is %s); using it as your own weights", path,
+                    " or ".join(published), label, digest)
+    else:
+        log.warning("%s has no published digest to check against; using it with sha256 %s", path, digest)
     return ResolvedWeights(path, fmt, digest, source)
 
 
@@ -99,7 +104,13 @@ def resolve_weights(spec: ModelSpec, path: str | os.PathLike | None = None) -> R
         p = Path(explicit).expanduser()
         if not p.is_file():
             raise WeightsNotFoundError(f"{p}: weights file not found (model {spec.name!r}). {_missing_message(spec)}")
-        return verify(p, spec.sources, spec.name)
+        resolved = verify(p, spec.sources, spec.name)
+        other = next((m for m in MODELS.values() if m.name != spec.name
+                      and any(s.sha256 == resolved.sha256 for s in m.sources)), None)
+        if other is not None:
+            raise WeightsNotFoundError(f"{p}: these are the published weights of {other.name!r}, not of {spec.name!r}; "
+                                       f"pass model={other.name!r}.")
+        return resolved
     found = _find(spec.sources)
     if found is None:
         raise WeightsNotFoundError(_missing_message(spec))
