@@ -135,3 +135,18 @@ def test_gallery_identify_and_cluster_commands_on_lfw(tmp_path, lfw_dir, built_d
                 by_person.setdefault(face["source"].split("/")[-2], set()).add(c["id"])
     assert all(len(ids) == 1 for ids in by_person.values()) and len(set().union(*by_person.values())) == 3
     assert len(list((tmp_path / "clusters").glob("cluster-*.png"))) >= 3
+
+
+def test_a_few_queries_search_on_one_faiss_thread_and_the_setting_is_restored():
+    """Waking FAISS's OpenMP threads costs more than a few queries take, and they then spin beside the runtime
+    (the serve bench's identify at one client ran at 40% of embed's rate); many queries keep every thread."""
+    import faiss
+
+    from facenet_offline.recognition.gallery import FEW_QUERIES, _search_threads
+
+    faiss.omp_set_num_threads(2)
+    with _search_threads(1):
+        assert faiss.omp_get_max_threads() == 1
+    with _search_threads(FEW_QUERIES):
+        assert faiss.omp_get_max_threads() == 2
+    assert faiss.omp_get_max_threads() == 2

@@ -51,6 +51,24 @@ UNIQUE_FACE = "CREATE UNIQUE INDEX IF NOT EXISTS faces_photo ON faces(digest, fa
 MODEL_KEYS = ("model", "precision", "weights_sha256")
 
 
+# Below this many queries FAISS's flat search runs faster on one thread: its OpenMP threads cost more to wake than
+# a few queries take, and they keep spinning after the search, slowing the runtime that runs next (the service
+# embeds between searches). FAISS's own BLAS cut-over is 20 queries.
+FEW_QUERIES = 20
+
+
+@contextlib.contextmanager
+def _search_threads(queries: int):
+    """FAISS on one thread for a few queries, on all it had for many; restored after."""
+    before = faiss.omp_get_max_threads()
+    if queries < FEW_QUERIES:
+        faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
 class GalleryError(FacenetOfflineError):
     pass
 
@@ -408,7 +426,8 @@ class Gallery:
         index = self.index()  # its size, not the database's COUNT(*): that reads every row of a large gallery
         if index.ntotal == 0:
             return [[] for _ in queries]
-        sims, ids = index.search(queries, min(k, index.ntotal))
+        with _search_threads(len(queries)):
+            sims, ids = index.search(queries, min(k, index.ntotal))
         wanted = sorted({int(i) for i in ids.ravel() if i >= 0})
         marks = ",".join("?" * len(wanted))
         info = {r[0]: (r[1], r[2]) for r in self.db.execute(
