@@ -59,6 +59,9 @@ def test_fold_1_end_to_end(tmp_path, lfw_dir, built_default, built_mtcnn, capsys
     assert report["detection_failures"]["count"] == len(report["detection_failures"]["images"])
     printed = capsys.readouterr().out
     assert "accuracy" in printed and "AUC" in printed
+    # One fold cannot train a FAR 1e-3 threshold: the console and the report both say VAL was not measured.
+    assert "VAL not measured" in printed and report["val"]["measured"] is False
+    assert "| not measured | - |" in (out / "report.md").read_text()
     # Re-scoring with other protocol options reuses the cached detections and embeddings.
     assert main(["lfw", "--folds", "1", "--out", str(out), "--distance", "angular", "--subtract-mean"]) == 0
     again = json.loads((out / "report.json").read_text())

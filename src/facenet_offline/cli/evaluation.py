@@ -37,13 +37,11 @@ def cmd_lfw(args: argparse.Namespace) -> int:
     r = report["result"]
     print(f"LFW {report['pairs']} pairs, {report['images']} images, model {run.model['model']} "
           f"({run.model['precision']}, {run.model['backend']})")
-    different = sum(not p.same for p in run.pairs)
     folds_n = len(r["fold_accuracy"])
-    trained_on = different * (folds_n - 1) // max(folds_n, 1)  # different-person pairs a fold's threshold sees
-    far_target = run.options.protocol.far_target
-    val = (f"VAL {r['val_mean']:.5f} +- {r['val_std']:.5f} @ FAR {r['far_mean']:.5f}" if trained_on * far_target >= 1
-           else f"VAL not measured (FAR {far_target:g} needs {int(1 / far_target):,} different-person pairs to "
-                f"train on; a fold has {trained_on:,})")
+    v = report["val"]
+    val = (f"VAL {r['val_mean']:.5f} +- {r['val_std']:.5f} @ FAR {r['far_mean']:.5f}" if v["measured"]
+           else f"VAL not measured (FAR {v['far_target']:g} needs {int(1 / v['far_target']):,} different-person "
+                f"pairs to train on; a fold has {v['different_pairs_trained_on']:,})")
     print(f"accuracy {r['accuracy_mean']:.5f} +- {r['accuracy_std']:.5f}   AUC {r['auc']:.4f}   EER {r['eer']:.4f}   "
           + val)
     if len(run.pairs) < 20 * folds_n:
