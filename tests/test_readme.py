@@ -23,16 +23,20 @@ def blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
 
 
-def console_steps() -> list[tuple[str, list[str]]]:
-    """(command, the output lines shown under it) for every ``$ `` line of the console blocks, in order."""
+def _steps(block: str) -> list[tuple[str, list[str]]]:
+    """(command, the output lines shown under it) for every ``$ `` line of one console block, in order."""
     steps = []
-    for block in blocks("console"):
-        for line in block.splitlines():
-            if line.startswith("$ "):
-                steps.append((line[2:], []))
-            else:
-                steps[-1][1].append(line)
+    for line in block.splitlines():
+        if line.startswith("$ "):
+            steps.append((line[2:], []))
+        else:
+            steps[-1][1].append(line)
     return steps
+
+
+def console_steps() -> list[tuple[str, list[str]]]:
+    """The steps of every console block of the README, in order."""
+    return [step for block in blocks("console") for step in _steps(block)]
 
 
 def _line_matches(shown: str, printed: str) -> bool:
@@ -125,16 +129,6 @@ def test_every_command_line_and_snippet_runs_as_printed_and_prints_what_is_shown
         if server is not None:
             server.terminate()
             server.wait(timeout=60)
-
-
-def _steps(block: str) -> list[tuple[str, list[str]]]:
-    steps = []
-    for line in block.splitlines():
-        if line.startswith("$ "):
-            steps.append((line[2:], []))
-        else:
-            steps[-1][1].append(line)
-    return steps
 
 
 def _start_server(command: str, shown: list[str], cwd: Path, env: dict) -> subprocess.Popen:

@@ -32,14 +32,16 @@ from ..data.images import ImageSource, source_digest
 from ..detect.mtcnn import Selection
 from ..distance import squared_l2
 from ..errors import FacenetOfflineError, ImageError
-from ..face_loop import Face, FaceOptions, FaceTask, ImageResult
+from ..face_loop import FaceOptions, FaceTask, ImageResult
 from ..recognition import EnrolledPhoto, Gallery, GalleryError, NameTakenError, UnknownPersonError
 from ..recognition.identify import IDENTIFY_FAR, decide, search_people
 from ..samples import PEOPLE
 from ..status import Status
 from ..weights import OperatingPoint
 from . import keys as api_keys
+from .answers import error_response, image_json, match_json, point_json
 from .batcher import Batcher, QueueFull
+from .body_limit import BodyLimit
 from .config import ServeConfig
 from .inputs import RequestData, RequestError, decode, read_request
 from .metrics import Metrics
@@ -113,81 +115,6 @@ class Service:
             raise RequestError(409, "name_taken", str(exc)) from None
         except GalleryError as exc:
             raise RequestError(409, "gallery_refused", str(exc)) from None
-
-
-class BodyLimit:
-    """ASGI middleware: a request body over ``max_bytes`` is answered 413 before the app reads the rest of it."""
-
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            return await self._refuse(scope, receive, send)
-        seen, started = 0, False
-
-        async def counted():
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise _TooLarge
-            return message
-
-        async def watched(message):
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, watched)
-        except _TooLarge:
-            if not started:
-                await self._refuse(scope, receive, send)
-
-    async def _refuse(self, scope, receive, send) -> None:
-        await _error(413, "upload_too_large", f"the request is over {self.max_bytes:,} bytes; send fewer or smaller "
-                                              "images per request.")(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
-
-
-# --- JSON of results ---------------------------------------------------------------------------------
-def face_json(face: Face, embedding: bool = False) -> dict:
-    out = {"index": face.index, "box": [round(float(v), 2) for v in face.box],
-           "score": None if np.isnan(face.score) else round(float(face.score), 6),
-           "landmarks": None if np.isnan(face.landmarks).all() else
-           [[round(float(x), 2), round(float(y), 2)] for x, y in face.landmarks]}
-    if embedding:
-        out["embedding"] = [float(v) for v in face.embedding]
-    return out
-
-
-def image_json(result: ImageResult, embedding: bool = False) -> dict:
-    """One image's answer: ``status`` is one word (ok, no face, too small, error); an error's code and message
-    come beside it, and an unreadable image has no size."""
-    out = {"input": result.source, "status": result.status.kind.value,
-           "size": None if result.status.is_error else {"width": int(result.size[1]), "height": int(result.size[0])},
-           "faces": [face_json(f, embedding) for f in result.faces]}
-    if result.status.is_error:
-        out["error"] = {"code": result.status.code or "bad_image", "message": result.status.detail}
-    return out
-
-
-def point_json(point: OperatingPoint) -> dict:
-    return {"threshold": point.threshold, "far_target": point.far_target, "far": point.far, "tar": point.tar,
-            "source": point.source, "distance": "squared L2 between unit-length embeddings (0 to 4)"}
-
-
-def _error(status: int, code: str, message: str, input: str | None = None,
-           headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, **({"input": input} if input else {})}},
-                        status_code=status, headers=headers)
 
 
 # --- options -----------------------------------------------------------------------------------------
@@ -278,7 +205,7 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
 
     @app.exception_handler(RequestError)
     async def request_error(request: Request, exc: RequestError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message, exc.input, exc.headers)
+        return error_response(exc.status, exc.code, exc.message, exc.input, exc.headers)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -286,22 +213,22 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         message = (f"{request.method} {request.url.path}: no such endpoint; /docs lists them."
                    if exc.status_code in (404, 405) else str(exc.detail))
-        return _error(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+        return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return _error(422, "bad_field", f"{where}: {first.get('msg', 'invalid')}", where)
+        return error_response(422, "bad_field", f"{where}: {first.get('msg', 'invalid')}", where)
 
     @app.exception_handler(FacenetOfflineError)
     async def library_error(request: Request, exc: FacenetOfflineError) -> JSONResponse:
-        return _error(422, "refused", str(exc))
+        return error_response(422, "refused", str(exc))
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         log.exception("%s %s failed", request.method, request.url.path)
-        return _error(500, "internal", "the service failed on this request; the log has the details.")
+        return error_response(500, "internal", "the service failed on this request; the log has the details.")
 
     @app.middleware("http")
     async def observe(request: Request, call_next):
@@ -416,7 +343,7 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
                 people = next(matches)
                 identity, distance = decide(people, point)
                 face.update(identity=identity, distance=None if np.isnan(distance) else round(distance, 6),
-                            matches=[_match_json(m) for m in people])
+                            matches=[match_json(m) for m in people])
             images.append(entry)
         return {"model": service.model, "operating_point": point_json(point), "images": images}
 
@@ -435,7 +362,7 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
         identity, distance = decide(people, point)
         return {"model": service.model, "operating_point": point_json(point), "identity": identity,
                 "distance": None if np.isnan(distance) else round(distance, 6),
-                "matches": [_match_json(m) for m in people]}
+                "matches": [match_json(m) for m in people]}
 
     # --- the gallery's people and faces ----------------------------------------------------------------
     @app.get("/v1/people", tags=["gallery"], summary="everyone in the gallery and how many faces each has")
@@ -555,10 +482,6 @@ def _search(gallery: Gallery, service: Service, vectors: np.ndarray, top_k: int)
     if gallery.model:  # not len(gallery): COUNT(*) reads every row of a large gallery
         gallery.check_model(service.fn.description)
     return search_people(vectors, gallery, top_k)
-
-
-def _match_json(match) -> dict:
-    return {"name": match.name, "distance": round(match.distance, 6), "face_id": match.face_id}
 
 
 def factory() -> FastAPI:

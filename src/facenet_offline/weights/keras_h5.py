@@ -195,5 +195,7 @@ def load_keras_h5(path: str | Path, embedding: int | None = None) -> dict[str, t
     if embedding is not None and dim != embedding:
         raise WeightsLayoutError(f"{path}: a {dim}-d bottleneck, but the model expects {embedding}-d embeddings; "
                                  "is it the weights of another model?")
-    check_config(keras, InceptionResnetV1(folded=True, embedding_dim=dim), str(path))
+    with torch.device("meta"):  # the layer settings only: no memory for a second network's weights
+        net = InceptionResnetV1(folded=True, embedding_dim=dim)
+    check_config(keras, net, str(path))
     return state_dict_from_keras(keras, str(path))
