@@ -36,10 +36,13 @@ _EXPORTS = {
     "EmbeddingSet": "embedding_set",
     "Gallery": "recognition.gallery", "Match": "recognition.gallery",
     "identify": "recognition.identify", "cluster": "recognition.cluster",
+    "embed_archive": "distributed.archive", "ArchiveSummary": "distributed.archive",
+    "read_archive": "distributed.archive_table", "ArchiveFaces": "distributed.archive_table",
     "FacenetOfflineError": "errors", "ImageError": "errors",
 }
 # The front door; the result types load the same way under their own names (facenet_offline.Face, ...).
-__all__ = ["__version__", "FaceNet", "Gallery", "identify", "cluster", "Status", "FacenetOfflineError"]
+__all__ = ["__version__", "FaceNet", "Gallery", "identify", "cluster", "embed_archive", "read_archive", "Status",
+           "FacenetOfflineError"]
 
 
 def __getattr__(name: str):

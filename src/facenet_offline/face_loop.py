@@ -273,14 +273,14 @@ def finish(detected: Sequence[DetectedImage], tasks: Sequence[FaceTask], embedde
 
 def analyse(sources: Iterable[ImageSource], detector: MTCNNDetector | None, embedder: Embedder | None = None,
             options: FaceOptions = FaceOptions(), batch_size: int = 16, crops: bool = False,
-            progress: Progress = None) -> Iterator[ImageResult]:
+            progress: Progress = None, decode_workers: int = 2) -> Iterator[ImageResult]:
     """Every input's faces, in input order: detected (or, without a detector, the input is one ready crop),
     selected as ``options`` say, aligned, and embedded when an embedder is given; one batch at a time.
 
-    ``crops`` keeps each face's aligned crop on it.
+    ``crops`` keeps each face's aligned crop on it; ``decode_workers`` threads decode the next batch.
     """
     task = FaceTask(options, ready=detector is None, crops=crops)
-    for batch in decoded_batches(sources, batch_size):
+    for batch in decoded_batches(sources, batch_size, decode_workers):
         yield from finish(detect_decoded(batch, detector), [task] * len(batch), embedder)
         if progress:
             progress(len(batch))

@@ -13,6 +13,11 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from ..distance import squared_l2_matrix
     from ..embedding_set import EmbeddingSet
 
+    if args.engine == "ray":
+        return _embed_on_ray(args)
+    for flag in ("ray_address", "num_workers"):
+        if getattr(args, flag) is not None:
+            raise ValueError(f"--{flag.replace('_', '-')} is an option of --engine ray; add --engine ray.")
     if Path(args.out).suffix != ".npz":
         raise ValueError(f"out={args.out}: the output must be a .npz file (embeddings, paths, status).")
     paths = input_paths(args.paths)
@@ -32,6 +37,31 @@ def cmd_embed(args: argparse.Namespace) -> int:
         names = [Path(p).stem + (f"#{f}" if several else "") for p, f, good in zip(result.paths, result.faces, ok)
                  if good]
         _print_distances(names, squared_l2_matrix(result.embeddings[ok]))
+    return 1 if args.strict and failed else 0
+
+
+def _embed_on_ray(args: argparse.Namespace) -> int:
+    from ..distributed import embed_archive
+
+    unsupported = [f for f, on in (("--aligned", args.aligned), ("--print-distances", args.print_distances),
+                                   ("--chunk-size", args.chunk_size is not None), ("--providers", args.providers))
+                   if on]
+    if unsupported:
+        raise ValueError(f"{', '.join(unsupported)}: not an option of --engine ray; drop it, or use the local engine.")
+    paths = input_paths(args.paths)
+    summary = embed_archive(paths, args.out, args.model, args.precision, args.backend, args.detector_backend,
+                            args.weights, args.calibration, args.select, align_config(args), args.threads or 1,
+                            args.batch_size, args.ray_address, args.num_workers)
+    failed = report_failures(summary.failures, args.out)
+    print(f"{summary.computed:,} of {count(summary.inputs, 'image')} embedded now, {summary.already_done:,} were "
+          f"done already" + (f", {summary.redone:,} redone (changed or left partial)" if summary.redone else "")
+          + f"; {count(summary.faces, 'face')} from {summary.ok:,} images -> {args.out} (Parquet)")
+    if summary.computed:
+        print(f"Ray: {summary.workers} detect + {summary.workers} embed actors of {args.threads or 1} thread(s) on "
+              f"{summary.cpus:g} CPUs; start-up {summary.startup_seconds:.1f} s, run {summary.seconds:.1f} s")
+    if summary.ok == 0:
+        print(f"error: none of {summary.inputs} inputs could be embedded (statuses in {args.out}).", file=sys.stderr)
+        return 1
     return 1 if args.strict and failed else 0
 
 

