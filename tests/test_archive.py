@@ -233,3 +233,12 @@ def test_embed_ray_flags_are_checked(photos, tmp_path, capsys):
     assert "--num-workers is an option of --engine ray" in capsys.readouterr().err
     assert main(["embed", str(photos), "--engine", "ray", "--out", str(tmp_path / "x"), "--aligned"]) == 2
     assert "--aligned: not an option of --engine ray" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options", [{}, {"backend": "openvino"}, {"precision": "fp16"}])
+def test_the_driver_describes_the_workers_embedder_without_opening_one(options, built_default):
+    from facenet_offline.engines import embedder_description, open_embedder
+
+    description, dim = embedder_description(**options)
+    embedder = open_embedder(threads=1, **options)
+    assert description == embedder.description and dim == embedder.spec.embedding_dim

@@ -61,6 +61,11 @@ class Embedder:
         return np.concatenate(outs).astype(np.float32, copy=False)
 
 
+def described(spec: ModelSpec, build: dict, backend: str) -> dict:
+    """An embedder's description: its build's, its backend and its input convention (what caches key on)."""
+    return {**build, "backend": backend, "input": spec.norm.key()}
+
+
 def embedder_on_file(path: str | Path, spec: ModelSpec, description: dict, backend: str = "onnxruntime",
                      threads: int | None = None, providers: Sequence[str] | None = None) -> Embedder:
     """FaceNet's ONNX file opened on ``backend`` (onnxruntime, openvino or openvino-bf16).
@@ -78,7 +83,7 @@ def embedder_on_file(path: str | Path, spec: ModelSpec, description: dict, backe
         from .runtime.onnxruntime import OnnxRuntimeBackend
 
         engine = OnnxRuntimeBackend(path, providers, threads)
-    return Embedder(spec, engine, dict(description, backend=kind.value))
+    return Embedder(spec, engine, described(spec, description, kind.value))
 
 
 def embedder_on_torch(model: str = DEFAULT_MODEL, weights_path: str | None = None,

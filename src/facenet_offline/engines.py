@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from .detect import MTCNNConfig, MTCNNDetector, detector_on_files, detector_on_torch
 from .detect.runtimes import check_backend
-from .embedder import BackendName, Embedder, embedder_on_file, embedder_on_torch
+from .embedder import BackendName, Embedder, described, embedder_on_file, embedder_on_torch
 from .model_cache import BuildOptions, DetectorBuildOptions, build_facenet, build_mtcnn
 from .weights import DEFAULT_MODEL
 
@@ -23,12 +23,32 @@ def open_embedder(model: str = DEFAULT_MODEL, backend: str = "onnxruntime", thre
         if precision != "fp32":
             raise ValueError(f"the torch backend runs fp32 only; use backend='onnxruntime' for {precision}")
         return embedder_on_torch(model, weights_path, threads)
+    built, description = build_embedder(model, weights_path, precision, calibration)
+    return embedder_on_file(built.path, built.spec, description, kind.value, threads, providers)
+
+
+def build_embedder(model: str = DEFAULT_MODEL, weights_path: str | None = None, precision: str = "fp32",
+                   calibration: str | None = None):
+    """FaceNet built into the cache (or found there), and its build's description (``embedder_on_file`` opens them)."""
     built = build_facenet(BuildOptions(model=model, weights_path=weights_path, precision=precision,
                                        **({"calibration": calibration} if calibration else {})))
     description = {"model": built.spec.name, "precision": built.record["precision"],
                    "weights_sha256": built.record["weights"]["sha256"], "onnx_sha256": built.record["files"]["facenet"],
                    **({"calibration": built.record["calibration"]} if built.record.get("calibration") else {})}
-    return embedder_on_file(built.path, built.spec, description, kind.value, threads, providers)
+    return built, description
+
+
+def embedder_description(model: str = DEFAULT_MODEL, backend: str = "onnxruntime", weights_path: str | None = None,
+                         precision: str = "fp32", calibration: str | None = None) -> tuple[dict, int]:
+    """(description, embedding size) of the embedder ``open_embedder`` would open, without opening it: a
+    coordinating process learns what its workers' embeddings will be comparable with, building the model
+    into the cache if needed, but loads no runtime (the torch backend excepted: its weights are read)."""
+    kind = BackendName.parse(backend)
+    if kind is BackendName.TORCH:
+        embedder = open_embedder(model, backend, 1, None, weights_path, precision, calibration)
+        return embedder.description, embedder.spec.embedding_dim
+    built, description = build_embedder(model, weights_path, precision, calibration)
+    return described(built.spec, description, kind.value), built.spec.embedding_dim
 
 
 def open_detector(backend: str = "openvino", threads: int | None = None, config: MTCNNConfig = MTCNNConfig(),

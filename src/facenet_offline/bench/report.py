@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..cache import atomic_path, atomic_write_bytes, atomic_write_json
+from .archive_report import archive_section, plot_archive
 from .harness import PEER, RESULTS, noisy_flag
 from .precision import precision_markdown
 from .serve_report import plot_serve, serve_section
@@ -325,6 +326,10 @@ def render_markdown(results: dict) -> str:
         lines += _under_heading(search_table(results["search"], m.get("memory_gib")), provenance(results, "search"))
     if "serve" in results:
         lines += _under_heading(serve_section(results["serve"]), provenance(results, "serve"))
+    if "archive" in results:
+        on = (results.get("measured_on") or {}).get("archive") or {}
+        lines += _under_heading(archive_section(results["archive"], on.get("cpu") or m.get("cpu")),
+                                provenance(results, "archive"))
     if "workers" in results:
         lines += _under_heading(workers_table(results["workers"], results["workers"].get("gflop_per_image")),
                                 provenance(results, "workers"))
@@ -385,6 +390,8 @@ def write_report(results: dict, out_dir: str | Path, keep_other_sections: bool =
         plot_memory(measured["memory"], out_dir / RESULTS / "memory.png")
     if "serve" in measured:
         plot_serve(measured["serve"], out_dir / RESULTS / "serve.png")
+    if "archive" in measured:
+        plot_archive(measured["archive"], out_dir / RESULTS / "archive.png")
     if "precision" in measured:
 
         atomic_write_bytes(out_dir / "precision.md",

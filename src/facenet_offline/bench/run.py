@@ -17,6 +17,7 @@ from ..runtime.base import usable_cpus
 from ..runtime.openvino import has_bf16
 from ..versions import library_versions
 from ..weights import DEFAULT_MODEL
+from .archive import bench_archive
 from .ceiling import gemm_gflops
 from .detection import bench_detection
 from .flops import facenet_flops
@@ -30,7 +31,7 @@ from .workers import bench_workers, default_layouts, workers_section
 
 log = logging.getLogger(__name__)
 
-SUITES = ("models", "detection", "e2e", "precision", "memory", "search", "workers", "serve")
+SUITES = ("models", "detection", "e2e", "precision", "memory", "search", "workers", "serve", "archive")
 
 
 def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: int = 3,
@@ -44,7 +45,8 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
                    memory_camera_sizes: Sequence[int] = (100, 400),
                    search_sizes: Sequence[int] = (10_000, 100_000, 1_000_000),
                    workers_seconds: float = 4.0, serve_seconds: float = 8.0,
-                   serve_soak_requests: int = 20_000, facenet_model: str = DEFAULT_MODEL) -> dict:
+                   serve_soak_requests: int = 20_000, facenet_model: str = DEFAULT_MODEL,
+                   archive_images: int = 5000) -> dict:
     """Every figure of the requested suites, with the machine and its ceiling measured in the same run.
 
     ``facenet_model`` is the registry model of the FaceNet figures of the models, e2e and precision suites.
@@ -92,6 +94,8 @@ def run_benchmarks(suites: Sequence[str] = SUITES, images: int = 256, repeats: i
         results["serve"] = {**bench_serve(seconds=serve_seconds, rounds=repeats, soak_requests=serve_soak_requests,
                                           soak_checkpoint=min(2_000, serve_soak_requests // 10)),
                             "date": results["date"]}
+    if "archive" in suites:
+        results["archive"] = {**bench_archive(archive_images, rounds=max(1, min(repeats, 2))), "date": results["date"]}
     if "detection" in suites:
         imgs = lfw_images(images)
         rows = bench_detection(imgs, backends, batch_sizes, peer_images=peer_images, repeats=repeats)

@@ -25,7 +25,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                              memory_camera_sizes=[int(n) for n in args.memory_camera_images.split(",") if n],
                              search_sizes=[int(n) for n in args.search_sizes.split(",")],
                              workers_seconds=args.workers_seconds, serve_seconds=args.serve_seconds,
-                             serve_soak_requests=args.serve_soak_requests, facenet_model=args.model)
+                             serve_soak_requests=args.serve_soak_requests, facenet_model=args.model,
+                             archive_images=args.archive_images)
     json_path, md_path = write_report(results, args.out)
     print(render_markdown(results))
     print(f"wrote {md_path} and {json_path}")

@@ -261,9 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "(default read)")
 
     p = _sub(sub, "bench", "measure throughput against peers and the machine's ceiling", cmd_bench)
-    p.add_argument("--suites", default="models,detection,e2e,precision,memory,search,workers,serve",
-                   help="comma-separated: models, detection, e2e, precision, memory, search, workers, serve (default "
-                        "all of them: well over an hour on 2 cores)")
+    p.add_argument("--suites", default="models,detection,e2e,precision,memory,search,workers,serve,archive",
+                   help="comma-separated: models, detection, e2e, precision, memory, search, workers, serve, archive "
+                        "(default all of them: well over an hour on 2 cores)")
     p.add_argument("--models", default=None, help="models suite: comma-separated pnet,rnet,onet,facenet")
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"the FaceNet of the models, e2e and precision suites: one of {', '.join(MODELS)} "
@@ -288,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serve suite: seconds each load is timed for, per round (after a 2 s warm-up)")
     p.add_argument("--serve-soak-requests", type=int, default=20_000,
                    help="serve suite: requests of the memory soak (peak RSS read after a tenth and after all)")
+    p.add_argument("--archive-images", type=int, default=5000,
+                   help="archive suite: LFW photos embedded by the single process and by --engine ray (default 5000)")
     p.add_argument("--workers-seconds", type=float, default=4.0,
                    help="workers suite: seconds each layout's workers embed or detect for, per round")
     p.add_argument("--out", default="out/bench",

@@ -21,7 +21,6 @@ from ..chunk_store import manifest_differences
 from ..data.images import DEFAULT_MAX_SIDE, iter_image_paths
 from ..detect.align import AlignConfig
 from ..detect.mtcnn import Selection
-from ..engines import open_detector
 from ..face_loop import FaceOptions
 from ..status import Status
 from ..weights import DEFAULT_MODEL
@@ -64,14 +63,12 @@ class ArchiveSummary:
 
 def archive_settings(job: ArchiveJob) -> dict:
     """Everything a row depends on: the embedder (model, precision, weights and build digests, input
-    convention, backend), the detector's runtime, the face options and the size bound.
+    convention, backend), the detector's runtime, the face options and the size bound."""
+    from ..engines import embedder_description  # builds: torch, which the package's workers never import
 
-    Opening the embedder here also builds it into this machine's cache once, before the workers start.
-    """
-    embedder = job.open_embedder(threads=1)
-    open_detector(job.detector_backend, 1)  # builds MTCNN into the cache once, too
-    return {"embedder": embedder.description, "embedding_dim": embedder.spec.embedding_dim,
-            "detector": job.detector_backend, **job.options.to_dict(), "max_side": DEFAULT_MAX_SIDE}
+    description, dim = embedder_description(job.model, job.backend, job.weights, job.precision, job.calibration)
+    return {"embedder": description, "embedding_dim": dim, "detector": job.detector_backend,
+            **job.options.to_dict(), "max_side": DEFAULT_MAX_SIDE}
 
 
 class _Lock:
@@ -224,6 +221,7 @@ def embed_archive(inputs: str | os.PathLike | Iterable[str | os.PathLike], out: 
         raise ValueError(f"out={out}: the Ray engine writes a Parquet dataset folder, not an .npz; give a folder.")
     job = ArchiveJob(model, precision, backend, detector_backend, str(weights) if weights else None, calibration,
                      FaceOptions(faces, align), threads, batch_size)
+    job = job.with_built_models()  # once, here, before the workers start
     settings = archive_settings(job)
     summary = ArchiveSummary(out, inputs=len(set(paths)))
     with _Lock(out):

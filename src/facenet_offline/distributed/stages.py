@@ -17,7 +17,6 @@ from ray.data import Datasink
 from ray.data.block import BlockAccessor
 
 from ..data.images import ImageSource, source_digest
-from ..engines import open_detector
 from ..face_loop import analyse
 from .archive_table import file_identity, fixed_lists, schema, write_part
 from .job import ArchiveJob
@@ -32,7 +31,7 @@ class DetectStage:
     job: ArchiveJob  # set on a subclass per run (archive.run_pipeline)
 
     def __init__(self):
-        self.detector = open_detector(self.job.detector_backend, self.job.threads)
+        self.detector = self.job.open_detector()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         paths = [str(p) for p in batch["path"]]

@@ -1,0 +1,173 @@
+"""embed --engine ray against the single-process embed, over the same LFW photos, each run a fresh process.
+
+A run's process is the driver; Ray's processes (its own services and the actors) start from it, so
+the memory of every one of them is sampled from here, through the process tree. Each run is pinned
+to its cores with CPU affinity, which the processes it starts inherit: that is how the scaling runs
+give Ray one core or two while it is told of as many logical CPUs as its actors ask for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..allocator import keep_large_blocks_mapped
+from ..cache import atomic_write_json
+from .harness import peak_rss_mb
+from .memory import lfw_photos
+
+log = logging.getLogger(__name__)
+
+MAIN_IMAGES = 5000
+SCALING_IMAGES = 1500
+# (engine, cores, actors per stage): the single process on 1 and 2 cores beside Ray with one detect and one
+# embed actor on 1 core and on 2, then with more actors than the 2 cores.
+SCALING = (("single", 1, 0), ("ray", 1, 1), ("single", 2, 0), ("ray", 2, 1), ("ray", 2, 2), ("ray", 2, 3))
+
+
+def _child(engine: str, folder: str, out: str, result: str, cores: str, workers: str) -> None:
+    """One measured run in this fresh process; its figures go to the JSON file ``result``."""
+    os.sched_setaffinity(0, range(int(cores)))  # every process started from here inherits it
+    keep_large_blocks_mapped()  # as the command line does for long runs (allocator.py): both engines alike
+    began = time.perf_counter()
+    if engine == "single":  # what `facenet-offline embed FOLDER --out OUT.npz` runs
+        from ..api import FaceNet
+
+        fn = FaceNet(threads=int(cores))
+        started = time.perf_counter()
+        summary = fn.embed_to_file([folder], out)
+        figures = {"faces": summary.faces, "ok": summary.ok, "startup_s": started - began,
+                   "output_bytes": Path(out).stat().st_size}
+    else:  # what `facenet-offline embed FOLDER --engine ray --out OUT` runs, with Ray told of 2 CPUs per worker
+        import ray
+
+        from ..distributed import embed_archive
+        from ..distributed.archive_table import part_files
+
+        ray.init(num_cpus=2 * int(workers), include_dashboard=False, logging_level=logging.WARNING)
+        started = time.perf_counter()
+        summary = embed_archive([folder], out, num_workers=int(workers))
+        ray.shutdown()
+        figures = {"faces": summary.faces, "ok": summary.ok, "startup_s": started - began,
+                   "rows": summary.faces + len(summary.failures),
+                   "output_bytes": sum(p.stat().st_size for p in part_files(out))}
+    atomic_write_json(result, {**figures, "wall_s": time.perf_counter() - began, "driver_peak_mib": peak_rss_mb()})
+
+
+class TreeSampler:
+    """Peak resident memory of every process under ``root`` (sampled every ``every_s``), by name."""
+
+    def __init__(self, root: int, every_s: float = 0.5):
+        self.root, self.every_s = root, every_s
+        self.peaks: dict[int, tuple[str, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tree-sampler", daemon=True)
+
+    @staticmethod
+    def _read(pid: int) -> tuple[int, str, float] | None:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                name = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+                rss = next((int(line.split()[1]) / 1024 for line in fh if line.startswith("VmRSS:")), 0.0)
+        except (OSError, ValueError, IndexError):
+            return None
+        return ppid, name, rss
+
+    def _sample(self) -> None:
+        table = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and (info := self._read(int(entry))) is not None:
+                table[int(entry)] = info
+        inside, grew = {self.root}, True
+        while grew:
+            more = {pid for pid, (ppid, _, _) in table.items() if ppid in inside} - inside
+            inside |= more
+            grew = bool(more)
+        for pid in inside & set(table):
+            _, name, rss = table[pid]
+            before = self.peaks.get(pid, ("", 0.0))
+            self.peaks[pid] = (name if "ray::" in name or not before[0] else before[0], max(before[1], rss))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.every_s)
+
+    def __enter__(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def by_role(self) -> dict:
+        """Peaks (MiB) of the driver, the largest detect and embed actor, and the rest of Ray's processes."""
+        roles = {"driver": 0.0, "detect_actor": 0.0, "embed_actor": 0.0, "ray_services": 0.0}
+        for pid, (name, peak) in self.peaks.items():
+            if pid == self.root:
+                roles["driver"] = peak
+            elif "DetectStage" in name:
+                roles["detect_actor"] = max(roles["detect_actor"], peak)
+            elif "EmbedStage" in name:
+                roles["embed_actor"] = max(roles["embed_actor"], peak)
+            else:
+                roles["ray_services"] += peak
+        roles["all_processes"] = sum(peak for _, peak in self.peaks.values())
+        return {k: round(v, 1) for k, v in roles.items()}
+
+
+def measure(engine: str, folder: Path, out: Path, cores: int, workers: int) -> dict:
+    """One run in a fresh process: its figures, and the peaks of the processes under it."""
+    result = out.with_name(out.name + ".json")
+    child = subprocess.Popen([sys.executable, "-m", __name__, engine, str(folder), str(out), str(result), str(cores),
+                              str(workers)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=dict(os.environ, TQDM_DISABLE="1"))
+    with TreeSampler(child.pid) as tree:
+        _, stderr = child.communicate()
+    if child.returncode != 0:
+        raise RuntimeError(f"archive run ({engine}, {cores} cores, {workers} workers) failed:\n{stderr[-3000:]}")
+    figures = json.loads(result.read_text())
+    images = sum(1 for _ in folder.iterdir())
+    return {"engine": engine, "cores": cores, "workers": workers, "images": images, **figures,
+            "images_per_s": images / figures["wall_s"], "memory_mib": tree.by_role()}
+
+
+def bench_archive(images: int = MAIN_IMAGES, rounds: int = 2, scaling_images: int = SCALING_IMAGES,
+                  scaling: Sequence[tuple[str, int, int]] = SCALING) -> dict:
+    """The main comparison (``rounds`` of the single process then Ray, 2 cores, over ``images`` photos) and
+    the scaling runs over ``scaling_images``."""
+    cores = len(os.sched_getaffinity(0))
+    if cores < 2:
+        raise RuntimeError("the archive suite compares runs on 1 and 2 cores; this process may use only 1")
+    photos = lfw_photos(max(images, scaling_images))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="facenet-offline-archive-") as tmp:
+        for n, plan, kind in ((images, [("single", 2, 0), ("ray", 2, 1)] * rounds, "main"),
+                              (scaling_images, list(scaling), "scaling")):
+            folder = Path(tmp) / f"photos-{n}"
+            folder.mkdir()
+            for k, path in enumerate(photos[:n]):
+                (folder / f"{k:05d}_{path.name}").symlink_to(path)
+            for k, (engine, run_cores, workers) in enumerate(plan):
+                out = Path(tmp) / (f"{kind}-{k}-{engine}" + (".npz" if engine == "single" else ""))
+                row = {"set": kind, **measure(engine, folder, out, run_cores, workers)}
+                rows.append(row)
+                log.info("archive %s %s, %d cores, %d workers: %.1f images/s (%.0f s), driver %.0f MiB", kind,
+                         engine, run_cores, workers, row["images_per_s"], row["wall_s"], row["memory_mib"]["driver"])
+    return {"rows": rows, "images": images, "scaling_images": scaling_images}
+
+
+if __name__ == "__main__":
+    _child(*sys.argv[1:7])

@@ -1,0 +1,151 @@
+"""The archive suite's section of benchmarks.md and its figure: Ray against the single process, scaling with
+cores and actors, and the arithmetic of a 10-node cluster from the rates measured here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+
+from ..cache import atomic_path
+from .harness import RESULTS
+
+OF_SINGLE = 0.85  # issue 38: Ray's rate at least this share of the single process's, on the same cores
+CLUSTER_NODES, NODE_CORES, CLUSTER_PHOTOS = 10, 16, 10_000_000
+
+
+def _median(rows: list[dict], key) -> float:
+    return float(np.median([key(r) for r in rows]))
+
+
+def summary(section: dict) -> dict:
+    """Medians of the main comparison per engine, the paired ratio, and each engine's fixed cost and marginal
+    rate from its 2-core runs of two sizes (wall = fixed + images / rate)."""
+    main = [r for r in section["rows"] if r["set"] == "main"]
+    out = {}
+    for engine in ("single", "ray"):
+        mine = [r for r in main if r["engine"] == engine]
+        if not mine:
+            return {}
+        line = {"images_per_s": _median(mine, lambda r: r["images_per_s"]), "wall_s": _median(mine, lambda r: r["wall_s"]),
+                "startup_s": _median(mine, lambda r: r["startup_s"]),
+                "memory_mib": {k: max(r["memory_mib"][k] for r in mine) for k in mine[0]["memory_mib"]},
+                "output_bytes": mine[0]["output_bytes"], "faces": mine[0]["faces"], "images": mine[0]["images"]}
+        small = [r for r in section["rows"] if r["set"] == "scaling" and r["engine"] == engine and r["cores"] == 2
+                 and r["workers"] == (1 if engine == "ray" else 0)]
+        if small and small[0]["images"] != line["images"]:
+            n1, w1 = small[0]["images"], _median(small, lambda r: r["wall_s"])
+            n2, w2 = line["images"], line["wall_s"]
+            rate = (n2 - n1) / (w2 - w1) if w2 > w1 else None
+            line["marginal_images_per_s"] = rate
+            line["fixed_s"] = w1 - n1 / rate if rate else None
+        out[engine] = line
+    singles = sorted((r for r in main if r["engine"] == "single"), key=lambda r: section["rows"].index(r))
+    rays = sorted((r for r in main if r["engine"] == "ray"), key=lambda r: section["rows"].index(r))
+    out["ratio"] = float(np.median([b["images_per_s"] / a["images_per_s"] for a, b in zip(singles, rays)]))
+    if out["single"].get("marginal_images_per_s") and out["ray"].get("marginal_images_per_s"):
+        out["marginal_ratio"] = out["ray"]["marginal_images_per_s"] / out["single"]["marginal_images_per_s"]
+    ray = [r for r in main if r["engine"] == "ray"]
+    out["bytes_per_row"] = _median(ray, lambda r: r["output_bytes"] / r["rows"])
+    out["rows_per_photo"] = _median(ray, lambda r: r["rows"] / r["images"])
+    return out
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def cluster_estimate(s: dict, cpu: str) -> list[str]:
+    """What 10 nodes of 16 cores would do with 10 million photos, from this machine's measured Ray rate."""
+    rate = s["ray"].get("marginal_images_per_s") or s["ray"]["images_per_s"]
+    per_core = rate / 2
+    cluster = per_core * CLUSTER_NODES * NODE_CORES
+    hours = CLUSTER_PHOTOS / cluster / 3600
+    size_gb = CLUSTER_PHOTOS * s["rows_per_photo"] * s["bytes_per_row"] / 1e9
+    return [
+        f"On paper, {CLUSTER_NODES} nodes of {NODE_CORES} cores each and {CLUSTER_PHOTOS:,} photos, from the rate "
+        f"measured here: {rate:.1f} images/s on 2 cores after start-up, so {per_core:.1f} per core ({cpu}). Each node "
+        f"runs {NODE_CORES // 2} detect and {NODE_CORES // 2} embed actors of one thread (the default fills the "
+        "cluster so), and the stages share no state, so the rate adds up over the nodes: "
+        f"**{cluster:,.0f} images/s, {hours:.1f} hours** for {CLUSTER_PHOTOS:,} photos of LFW's size (250 x 250), "
+        f"plus a start-up of the order measured here ({_fmt(s['ray'].get('fixed_s'), 0)} s). The output: "
+        f"{s['rows_per_photo']:.2f} rows per photo at {s['bytes_per_row']:,.0f} bytes per row (512 float32 and the "
+        f"rest, Parquet-compressed) is **{size_gb:,.1f} GB**. What this assumes and was not measured: cores like "
+        "this machine's (the AVX2 EPYC of earlier runs embedded at about half this one's rate), photos of LFW's "
+        "size (detection grows with pixels: the memory section's phone-size photos run at a small fraction of LFW's "
+        "rate), storage that serves the photos at the cluster's rate (about 15 KB per LFW photo: "
+        f"{cluster * 15 / 1000:,.0f} MB/s) and a driver that lists 10 million paths (held as one list of "
+        "strings, about 1 GB, before Ray streams them in blocks).", ""]
+
+
+def archive_section(section: dict, cpu: str) -> list[str]:
+    s = summary(section)
+    if not s:
+        return []
+    one, ray = s["single"], s["ray"]
+    rounds = sum(1 for r in section["rows"] if r["set"] == "main" and r["engine"] == "ray")
+    held = "met" if s["ratio"] >= OF_SINGLE else "NOT met"
+    lines = [
+        "## Past one process: `embed --engine ray`", "",
+        f"Run of {section.get('date', '-')}. The first {section['images']:,} LFW photos (name order), every one "
+        "embedded (largest face) by `facenet-offline embed` in one process (2 threads) and by `--engine ray` (Ray "
+        "Data on this machine: one detect and one embed actor, each holding one CPU and running one thread), each "
+        f"run a fresh process pinned to the machine's 2 cores, in {rounds} alternating rounds; figures are "
+        "medians, the ratio the median of the rounds' own. Rates are the whole command's, from its start (models "
+        "opened from the cache; Ray started) to its output written. The marginal rate and fixed cost come from "
+        f"runs of two sizes ({section['scaling_images']:,} and {section['images']:,} photos): wall = fixed + photos "
+        "/ rate. Memory is each process's peak resident set, sampled every 0.5 s through the process tree: the "
+        "driver (the command's own process), the largest detect and embed actor, and Ray's other processes "
+        f"together. The figure: [archive.png]({RESULTS}/archive.png).", "",
+        "| engine | images/s | wall s | marginal images/s | fixed s | Ray start s | driver MiB | detect actor MiB "
+        "| embed actor MiB | Ray's other processes MiB | output |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, line in (("single process (`embed`)", one), ("Ray Data (`--engine ray`)", ray)):
+        m = line["memory_mib"]
+        lines.append(f"| {name} | {line['images_per_s']:.1f} | {line['wall_s']:.0f} | "
+                     f"{_fmt(line.get('marginal_images_per_s'))} | {_fmt(line.get('fixed_s'))} | "
+                     f"{_fmt(line['startup_s']) if line is ray else '-'} | {m['driver']:,.0f} | "
+                     f"{_fmt(m['detect_actor'] or None, 0)} | {_fmt(m['embed_actor'] or None, 0)} | "
+                     f"{_fmt(m['ray_services'] or None, 0)} | {line['output_bytes'] / 1e6:.1f} MB |")
+    lines += ["", f"- Target, Ray at least {OF_SINGLE} of the single process's rate: **{s['ratio']:.2f}, {held}** "
+                  "(whole commands)" + (f"; after start-up (marginal rates) {s['marginal_ratio']:.2f}."
+                                        if s.get("marginal_ratio") else "."),
+              "", "Scaling: the same photos, fewer of them, with Ray given 1 or 2 cores (CPU affinity, which Ray's "
+                  "processes inherit) and 1 to 3 workers (a worker is one detect and one embed actor; Ray is told "
+                  "of 2 logical CPUs per worker, so with more workers than cores the actors share them). The "
+                  "single process on the same cores beside it.", "",
+              "| engine | cores | workers (actor pairs) | images/s | wall s |", "| --- | ---: | ---: | ---: | ---: |"]
+    for r in (r for r in section["rows"] if r["set"] == "scaling"):
+        lines.append(f"| {r['engine']} | {r['cores']} | {r['workers'] or '-'} | {r['images_per_s']:.1f} | "
+                     f"{r['wall_s']:.0f} |")
+    return lines + [""] + cluster_estimate(s, cpu)
+
+
+def plot_archive(section: dict, path: Path) -> bool:
+    """Images/s of the scaling runs, Ray by workers on 1 and 2 cores, the single process beside it."""
+    rows = [r for r in section["rows"] if r["set"] == "scaling"]
+    if not rows:
+        return False
+    matplotlib.use("Agg")
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for k, cores in enumerate(sorted({r["cores"] for r in rows})):
+        ray = sorted((r for r in rows if r["engine"] == "ray" and r["cores"] == cores), key=lambda r: r["workers"])
+        ax.plot([r["workers"] for r in ray], [r["images_per_s"] for r in ray], "-o", color=f"C{k}",
+                label=f"Ray, {cores} core{'s' if cores > 1 else ''}")
+        for r in (r for r in rows if r["engine"] == "single" and r["cores"] == cores):
+            ax.axhline(r["images_per_s"], color=f"C{k}", ls=":", lw=1)
+            ax.text(max(x["workers"] for x in rows), r["images_per_s"], f"single process, {cores} core(s)",
+                    ha="right", va="bottom", fontsize=8, color=f"C{k}")
+    ax.set(xlabel="workers (one detect + one embed actor each)", ylabel="images/s (whole command)",
+           title=f"embed --engine ray, {rows[0]['images']:,} LFW photos ({section.get('date', '')})")
+    ax.set_xticks(sorted({r["workers"] for r in rows if r["workers"]}))
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return True
