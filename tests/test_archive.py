@@ -242,3 +242,27 @@ def test_the_driver_describes_the_workers_embedder_without_opening_one(options, 
     description, dim = embedder_description(**options)
     embedder = open_embedder(threads=1, **options)
     assert description == embedder.description and dim == embedder.spec.embedding_dim
+
+
+def test_the_archive_report_fits_fixed_cost_and_marginal_rate_from_two_sizes():
+    from facenet_offline.bench.archive_report import archive_section, summary
+
+    def row(kind, engine, images, wall, cores=2, workers=1):
+        return {"set": kind, "engine": engine, "cores": cores, "workers": workers if engine == "ray" else 0,
+                "images": images, "wall_s": wall, "images_per_s": images / wall, "startup_s": 2.0, "faces": images,
+                "rows": images, "output_bytes": 3000 * images,
+                "memory_mib": {"driver": 500.0, "detect_actor": 0.0, "embed_actor": 0.0, "ray_services": 0.0,
+                               "all_processes": 500.0}}
+
+    # single: 5 s fixed + 100 images/s; ray: 12 s fixed + 80 images/s; two rounds each of 5,000, one of 1,000
+    section = {"images": 5000, "scaling_images": 1000, "rows": [
+        row("main", "single", 5000, 55.0), row("main", "ray", 5000, 74.5), row("main", "single", 5000, 55.0),
+        row("main", "ray", 5000, 74.5), row("scaling", "single", 1000, 15.0), row("scaling", "ray", 1000, 24.5)]}
+    s = summary(section)
+    assert s["single"]["marginal_images_per_s"] == pytest.approx(100) and s["single"]["fixed_s"] == pytest.approx(5)
+    assert s["ray"]["marginal_images_per_s"] == pytest.approx(80) and s["ray"]["fixed_s"] == pytest.approx(12)
+    assert s["ratio"] == pytest.approx(55 / 74.5) and s["marginal_ratio"] == pytest.approx(0.8)
+    assert s["bytes_per_row"] == 3000 and s["rows_per_photo"] == 1
+    text = "\n".join(archive_section(section, "a CPU"))
+    assert "**0.74, NOT met**" in text and "after start-up (marginal rates) 0.80" in text
+    assert "**6,400 images/s, 0.4 hours**" in text and "**30.0 GB**" in text  # 80 / 2 x 160 cores; 10^7 x 3 kB

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..choices import DEFAULT_CALIBRATION
+from .archive_report import summary as archive_summary
 from .serve_report import summary
 
 BEGIN = "<!-- standing: made by tools/readme_results.py from docs/results; do not edit -->"
@@ -29,7 +30,7 @@ class Row:
     page: str  # where the measurement is written up
 
 
-USED = ("models", "precision", "detection", "e2e", "serve")  # the benchmark sections the table reads
+USED = ("models", "precision", "detection", "e2e", "serve", "archive")  # the benchmark sections the table reads
 
 
 def _model_rate(benchmarks: dict, backend: str, batch: int = 16) -> tuple[float, float]:
@@ -97,6 +98,13 @@ def standing(benchmarks: dict, lfw_report: dict, models: dict | None = None) -> 
                         "of the library's offline batch rate",
                         f"the same server unbatched: {off['images_per_s']:.1f} images/s ({target['gain']:.2f}x)",
                         "docs/benchmarks.md"))
+    archive = archive_summary(benchmarks["archive"]) if "archive" in benchmarks else {}
+    if archive:
+        ray, one = archive["ray"], archive["single"]
+        rows.append(Row(f"embed --engine ray (Ray Data), {ray['images']:,} LFW photos on this machine",
+                        f"{ray['images_per_s']:.1f} images/s, {archive['ratio']:.2f} of one process "
+                        f"(start-up {ray.get('fixed_s') or 0:.0f} s)",
+                        f"embed in one process: {one['images_per_s']:.1f} images/s", "docs/benchmarks.md"))
     return rows
 
 
