@@ -63,41 +63,57 @@ def _child(engine: str, folder: str, out: str, result: str, cores: str, workers:
 
 
 class TreeSampler:
-    """Peak resident memory of every process under ``root`` (sampled every ``every_s``), by name."""
+    """Memory of every process under ``root``, sampled every ``every_s``: each one's peak resident set (RSS),
+    and the peak of their proportional sets (PSS) summed, which counts a page shared by several processes
+    (Ray's object store is mapped into each of them) once: the tree's real total."""
 
     def __init__(self, root: int, every_s: float = 0.5):
         self.root, self.every_s = root, every_s
         self.peaks: dict[int, tuple[str, float]] = {}
+        self.total_pss = self.others_pss = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tree-sampler", daemon=True)
 
     @staticmethod
-    def _read(pid: int) -> tuple[int, str, float] | None:
+    def _field(path: str, name: str) -> float:
+        with open(path, encoding="ascii") as fh:
+            return next((int(line.split()[1]) / 1024 for line in fh if line.startswith(name + ":")), 0.0)
+
+    @classmethod
+    def _read(cls, pid: int) -> tuple[int, str, float, float] | None:
         try:
             with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
                 ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
             with open(f"/proc/{pid}/cmdline", "rb") as fh:
                 name = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
-            with open(f"/proc/{pid}/status", encoding="ascii") as fh:
-                rss = next((int(line.split()[1]) / 1024 for line in fh if line.startswith("VmRSS:")), 0.0)
+            return ppid, name, cls._field(f"/proc/{pid}/status", "VmRSS"), cls._field(f"/proc/{pid}/smaps_rollup", "Pss")
         except (OSError, ValueError, IndexError):
             return None
-        return ppid, name, rss
 
     def _sample(self) -> None:
-        table = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit() and (info := self._read(int(entry))) is not None:
-                table[int(entry)] = info
+        parents = {}
+        for pid in (int(e) for e in os.listdir("/proc") if e.isdigit()):
+            try:
+                with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+                    parents[pid] = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
         inside, grew = {self.root}, True
         while grew:
-            more = {pid for pid, (ppid, _, _) in table.items() if ppid in inside} - inside
+            more = {pid for pid, ppid in parents.items() if ppid in inside} - inside
             inside |= more
             grew = bool(more)
-        for pid in inside & set(table):
-            _, name, rss = table[pid]
+        total = others = 0.0
+        for pid in inside:
+            info = self._read(pid)
+            if info is None:
+                continue
+            _, name, rss, pss = info
             before = self.peaks.get(pid, ("", 0.0))
             self.peaks[pid] = (name if "ray::" in name or not before[0] else before[0], max(before[1], rss))
+            total += pss
+            others += pss if pid != self.root and "Stage)" not in self.peaks[pid][0] else 0.0
+        self.total_pss, self.others_pss = max(self.total_pss, total), max(self.others_pss, others)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -113,8 +129,9 @@ class TreeSampler:
         self._thread.join()
 
     def by_role(self) -> dict:
-        """Peaks (MiB) of the driver, the largest detect and embed actor, and the rest of Ray's processes."""
-        roles = {"driver": 0.0, "detect_actor": 0.0, "embed_actor": 0.0, "ray_services": 0.0}
+        """Peak RSS (MiB) of the driver and of the largest detect and embed actor; the peak PSS of Ray's other
+        processes together, and of the whole tree together."""
+        roles = {"driver": 0.0, "detect_actor": 0.0, "embed_actor": 0.0}
         for pid, (name, peak) in self.peaks.items():
             if pid == self.root:
                 roles["driver"] = peak
@@ -122,9 +139,7 @@ class TreeSampler:
                 roles["detect_actor"] = max(roles["detect_actor"], peak)
             elif "EmbedStage" in name:
                 roles["embed_actor"] = max(roles["embed_actor"], peak)
-            else:
-                roles["ray_services"] += peak
-        roles["all_processes"] = sum(peak for _, peak in self.peaks.values())
+        roles.update(ray_services=self.others_pss, all_processes=self.total_pss, processes=len(self.peaks))
         return {k: round(v, 1) for k, v in roles.items()}
 
 

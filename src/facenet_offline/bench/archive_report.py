@@ -53,6 +53,18 @@ def summary(section: dict) -> dict:
     return out
 
 
+def break_even(s: dict) -> str:
+    """From how many photos the whole Ray command reaches ``OF_SINGLE`` of the single process, by the fits."""
+    one, ray = s["single"], s["ray"]
+    if not (s.get("marginal_ratio") and s["marginal_ratio"] > OF_SINGLE and ray.get("fixed_s")):
+        return ""
+    # n / (a_r + n / r_r) = k n / (a_s + n / r_s)  =>  n = (k a_r - a_s) / (1 / r_s - k / r_r)
+    k, a_r, r_r, r_s = OF_SINGLE, ray["fixed_s"], ray["marginal_images_per_s"], one["marginal_images_per_s"]
+    n = (k * a_r - max(one.get("fixed_s") or 0.0, 0.0)) / (1 / r_s - k / r_r)
+    return (f" The whole command reaches {OF_SINGLE} from about {n:,.0f} photos on, where Ray's fixed cost "
+            f"({a_r:.1f} s: starting Ray, starting the actors and opening their models, stopping) weighs less.")
+
+
 def _fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
@@ -108,10 +120,11 @@ def archive_section(section: dict, cpu: str) -> list[str]:
                      f"{_fmt(line.get('marginal_images_per_s'))} | {_fmt(line.get('fixed_s'))} | "
                      f"{_fmt(line['startup_s']) if line is ray else '-'} | {m['driver']:,.0f} | "
                      f"{_fmt(m['detect_actor'] or None, 0)} | {_fmt(m['embed_actor'] or None, 0)} | "
-                     f"{_fmt(m['ray_services'] or None, 0)} | {line['output_bytes'] / 1e6:.1f} MB |")
+                     f"{_fmt(m['ray_services'] or None, 0)} | {m['all_processes']:,.0f} | "
+                     f"{line['output_bytes'] / 1e6:.1f} MB |")
     lines += ["", f"- Target, Ray at least {OF_SINGLE} of the single process's rate: **{s['ratio']:.2f}, {held}** "
                   "(whole commands)" + (f"; after start-up (marginal rates) {s['marginal_ratio']:.2f}."
-                                        if s.get("marginal_ratio") else "."),
+                                        if s.get("marginal_ratio") else ".") + break_even(s),
               "", "Scaling: the same photos, fewer of them, with Ray given 1 or 2 cores (CPU affinity, which Ray's "
                   "processes inherit) and 1 to 3 workers (a worker is one detect and one embed actor; Ray is told "
                   "of 2 logical CPUs per worker, so with more workers than cores the actors share them). The "
