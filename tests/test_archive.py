@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -266,3 +267,33 @@ def test_the_archive_report_fits_fixed_cost_and_marginal_rate_from_two_sizes():
     text = "\n".join(archive_section(section, "a CPU"))
     assert "**0.74, NOT met**" in text and "after start-up (marginal rates) 0.80" in text
     assert "**6,400 images/s, 0.4 hours**" in text and "**30.0 GB**" in text  # 80 / 2 x 160 cores; 10^7 x 3 kB
+
+
+def test_joining_a_running_cluster_with_ray_address(photos, reference, tmp_path, built_default, built_mtcnn):
+    """`ray start --head` (on loopback), then the command with --ray-address joins it and leaves it running."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    started = subprocess.run([ray_cli, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
+                              "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+                             capture_output=True, text=True, timeout=120)
+    try:
+        assert started.returncode == 0, started.stderr[-2000:]
+        few = sorted(photos.glob("*/*.jpg"))[:12]
+        out = tmp_path / "joined"
+        assert main(["embed", *map(str, few), "--engine", "ray", "--ray-address", f"127.0.0.1:{port}",
+                     "--select", "all", "--out", str(out)]) == 0
+        status = subprocess.run([ray_cli, "status", f"--address=127.0.0.1:{port}"], capture_output=True, text=True,
+                                timeout=60)
+        assert status.returncode == 0  # the cluster is still up: the command joined it and did not stop it
+        got = read_archive(out).to_embedding_set()
+        wanted = {str(p) for p in few}
+        keep = [i for i, p in enumerate(reference.paths) if p in wanted]
+        assert_same_rows(got, EmbeddingSet([reference.paths[i] for i in keep], reference.embeddings[keep],
+                                           [reference.status[i] for i in keep], {}, reference.inputs[keep],
+                                           reference.faces[keep], reference.boxes[keep]))
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=120)

@@ -65,6 +65,25 @@ def break_even(s: dict) -> str:
             f"({a_r:.1f} s: starting Ray, starting the actors and opening their models, stopping) weighs less.")
 
 
+def memory_growth(section: dict) -> list[str]:
+    """Ray's memory at the two archive sizes of the same layout (2 cores, 1 worker): flat, or not."""
+    rows = [r for r in section["rows"] if r["engine"] == "ray" and r["cores"] == 2 and r["workers"] == 1]
+    small = [r for r in rows if r["images"] == section["scaling_images"]]
+    large = [r for r in rows if r["images"] == section["images"]]
+    if not small or not large or section["scaling_images"] == section["images"]:
+        return []
+
+    def peaks(part: list[dict]) -> str:
+        m = {k: max(r["memory_mib"][k] for r in part) for k in ("driver", "detect_actor", "embed_actor",
+                                                                   "all_processes")}
+        return (f"driver {m['driver']:,.0f}, detect actor {m['detect_actor']:,.0f}, embed actor "
+                f"{m['embed_actor']:,.0f}, all processes {m['all_processes']:,.0f} MiB")
+
+    return [f"- Memory with the archive's size (Ray, 2 cores, 1 worker): {section['scaling_images']:,} photos: "
+            f"{peaks(small)}; {section['images']:,} photos: {peaks(large)}. Rows stream from the actors to the "
+            "writers; the driver holds the list of paths only."]
+
+
 def _fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
@@ -108,12 +127,14 @@ def archive_section(section: dict, cpu: str) -> list[str]:
         "medians, the ratio the median of the rounds' own. Rates are the whole command's, from its start (models "
         "opened from the cache; Ray started) to its output written. The marginal rate and fixed cost come from "
         f"runs of two sizes ({section['scaling_images']:,} and {section['images']:,} photos): wall = fixed + photos "
-        "/ rate. Memory is each process's peak resident set, sampled every 0.5 s through the process tree: the "
-        "driver (the command's own process), the largest detect and embed actor, and Ray's other processes "
-        f"together. The figure: [archive.png]({RESULTS}/archive.png).", "",
+        "/ rate. Memory is sampled every 0.5 s through the process tree: the peak resident set of the driver (the "
+        "command's own process) and of the largest detect and embed actor; and, counting a page shared by "
+        "several processes once (their proportional sets, PSS, summed: Ray maps its object store into each), "
+        "the peak of Ray's other processes together and of all of them together. The figure: "
+        f"[archive.png]({RESULTS}/archive.png).", "",
         "| engine | images/s | wall s | marginal images/s | fixed s | Ray start s | driver MiB | detect actor MiB "
-        "| embed actor MiB | Ray's other processes MiB | output |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        "| embed actor MiB | Ray's other processes MiB | all processes MiB | output |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, line in (("single process (`embed`)", one), ("Ray Data (`--engine ray`)", ray)):
         m = line["memory_mib"]
         lines.append(f"| {name} | {line['images_per_s']:.1f} | {line['wall_s']:.0f} | "
@@ -125,6 +146,7 @@ def archive_section(section: dict, cpu: str) -> list[str]:
     lines += ["", f"- Target, Ray at least {OF_SINGLE} of the single process's rate: **{s['ratio']:.2f}, {held}** "
                   "(whole commands)" + (f"; after start-up (marginal rates) {s['marginal_ratio']:.2f}."
                                         if s.get("marginal_ratio") else ".") + break_even(s),
+              ] + memory_growth(section) + [
               "", "Scaling: the same photos, fewer of them, with Ray given 1 or 2 cores (CPU affinity, which Ray's "
                   "processes inherit) and 1 to 3 workers (a worker is one detect and one embed actor; Ray is told "
                   "of 2 logical CPUs per worker, so with more workers than cores the actors share them). The "

@@ -39,10 +39,11 @@ class DetectStage:
         side = self.job.options.align.image_size
         rows: dict[str, list] = {k: [] for k in ("path", "face", "status", "box", "score", "landmarks", "crop",
                                                   "input_rows", "file_size", "file_mtime_ns", "sha256")}
+        # Each file's identity before it is read: a file changed after this is seen as changed by the next run.
+        identities = [file_identity(p) for p in paths]
         results = analyse(sources, self.detector, None, self.job.options, self.job.batch_size, crops=True,
                           decode_workers=1)
-        for path, result in zip(paths, results):
-            size, mtime = file_identity(path)
+        for path, (size, mtime), result in zip(paths, identities, results):
             digest = source_digest(path) or ""
             faces = result.faces or [None]
             for face in faces:
