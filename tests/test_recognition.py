@@ -1,5 +1,6 @@
 """Recognition and clustering: the measures on hand-made cases, the gallery's transactions, the commands."""
 
+import io
 import json
 import signal
 import subprocess
@@ -7,10 +8,12 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from facenet_offline.cli import main
 from facenet_offline.data.lfw_dataset import image_path
 from facenet_offline.recognition import Gallery, GalleryError
+from facenet_offline.recognition.gallery import face_thumbnail
 from facenet_offline.recognition.metrics import cluster_scores, open_set_dir, rank_k
 
 MODEL = {"model": "casia-webface", "precision": "fp32", "weights_sha256": "abc", "backend": "onnxruntime"}
@@ -66,6 +69,21 @@ def test_gallery_add_search_remove_and_other_models_refused(tmp_path):
         index.unlink()
     with Gallery.open(tmp_path / "g") as g:
         assert g.search(vectors[3:4], k=1)[0][0].source == "b1"
+
+
+def test_thumbnails_are_kept_and_a_gallery_made_before_them_opens(tmp_path):
+    rng = np.random.default_rng(0)
+    with Gallery.open(tmp_path / "old", MODEL, create=True) as g:
+        g.add("ann", _unit(rng, 1), ["a1"])
+        g.db.execute("ALTER TABLE faces DROP COLUMN thumbnail")  # as galleries were made before thumbnails
+    with Gallery.open(tmp_path / "old", MODEL) as g:
+        assert g.thumbnail(g.first_faces()["ann"]) is None  # the column is added back, empty
+        crop = np.zeros((160, 160, 3), np.uint8)
+        crop[:, :80] = (255, 0, 0)  # left half red: the thumbnail must keep RGB order and the layout
+        [face] = g.add_faces(["bob"], _unit(rng, 1), ["b1"], thumbnails=[face_thumbnail(crop)])
+        small = np.asarray(Image.open(io.BytesIO(g.thumbnail(face))))
+        assert small.shape == (96, 96, 3) and small[48, 10, 0] > 200 > small[48, 10, 2] and small[48, 90].max() < 40
+        assert g.first_faces() == {"ann": 1, "bob": face} and face_thumbnail(np.zeros((0, 0, 3), np.uint8)) is None
 
 
 _ADD_SLOWLY = """

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import faiss
 import numpy as np
 
@@ -44,8 +45,10 @@ CREATE TABLE IF NOT EXISTS faces (
 );
 CREATE INDEX IF NOT EXISTS faces_person ON faces(person_id);
 """
-# Columns added after the first galleries were made: the photo's digest and the face's place in it.
-LATER_COLUMNS = {"digest": "TEXT", "face_index": "INTEGER"}
+# Columns added after the first galleries were made: the photo's digest, the face's place in it, and a small
+# JPEG of the aligned face (what the service's page shows; faces enrolled before have none).
+LATER_COLUMNS = {"digest": "TEXT", "face_index": "INTEGER", "thumbnail": "BLOB"}
+THUMBNAIL_SIDE = 96
 UNIQUE_FACE = "CREATE UNIQUE INDEX IF NOT EXISTS faces_photo ON faces(digest, face_index) WHERE digest IS NOT NULL"
 # What must match for two embeddings to be comparable.
 MODEL_KEYS = ("model", "precision", "weights_sha256")
@@ -92,6 +95,15 @@ def _clean(name: str) -> str:
     return name
 
 
+def face_thumbnail(crop: np.ndarray) -> bytes | None:
+    """An aligned face crop (RGB) as a small JPEG, or None without a crop."""
+    if crop is None or not crop.size:
+        return None
+    small = cv2.resize(crop, (THUMBNAIL_SIDE, THUMBNAIL_SIDE), interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return data.tobytes() if ok else None
+
+
 @dataclass
 class EnrolReport:
     """What an enrolment did: faces added and skipped (already in the gallery), and inputs without a face."""
@@ -109,6 +121,16 @@ class EnrolledPhoto:
     name: str
     result: object
     digest: str | None
+    thumbnails: dict[int, bytes | None] = field(default_factory=dict)  # by face index; else made from face.crop
+
+    @classmethod
+    def keeping_thumbnails(cls, name: str, result, digest: str | None) -> EnrolledPhoto:
+        """The photo with its faces' thumbnails made now and their crops dropped (a build holds every photo)."""
+        thumbs = {}
+        for face in result.faces:
+            thumbs[face.index] = face_thumbnail(face.crop)
+            face.crop = np.zeros((0, 0, 3), np.uint8)
+        return cls(name, result, digest, thumbs)
 
 
 @dataclass
@@ -229,10 +251,12 @@ class Gallery:
 
     def add_faces(self, names: Sequence[str], embeddings: np.ndarray, sources: Sequence[str],
                   boxes: Sequence | None = None, after_each=None,
-                  photos: Sequence[tuple[str | None, int]] | None = None) -> list[int]:
+                  photos: Sequence[tuple[str | None, int]] | None = None,
+                  thumbnails: Sequence[bytes | None] | None = None) -> list[int]:
         """Enrol faces (row i belongs to ``names[i]``) in one transaction, then rewrite the index once.
 
-        ``photos[i]`` is (digest of the photo, face index) of row i, which must not be enrolled yet.
+        ``photos[i]`` is (digest of the photo, face index) of row i, which must not be enrolled yet;
+        ``thumbnails[i]`` its face as a small JPEG (``face_thumbnail``), if any.
         ``after_each(i)`` is called after each row is written (progress, and tests of a kill mid-way).
         """
         names = [_clean(n) for n in names]
@@ -248,9 +272,11 @@ class Gallery:
                     person_ids[name] = self.db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()[0]
                 box = json.dumps([float(v) for v in boxes[i]]) if boxes is not None and boxes[i] is not None else None
                 digest, face_index = photos[i] if photos is not None else (None, None)
-                cur = self.db.execute("INSERT INTO faces (person_id, source, box, embedding, digest, face_index) "
-                                      "VALUES (?, ?, ?, ?, ?, ?)",
-                                      (person_ids[name], str(source), box, vector.tobytes(), digest, face_index))
+                thumb = thumbnails[i] if thumbnails is not None else None
+                cur = self.db.execute("INSERT INTO faces (person_id, source, box, embedding, digest, face_index, "
+                                      "thumbnail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                      (person_ids[name], str(source), box, vector.tobytes(), digest, face_index,
+                                       thumb))
                 ids.append(cur.lastrowid)
                 if after_each:
                     after_each(i)
@@ -271,8 +297,8 @@ class Gallery:
         photos = []
         for name, images in people.items():
             sources = list(expand_inputs(images))
-            for source, result in zip(sources, model.embed_many(sources, faces=faces, progress=progress)):
-                photos.append(EnrolledPhoto(name, result, source_digest(source)))
+            for source, result in zip(sources, model.embed_many(sources, faces=faces, crops=True, progress=progress)):
+                photos.append(EnrolledPhoto.keeping_thumbnails(name, result, source_digest(source)))
         return self.enrol_results(photos, model.description)
 
     def enrol_results(self, photos: Sequence[EnrolledPhoto], model: dict) -> EnrolReport:
@@ -291,12 +317,14 @@ class Gallery:
                     report.skipped.append((result.source, face.index, known))
                     continue
                 seen[(photo.digest, face.index)] = photo.name
-                rows.append((photo.name, result.source, face, photo.digest))
+                rows.append((photo.name, result.source, face, photo.digest,
+                             photo.thumbnails.get(face.index) or face_thumbnail(face.crop)))
                 report.added.append((photo.name, result.source, face.index))
         if rows:
             report.ids = self.add_faces([r[0] for r in rows], np.stack([r[2].embedding for r in rows]),
                                         [r[1] for r in rows], [r[2].box for r in rows],
-                                        photos=[(r[3], r[2].index) for r in rows])
+                                        photos=[(r[3], r[2].index) for r in rows],
+                                        thumbnails=[r[4] for r in rows])
         return report
 
     def enrolled_as(self, digest: str | None, face_index: int) -> str | None:
@@ -368,6 +396,16 @@ class Gallery:
     def people(self) -> list[tuple[str, int]]:
         return self.db.execute("SELECT p.name, COUNT(f.id) FROM people p LEFT JOIN faces f ON f.person_id = p.id "
                                "GROUP BY p.id ORDER BY p.name").fetchall()
+
+    def first_faces(self) -> dict[str, int]:
+        """Each person's oldest face id (people without faces are left out): whose thumbnail stands for them."""
+        return dict(self.db.execute("SELECT p.name, MIN(f.id) FROM people p JOIN faces f ON f.person_id = p.id "
+                                    "GROUP BY p.id").fetchall())
+
+    def thumbnail(self, face_id: int) -> bytes | None:
+        """The face's JPEG thumbnail, or None if it was enrolled without one (or is not there)."""
+        row = self.db.execute("SELECT thumbnail FROM faces WHERE id = ?", (int(face_id),)).fetchone()
+        return None if row is None or row[0] is None else bytes(row[0])
 
     def __len__(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
