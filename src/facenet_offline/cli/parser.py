@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_embedding_args(p)
 
     p = _sub(sub, "serve", "face recognition as an HTTP service, batched across requests", cmd_serve,
-             "Starts with the default models and an empty gallery; OpenAPI docs at /docs. Binds to 127.0.0.1 "
+             "Starts with the default models and an empty gallery; a web page at /, OpenAPI docs at /docs. Binds to 127.0.0.1 "
              "unless --host says otherwise, which needs --api-keys (or --insecure).")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")

@@ -33,7 +33,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access.addHandler(handler)
     access.propagate = False
     print(f"facenet-offline serve: {config.model} ({config.precision}) on http://{config.host}:{config.port} "
-          f"(API docs at /docs); gallery {config.gallery_path}; "
+          f"(web page at /, API docs at /docs); gallery {config.gallery_path}; "
           + (f"keys from {config.api_keys}" if config.api_keys else "no API keys (open to this machine only)"
              if not config.insecure else "no API keys (open to the network: --insecure)"), flush=True)
     common = dict(host=config.host, port=config.port, access_log=False, timeout_graceful_shutdown=30,

@@ -16,12 +16,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader
+from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -368,8 +370,9 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
     @app.get("/v1/people", tags=["gallery"], summary="everyone in the gallery and how many faces each has")
     async def people(key=read):
         service = current()
-        listed = await service.gallery_call(lambda g: (g.people(), g.model))
-        return {"people": [{"name": n, "faces": c} for n, c in listed[0]], "gallery_model": listed[1] or None}
+        listed = await service.gallery_call(lambda g: (g.people(), g.model, g.first_faces()))
+        return {"people": [{"name": n, "faces": c, "thumbnail_face": listed[2].get(n)} for n, c in listed[0]],
+                "gallery_model": listed[1] or None}
 
     @app.post("/v1/people", tags=["gallery"], status_code=201, summary="a new person, with no faces yet",
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
@@ -403,15 +406,24 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
                                         for r in records]}
 
     @app.post("/v1/people/{name}/faces", tags=["gallery"], status_code=201,
-              summary="enrol a person's face from each photo (the largest, unless faces= says)",
+              summary="enrol a person's face from each photo (the largest, unless faces= or face= says)",
               openapi_extra=_body_doc({"faces": "which face of each photo: largest (default), probable, "
-                                                 "centre-weighted, nearest-centre"}))
+                                                 "centre-weighted, nearest-centre",
+                                       "face": "instead, the face with this index (as detect and identify number "
+                                               "them, most certain first)"}))
     async def add_faces(name: str, request: Request, key=admin):
         service = current()
-        data = await read_request(request, service.config.limits, ("images",), ("faces",))
-        faces = _faces(data, "largest")
+        data = await read_request(request, service.config.limits, ("images",), ("faces", "face"))
+        index = data.option("face", int)
+        faces = Selection.ALL if index is not None else _faces(data, "largest")
         images = _images(data, "images")
-        results = await service.run(images, FaceTask(FaceOptions(faces)), embed=True)
+        results = await service.run(images, FaceTask(FaceOptions(faces), crops=True), embed=True)
+        if index is not None:
+            for (label, _), result in zip(images, results):
+                result.faces = [f for f in result.faces if f.index == index]
+                if result.status.ok and not result.faces:
+                    raise RequestError(422, "no_face", f"{label}: it has no face {index} (identify numbers the "
+                                                       "faces of a photo from 0); nothing was enrolled.", "face")
         photos = [EnrolledPhoto(name, result, source_digest(raw)) for (_, raw), result in zip(images, results)]
         report = await service.gallery_call(lambda g: g.enrol_results(photos, service.fn.description))
         if not report.added and not report.skipped:
@@ -425,6 +437,33 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
                             for source, face, who in report.skipped],
                 "failures": [{"input": source, "status": str(status)} for source, status in report.failures]}
 
+    @app.get("/v1/people/{name}/faces/{face_id}/thumbnail", tags=["gallery"], summary="a face as a small JPEG",
+             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
+    async def face_thumbnail(name: str, face_id: int, key=read):
+        def work(g: Gallery) -> bytes:
+            if face_id not in {r.id for r in g.faces_of(name)}:
+                raise UnknownPersonError(f"{name!r} has no face {face_id}; GET /v1/people/{name}/faces lists them.")
+            data = g.thumbnail(face_id)
+            if data is None:
+                raise RequestError(404, "no_thumbnail", f"face {face_id} of {name!r} was enrolled without a "
+                                                        "thumbnail (before they were kept); enrol it again to have one.")
+            return data
+
+        return Response(await current().gallery_call(work), media_type="image/jpeg",
+                        headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.get("/v1/me", tags=["operations"], summary="what the key sent may do (read or admin), and the model")
+    async def me(key=read):
+        service = current()
+        return {"scope": "admin" if key is None else key.scope.value, "key": None if key is None else key.name,
+                "keys": service.keys is not None, "model": service.model}
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(WEB / "index.html", headers=PAGE_HEADERS)
+
+    app.mount("/ui", PageFiles(directory=WEB), name="ui")
+
     @app.delete("/v1/people/{name}/faces/{face_id}", tags=["gallery"], summary="forget one face")
     async def delete_face(name: str, face_id: int, key=admin):
         def work(g: Gallery):
@@ -436,6 +475,22 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
         return {"id": record.id, "name": record.name, "source": record.source}
 
     return app
+
+
+# The page: its own files only (no inline script or style, nothing from elsewhere), photos shown from blob: URLs.
+WEB = Path(__file__).parent / "web"
+PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; object-src 'none'; "
+                                           "base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+                "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+
+
+class PageFiles(StaticFiles):
+    """The page's script and style, with the page's security headers."""
+
+    async def get_response(self, path: str, scope):
+        response = await super().get_response(path, scope)
+        response.headers.update(PAGE_HEADERS)
+        return response
 
 
 def _top_k(value: int) -> int:
