@@ -74,6 +74,15 @@ def atomic_path(target: str | os.PathLike, suffix: str = "", on_full: str = "fre
             tmp_path.unlink(missing_ok=True)
 
 
+def save_png(fig, target: str | os.PathLike) -> None:
+    """Write a matplotlib figure to ``target`` as PNG, whole or not at all, and release it."""
+    import matplotlib.pyplot as plt  # only the reports that draw need it
+
+    with atomic_path(target, ".png") as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
 def remove_stale_temporaries(folder: str | os.PathLike) -> int:
     """Delete the temporary files ``atomic_path`` leaves when its process is killed; return how many.
 

@@ -14,14 +14,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..allocator import keep_large_blocks_mapped
 from ..cache import atomic_write_json
-from .harness import peak_rss_mb
+from .harness import Sampler, peak_rss_mb
 from .memory import lfw_photos
 
 log = logging.getLogger(__name__)
@@ -62,17 +61,16 @@ def _child(engine: str, folder: str, out: str, result: str, cores: str, workers:
     atomic_write_json(result, {**figures, "wall_s": time.perf_counter() - began, "driver_peak_mib": peak_rss_mb()})
 
 
-class TreeSampler:
+class TreeSampler(Sampler):
     """Memory of every process under ``root``, sampled every ``every_s``: each one's peak resident set (RSS),
     and the peak of their proportional sets (PSS) summed, which counts a page shared by several processes
     (Ray's object store is mapped into each of them) once: the tree's real total."""
 
     def __init__(self, root: int, every_s: float = 0.5):
-        self.root, self.every_s = root, every_s
+        super().__init__(every_s, "tree-sampler")
+        self.root = root
         self.peaks: dict[int, tuple[str, float]] = {}
         self.total_pss = self.others_pss = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tree-sampler", daemon=True)
 
     @staticmethod
     def _field(path: str, name: str) -> float:
@@ -90,7 +88,7 @@ class TreeSampler:
         except (OSError, ValueError, IndexError):
             return None
 
-    def _sample(self) -> None:
+    def sample(self) -> None:
         parents = {}
         for pid in (int(e) for e in os.listdir("/proc") if e.isdigit()):
             try:
@@ -114,19 +112,6 @@ class TreeSampler:
             total += pss
             others += pss if pid != self.root and "Stage)" not in self.peaks[pid][0] else 0.0
         self.total_pss, self.others_pss = max(self.total_pss, total), max(self.others_pss, others)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._sample()
-            self._stop.wait(self.every_s)
-
-    def __enter__(self) -> TreeSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
     def by_role(self) -> dict:
         """Peak RSS (MiB) of the driver and of the largest detect and embed actor; the peak PSS of Ray's other

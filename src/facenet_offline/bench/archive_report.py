@@ -9,7 +9,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..cache import atomic_path
+from ..cache import save_png
 from .harness import RESULTS
 
 OF_SINGLE = 0.85  # issue 38: Ray's rate at least this share of the single process's, on the same cores
@@ -180,7 +180,5 @@ def plot_archive(section: dict, path: Path) -> bool:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    with atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    save_png(fig, path)
     return True

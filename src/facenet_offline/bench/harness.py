@@ -139,7 +139,33 @@ def reset_peak_rss() -> bool:
     return _status_mib("VmHWM") is not None
 
 
-class RssSampler:
+class Sampler:
+    """Calls ``sample()`` every ``every_s`` in a background thread while it is entered (``with``)."""
+
+    def __init__(self, every_s: float, name: str):
+        self.every_s, self.started = every_s, time.perf_counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def sample(self) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.every_s)
+
+    def __enter__(self):
+        self.started = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class RssSampler(Sampler):
     """Samples a process's resident memory (VmRSS; this process's by default) in a background thread.
 
     Given a child's ``pid``, the measured process carries no sampler of its own, and C code holding
@@ -151,26 +177,14 @@ class RssSampler:
     """
 
     def __init__(self, pid: int | None = None, every_s: float = 0.25):
-        self.pid, self.every_s, self.samples, self.times = pid, every_s, [], []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, name="rss-sampler", daemon=True)
+        super().__init__(every_s, "rss-sampler")
+        self.pid, self.samples, self.times = pid, [], []
 
-    def _sample(self) -> None:
-        start = time.perf_counter()
-        while not self._stop.is_set():
-            rss = _status_mib("VmRSS", self.pid)
-            if rss is not None:
-                self.samples.append(rss)
-                self.times.append(time.perf_counter() - start)
-            self._stop.wait(self.every_s)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+    def sample(self) -> None:
+        rss = _status_mib("VmRSS", self.pid)
+        if rss is not None:
+            self.samples.append(rss)
+            self.times.append(time.perf_counter() - self.started)
 
     def _quarter_median(self, first: int, last: int) -> float | None:
         n = len(self.samples)

@@ -9,7 +9,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..cache import atomic_path, atomic_write_bytes, atomic_write_json
+from ..cache import atomic_write_bytes, atomic_write_json, save_png
 from .archive_report import archive_section, plot_archive
 from .harness import PEER, RESULTS, noisy_flag
 from .precision import precision_markdown
@@ -214,9 +214,7 @@ def plot_memory(section: dict, path: Path) -> bool:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    with atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    save_png(fig, path)
     return True
 
 

@@ -8,7 +8,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..cache import atomic_path
+from ..cache import save_png
 from .harness import RESULTS
 
 # What the service is held to (issue 36): a share of the offline rate at the target load, p99 at 4 clients,
@@ -151,7 +151,5 @@ def plot_serve(section: dict, path: Path) -> bool:
         mem_ax.grid(True, alpha=0.3)
     fig.suptitle(f"facenet-offline serve on loopback ({section.get('date', '')})")
     fig.tight_layout(rect=(0, 0.1, 1, 1))  # the legend below the panels
-    with atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    save_png(fig, path)
     return True

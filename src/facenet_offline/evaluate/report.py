@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from ..cache import atomic_path, atomic_write_bytes, atomic_write_json
+from ..cache import atomic_write_bytes, atomic_write_json, save_png
 from ..versions import library_versions
 from ..weights import get_spec
 from .lfw_job import LfwRun
@@ -143,9 +143,7 @@ def plot_roc(run: LfwRun, path: Path) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    with atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def write_report(run: LfwRun, out_dir: str | Path) -> dict:
