@@ -12,7 +12,7 @@ from PIL import Image
 
 from facenet_offline.cli import main
 from facenet_offline.data.lfw_dataset import image_path
-from facenet_offline.recognition import Gallery, GalleryError
+from facenet_offline.recognition import BadNameError, Gallery, GalleryError
 from facenet_offline.recognition.gallery import face_thumbnail
 from facenet_offline.recognition.metrics import cluster_scores, open_set_dir, rank_k
 
@@ -60,6 +60,11 @@ def test_gallery_add_search_remove_and_other_models_refused(tmp_path):
         assert all(m.name == "bob" for m in g.search(vectors[:1], k=3)[0])
         with pytest.raises(GalleryError, match="not in"):
             g.remove("ann")
+        for bad in ("unknown", " Unknown ", "a/b", "tab\there", "x" * 201, ""):  # what identify answers, or no URL
+            with pytest.raises(BadNameError, match="choose another name"):
+                g.add(bad, vectors[:1], ["u"])
+        with pytest.raises(BadNameError, match="matching nobody"):
+            g.rename_person("bob", "UNKNOWN")
     with pytest.raises(GalleryError, match="another model"):
         Gallery.open(tmp_path / "g", dict(MODEL, precision="int8"))
     with pytest.raises(GalleryError, match="another model"):

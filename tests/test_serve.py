@@ -193,6 +193,8 @@ def test_what_a_new_user_tried_is_answered_by_name(server, admin, tmp_path):
         (admin.post("/v1/people", json={"name": "a/b"}), 422, "bad_field", "name"),
         (admin.post("/v1/people", json={"name": "Unknown"}), 422, "bad_field", "name"),
         (admin.post("/v1/people", json={"name": "x" * 300}), 422, "bad_field", "name"),
+        (admin.post("/v1/people/unknown/faces", files=_files(TONY)), 422, "bad_field", "name"),  # not by the URL
+        (admin.patch("/v1/people/Nobody", json={"name": "UNKNOWN"}), 422, "bad_field", "name"),
         (admin.post("/v1/people/Nobody%20Here/faces", files=_files(tmp_path / "blank.png")), 422, "no_face",
          "images[0] (blank.png)"),
         (admin.get("/v1/nothing"), 404, "not_found", None),
@@ -201,7 +203,7 @@ def test_what_a_new_user_tried_is_answered_by_name(server, admin, tmp_path):
     for answer, status, code, field in cases:
         error = answer.json()["error"]
         assert (answer.status_code, error["code"], error.get("input")) == (status, code, field), answer.text
-    assert "Nobody Here" not in [p["name"] for p in admin.get("/v1/people").json()["people"]]
+    assert not {"Nobody Here", "unknown"} & {p["name"] for p in admin.get("/v1/people").json()["people"]}
     dont_know = admin.post("/v1/verify", files=_files(TONY, field="probe") + _files(TONY3, field="targets"),
                            data={"far": "0.001", "threshold": "1"}).json()["error"]
     assert "not both" in dont_know["message"] and dont_know["input"] == "threshold, far"

@@ -3,6 +3,7 @@
 from .cluster import Clustering, cluster, cluster_embeddings
 from .enrol import people_folders
 from .gallery import (
+           BadNameError,
            EnrolledPhoto,
            EnrolReport,
            FaceRecord,
@@ -14,6 +15,6 @@ from .gallery import (
 )
 from .identify import IDENTIFY_FAR, UNKNOWN, IdentifiedFace, IdentifiedImage, identify
 
-__all__ = ["Clustering", "EnrolReport", "EnrolledPhoto", "FaceRecord", "Gallery", "GalleryError", "NameTakenError",
+__all__ = ["BadNameError", "Clustering", "EnrolReport", "EnrolledPhoto", "FaceRecord", "Gallery", "GalleryError", "NameTakenError",
            "UnknownPersonError", "IDENTIFY_FAR", "IdentifiedFace",
            "IdentifiedImage", "Match", "UNKNOWN", "cluster", "cluster_embeddings", "identify", "people_folders"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from sklearn.cluster import AgglomerativeClustering
 
 from ..cache import atomic_path, atomic_write_json
@@ -45,13 +45,14 @@ def contact_sheet(thumbs: Sequence[np.ndarray], title: str, columns: int = 8, li
     shown = list(thumbs[:limit])
     side = shown[0].shape[0] if shown else 64
     rows = max(1, math.ceil(len(shown) / columns))
-    sheet = Image.new("RGB", (columns * (side + 4) + 4, rows * (side + 4) + 24), (255, 255, 255))
+    top = 32  # the title's strip
+    sheet = Image.new("RGB", (columns * (side + 4) + 4, rows * (side + 4) + top), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
     more = f" (first {limit} of {len(thumbs)})" if len(thumbs) > limit else ""
-    draw.text((4, 4), title + more, fill=(0, 0, 0))
+    draw.text((6, 7), title + more, fill=(0, 0, 0), font=ImageFont.load_default(size=16))  # Pillow's own font
     for k, thumb in enumerate(shown):
         r, c = divmod(k, columns)
-        sheet.paste(Image.fromarray(np.ascontiguousarray(thumb)), (4 + c * (side + 4), 24 + r * (side + 4)))
+        sheet.paste(Image.fromarray(np.ascontiguousarray(thumb)), (4 + c * (side + 4), top + r * (side + 4)))
     return sheet
 
 

@@ -84,14 +84,28 @@ class NameTakenError(GalleryError):
     """A person of that name is there already."""
 
 
+class BadNameError(GalleryError):
+    """A name no person may have."""
+
+
 MAX_NAME = 200  # characters in a person's name
+UNKNOWN = "unknown"  # what identify answers for a face matching nobody, so no one's name
 
 
-def _clean(name: str) -> str:
-    """A person's name as stored: stripped; empty or overlong names are refused."""
+def check_name(name: str) -> str:
+    """A person's name as stored (stripped), or a BadNameError saying what is wrong with it.
+
+    A name must be addressable as one URL segment by the service, and must not read as the answer for a
+    face that matches nobody.
+    """
     name = str(name).strip()
-    if not name or len(name) > MAX_NAME:
-        raise GalleryError(f"name={name[:40]!r}: a person needs a name of 1 to {MAX_NAME} characters.")
+    wrong = ("is empty" if not name else
+             f"is longer than {MAX_NAME} characters" if len(name) > MAX_NAME else
+             "has a '/', which no URL of the service's /v1/people/{name} can carry" if "/" in name else
+             "has control characters" if any(ord(c) < 32 or ord(c) == 127 for c in name) else
+             "is the word answers use for a face matching nobody" if name.lower() == UNKNOWN else None)
+    if wrong:
+        raise BadNameError(f"name={name[:40]!r} {wrong}; choose another name.")
     return name
 
 
@@ -259,7 +273,7 @@ class Gallery:
         ``thumbnails[i]`` its face as a small JPEG (``face_thumbnail``), if any.
         ``after_each(i)`` is called after each row is written (progress, and tests of a kill mid-way).
         """
-        names = [_clean(n) for n in names]
+        names = [check_name(n) for n in names]
         embeddings = np.asarray(embeddings, np.float32)
         if embeddings.ndim != 2 or not len(embeddings) == len(sources) == len(names):
             raise ValueError("one name, embedding and source per face expected")
@@ -337,7 +351,7 @@ class Gallery:
 
     def create_person(self, name: str) -> None:
         """A person with no faces yet; a name already there is a GalleryError."""
-        name = _clean(name)
+        name = check_name(name)
         with self._transaction():
             if self.db.execute("SELECT 1 FROM people WHERE name = ?", (name,)).fetchone():
                 raise NameTakenError(f"{name!r} is already in {self.folder}.")
@@ -345,7 +359,7 @@ class Gallery:
 
     def rename_person(self, name: str, new_name: str) -> None:
         """Rename a person; their faces stay theirs."""
-        new_name = _clean(new_name)
+        new_name = check_name(new_name)
         with self._transaction():
             self._person_id(name)
             if self.db.execute("SELECT 1 FROM people WHERE name = ?", (new_name,)).fetchone():

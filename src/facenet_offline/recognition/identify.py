@@ -16,9 +16,8 @@ from ..data.images import ImageInput
 from ..face_loop import Face
 from ..status import Status
 from ..weights import OperatingPoint
-from .gallery import Gallery, Match
+from .gallery import UNKNOWN, Gallery, Match
 
-UNKNOWN = "unknown"
 IDENTIFY_FAR = 1e-3  # the default operating point of identify and the gallery
 
 

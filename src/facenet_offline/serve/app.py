@@ -35,7 +35,8 @@ from ..detect.mtcnn import Selection
 from ..distance import squared_l2
 from ..errors import FacenetOfflineError, ImageError
 from ..face_loop import FaceOptions, FaceTask, ImageResult
-from ..recognition import EnrolledPhoto, Gallery, GalleryError, NameTakenError, UnknownPersonError
+from ..recognition import BadNameError, EnrolledPhoto, Gallery, GalleryError, NameTakenError, UnknownPersonError
+from ..recognition.gallery import check_name
 from ..recognition.identify import IDENTIFY_FAR, decide, search_people
 from ..samples import PEOPLE
 from ..status import Status
@@ -115,6 +116,8 @@ class Service:
             raise RequestError(404, "not_found", f"{said}; GET /v1/people lists who is.") from None
         except NameTakenError as exc:
             raise RequestError(409, "name_taken", str(exc)) from None
+        except BadNameError as exc:
+            raise RequestError(422, "bad_field", str(exc), "name") from None
         except GalleryError as exc:
             raise RequestError(409, "gallery_refused", str(exc)) from None
 
@@ -499,22 +502,15 @@ def _top_k(value: int) -> int:
     return value
 
 
-MAX_NAME = 200
-
-
 def _name(data: RequestData) -> str:
-    """A person's name that the routes can address and answers cannot mistake for "unknown", or a 422."""
+    """A person's name as the gallery would store it (see ``check_name``), or a 422."""
     name = data.options.get("name")
     if not isinstance(name, str) or not name.strip():
         raise RequestError(422, "bad_field", "name: send the person's name, a non-empty string.", "name")
-    name = name.strip()
-    wrong = ("has a '/', which no URL of /v1/people/{name} can carry" if "/" in name else
-             "has control characters" if any(ord(c) < 32 or ord(c) == 127 for c in name) else
-             f"is longer than {MAX_NAME} characters" if len(name) > MAX_NAME else
-             "is the word answers use for a face matching nobody" if name.lower() == "unknown" else None)
-    if wrong:
-        raise RequestError(422, "bad_field", f"name={name[:40]!r} {wrong}; choose another name.", "name")
-    return name
+    try:
+        return check_name(name)
+    except BadNameError as exc:
+        raise RequestError(422, "bad_field", str(exc), "name") from None
 
 
 def _embedding(value, dim: int) -> np.ndarray:
