@@ -140,7 +140,7 @@ def test_error_messages_name_the_input_once(tmp_path, models, capsys):
     notes.write_text("not a photo")
     assert main(["verify", str(notes), str(PROBES / "Tony_Blair_0003.jpg")]) == 2
     err = capsys.readouterr().err
-    assert err.count(str(notes)) == 1 and err.count("error:") == 1 and "not an image PIL can read" in err
+    assert err.count(str(notes)) == 1 and err.count("error:") == 1 and "not an image facenet-offline can read" in err
     assert main(["embed", str(notes), "--out", str(tmp_path / "e.npz")]) == 1
     err = capsys.readouterr().err
     assert err.count(str(notes)) == 1 and err.startswith(f"{notes}: error: not an image")

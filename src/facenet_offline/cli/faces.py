@@ -55,10 +55,11 @@ def _embed_on_ray(args: argparse.Namespace) -> int:
     failed = report_failures(summary.failures, args.out)
     print(f"{summary.computed:,} of {count(summary.inputs, 'image')} embedded now, {summary.already_done:,} were "
           f"done already" + (f", {summary.redone:,} redone (changed or left partial)" if summary.redone else "")
-          + f"; {count(summary.faces, 'face')} from {summary.ok:,} images -> {args.out} (Parquet)")
+          + f"; {count(summary.faces, 'face')} from {summary.ok:,} images -> {args.out} (Parquet, "
+          f"{count(summary.archive_inputs, 'image')} in all)")
     if summary.computed:
         print(f"Ray: {summary.workers} detect + {summary.workers} embed actors of {args.threads or 1} thread(s) on "
-              f"{summary.cpus:g} CPUs; start-up {summary.startup_seconds:.1f} s, run {summary.seconds:.1f} s")
+              f"{summary.cpus:g} CPUs; {summary.seconds:.1f} s in all, of which starting Ray {summary.startup_seconds:.1f} s")
     if summary.ok == 0:
         print(f"error: none of {summary.inputs} inputs could be embedded (statuses in {args.out}).", file=sys.stderr)
         return 1

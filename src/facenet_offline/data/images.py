@@ -182,7 +182,7 @@ def load_image(source: ImageInput | ImageSource, max_side: int | None = DEFAULT_
     except IsADirectoryError:
         raise ImageError(source.label, "is a folder, not an image.", code="is_folder") from None
     except UnidentifiedImageError:
-        raise ImageError(source.label, "not an image PIL can read (JPEG, PNG, BMP, WebP, TIFF ...); "
+        raise ImageError(source.label, "not an image facenet-offline can read (JPEG, PNG, BMP, WebP, TIFF ...); "
                                        "remove it or convert it.", code="not_an_image") from None
     except Image.DecompressionBombError as exc:
         raise ImageError(source.label, f"too large to decode safely ({exc}); downscale it first.",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ class ArchiveSummary:
     cpus: float = 0.0  # CPUs of the Ray cluster
     startup_seconds: float = 0.0  # ray.init, or joining the cluster
     seconds: float = 0.0  # the whole run
+    archive_inputs: int = 0  # inputs the output folder holds, from this run and earlier ones
 
 
 def archive_settings(job: ArchiveJob) -> dict:
@@ -134,11 +136,19 @@ def _start_ray(address: str | None) -> tuple[bool, float]:
     if ray.is_initialized():
         return False, 0.0
     began = time.perf_counter()
-    quiet = {"include_dashboard": False, "logging_level": logging.WARNING, "configure_logging": True}
+    import ray.data  # configures its loggers on import
+
+    # Ray's notes on its own working (a local cluster's token, the plan, progress as log lines when not in a
+    # terminal) are for debugging Ray: its session's log files keep them, the terminal shows its warnings
+    # and, in a terminal, its progress bars.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+    for handler in logging.getLogger("ray.data").handlers:
+        if getattr(handler, "stream", None) in (sys.stderr, sys.stdout):
+            handler.setLevel(logging.WARNING)
     if address:
         ray.init(address=address, logging_level=logging.WARNING)
     else:
-        ray.init(num_cpus=len(os.sched_getaffinity(0)), **quiet)
+        ray.init(num_cpus=len(os.sched_getaffinity(0)), include_dashboard=False, logging_level=logging.WARNING)
     return True, time.perf_counter() - began
 
 
@@ -184,15 +194,17 @@ def run_pipeline(todo: list[str], out: Path, job: ArchiveJob, workers: int) -> N
 
 def summarise(out: Path, paths: Iterable[str], summary: ArchiveSummary) -> ArchiveSummary:
     """Count faces, inputs with one, and failures among ``paths`` as the output folder holds them."""
-    wanted = set(paths)
+    wanted, held = set(paths), set()
     status: dict[str, Status] = {}
     for table in iter_tables(out, ["path", "face", "status"]):
         for path, face, st in zip(*(table.column(c).to_pylist() for c in ("path", "face", "status"))):
+            held.add(path)
             if path in wanted:
                 status[path] = Status.parse(st)
                 summary.faces += face >= 0
     summary.ok = sum(s.ok for s in status.values())
     summary.failures = [(p, s) for p, s in sorted(status.items()) if not s.ok]
+    summary.archive_inputs = len(held)
     return summary
 
 
