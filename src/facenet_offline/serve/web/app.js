@@ -2,7 +2,7 @@
 "use strict";
 
 const KEY = "facenet-offline-key"; // sessionStorage: this tab only
-const state = { scope: null, people: [], thumbs: new Map() };
+const state = { scope: null, people: [], thumbs: new Map(), photos: [] }; // photos: {figure, file} on the page
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs = {}, ...children) {
@@ -51,12 +51,24 @@ function say(text, kind = "error") {
   close.addEventListener("click", () => line.remove());
   line.append(" ", close);
   box.prepend(line);
-  while (box.children.length > 4) box.lastChild.remove();
+  while (box.children.length > 3) box.lastChild.remove();
+  if (kind === "info") setTimeout(() => line.remove(), 8000); // news, not a problem: it goes by itself
+}
+
+// The API names an input as `images[0] (name.jpg)`; on the page each request carries one file.
+function plain(text) {
+  return text.replace(/images\[\d+\] \(([^)]*)\)/g, "$1");
+}
+
+// A name the gallery would refuse for its URL alone: the service cannot be asked about it at all.
+function badName(name) {
+  return name.includes("/") ? `"${name}": a name cannot hold a "/"; choose another.` : null;
 }
 
 // The server's messages name the input already; prefix the file name only when they do not.
 function named(what, message) {
-  return message.includes(what) ? message : `${what}: ${message}`;
+  const text = plain(message);
+  return text.includes(what) ? text : `${what}: ${text}`;
 }
 
 function explain(err, what) {
@@ -74,12 +86,14 @@ async function start() {
   try {
     const me = await api("/v1/me");
     state.scope = me.scope;
+    $("messages").replaceChildren(); // an earlier key's refusal is no longer news
     $("key-panel").hidden = true;
     $("app").hidden = false;
     $("change-key").hidden = !me.keys;
     $("model").textContent = `${me.model.model} (${me.model.precision})` +
       (me.keys ? `, key: ${me.key} (${me.scope})` : "");
     for (const node of document.querySelectorAll(".admin-only")) node.hidden = me.scope !== "admin";
+    $("read-only").hidden = me.scope === "admin";
     await loadGallery();
   } catch (err) {
     if (err.status === 401) {
@@ -112,6 +126,7 @@ function addPhotos(files) {
   for (const file of files) {
     const figure = el("figure", { class: "photo", "aria-busy": "true" }, el("figcaption", {}, `${file.name}: looking…`));
     $("results").prepend(figure);
+    state.photos.push({ figure, file });
     identifyInto(figure, file);
   }
 }
@@ -126,7 +141,6 @@ async function identifyInto(figure, file) {
     drawPhoto(figure, file, answer.images[0], answer.operating_point);
   } catch (err) {
     figure.replaceChildren(el("figcaption", { class: "error" }, explain(err, file.name)));
-    say(explain(err, file.name));
   } finally {
     figure.removeAttribute("aria-busy");
   }
@@ -138,7 +152,6 @@ function drawPhoto(figure, file, image, point) {
   if (image.status === "error") {
     const text = named(file.name, image.error.message);
     figure.append(el("figcaption", { class: "error" }, text));
-    say(text);
     return;
   }
   const url = URL.createObjectURL(file);
@@ -149,15 +162,16 @@ function drawPhoto(figure, file, image, point) {
     const [x1, y1, x2, y2] = face.box;
     const known = face.identity !== "unknown";
     const distance = face.distance === null ? "" : face.distance.toFixed(2);
+    const edge = y1 / height < 0.1; // no room above the box for its label
     const box = el("button", {
-      type: "button", class: `face ${known ? "known" : "unknown"}`,
+      type: "button", class: `face ${known ? "known" : "unknown"}${edge ? " edge" : ""}`,
       "aria-label": `face ${k + 1}: ${face.identity}${distance ? `, distance ${distance}` : ""}; show matches`,
     }, el("span", { class: "label" }, face.identity, el("span", { class: "distance" }, distance)));
     Object.assign(box.style, {
       left: `${(100 * x1) / width}%`, top: `${(100 * y1) / height}%`,
       width: `${(100 * (x2 - x1)) / width}%`, height: `${(100 * (y2 - y1)) / height}%`,
     });
-    box.addEventListener("click", () => showFace(figure, file, image, face, k, point));
+    box.addEventListener("click", () => showFace(figure, file, image, face, k, point, box));
     frame.append(box);
   });
   const names = image.faces.map((f) => f.identity);
@@ -165,7 +179,28 @@ function drawPhoto(figure, file, image, point) {
     ? `${file.name}: ${names.length} face${names.length === 1 ? "" : "s"} (${names.join(", ")})`
     : `${file.name}: ${image.status === "too small" ? "too small to hold a face" : "no face found"}`;
   figure.append(frame, el("figcaption", { class: image.status === "ok" ? "" : "error" }, caption));
-  if (image.status !== "ok") say(caption);
+  frame.querySelector("img").addEventListener("load", () => keepLabelsInside(frame));
+  showLegend(point);
+}
+
+// A label wider than the room right of its box moves left, so that it stays on the photo.
+function keepLabelsInside(frame) {
+  for (const box of frame.querySelectorAll(".face")) {
+    const label = box.querySelector(".label");
+    const over = box.offsetLeft + label.offsetWidth - frame.clientWidth;
+    label.style.left = over > 0 ? `${-3 - over}px` : "";
+  }
+}
+
+function showLegend(point) {
+  $("legend").hidden = false;
+  $("legend").textContent = `The number on a face is its distance to the nearest person in the gallery: ` +
+    `below ${point.threshold.toFixed(3)} the face is named, and the lower, the surer. Click a face for its matches.`;
+}
+
+// After a change to the gallery every photo on the page is asked about again, so no name shown is stale.
+async function refreshPhotos() {
+  await Promise.all(state.photos.filter((p) => p.figure.isConnected).map((p) => identifyInto(p.figure, p.file)));
 }
 
 const drop = $("drop");
@@ -187,25 +222,37 @@ drop.addEventListener("drop", (event) => {
 // --- one face: its matches, and enrolling it ------------------------------------------------------
 let shown = null; // the face the panel shows: {figure, file, face, index}
 
-function showFace(figure, file, image, face, k, point) {
-  shown = { figure, file, face };
-  const distance = face.distance === null ? "" : ` at distance ${face.distance.toFixed(3)}`;
+function showFace(figure, file, image, face, k, point, box) {
+  for (const other of document.querySelectorAll(".face.selected")) other.classList.remove("selected");
+  box.classList.add("selected");
+  shown = { figure, file, face, box };
+  const threshold = point.threshold.toFixed(3);
+  const nearest = face.matches[0];
   $("face-title").textContent = `Face ${k + 1} of ${file.name}`;
-  $("face-summary").textContent = `${face.identity}${distance}`;
-  $("face-point").textContent = `Operating point: threshold ${point.threshold.toFixed(3)} (squared L2; ` +
-    `${point.far_target ? `false-accept rate ${point.far_target} on ${point.source}` : point.source}); ` +
-    "farther than it is unknown.";
+  $("face-summary").textContent = !nearest ? "Unknown: the gallery is empty."
+    : face.identity !== "unknown"
+      ? `${face.identity}: distance ${nearest.distance.toFixed(3)}, below the threshold ${threshold}.`
+      : `Unknown: the nearest person, ${nearest.name}, is at distance ${nearest.distance.toFixed(3)}, ` +
+        `above the threshold ${threshold}.`;
+  const measured = point.far === null ? "" : ` (on LFW View 1 it accepts ${(100 * point.far).toFixed(2)}% of ` +
+    `different people and ${(100 * point.tar).toFixed(1)}% of the same)`;
+  $("face-point").textContent = `Operating point: a face is named when its squared L2 distance to someone is below ` +
+    `${threshold}, the threshold ${point.far_target ? `for a false-accept rate of ${point.far_target}` : point.source}` +
+    `${measured}.`;
   $("face-matches").replaceChildren(...face.matches.map((m) => el("li", {},
     `${m.name}: ${m.distance.toFixed(3)}${m.distance < point.threshold ? " (within the threshold)" : ""}`)));
   if (!face.matches.length) $("face-matches").append(el("li", {}, "The gallery is empty."));
   $("enrol-name").value = face.identity === "unknown" ? "" : face.identity;
   $("face-panel").hidden = false;
-  $("face-panel").focus();
+  $("face-panel").focus({ preventScroll: window.matchMedia("(min-width: 721px)").matches }); // beside the photo
 }
 
 function closeFace() {
   $("face-panel").hidden = true;
-  if (shown) shown.figure.querySelector(".face")?.focus();
+  if (shown) {
+    shown.box.classList.remove("selected");
+    if (shown.box.isConnected) shown.box.focus();
+  }
   shown = null;
 }
 $("face-close").addEventListener("click", closeFace);
@@ -218,6 +265,7 @@ $("enrol-form").addEventListener("submit", async (event) => {
   if (!shown) return;
   const { figure, file, face } = shown;
   const name = $("enrol-name").value.trim();
+  if (badName(name)) return say(badName(name));
   const form = new FormData();
   form.append("images", file, file.name);
   form.append("face", String(face.index));
@@ -227,8 +275,7 @@ $("enrol-form").addEventListener("submit", async (event) => {
     else if (answer.skipped.length) say(`That face is enrolled already, as ${answer.skipped[0].enrolled_as}.`, "info");
     $("face-panel").hidden = true;
     shown = null;
-    await identifyInto(figure, file); // the photo again, recognised now
-    await loadGallery();
+    await Promise.all([refreshPhotos(), loadGallery()]); // this photo and the others, recognised now
   } catch (err) {
     say(explain(err, `Enrolling ${file.name} as ${name}`));
   }
@@ -281,7 +328,7 @@ async function openPerson(name) {
     $("rename-input").value = name;
     const items = await Promise.all(answer.faces.map(async (f) => {
       const item = el("li", {}, avatar(name, await thumbnail(name, f.id)),
-        el("span", { class: "source" }, f.source));
+        el("span", { class: "source" }, plain(f.source)));
       if (state.scope === "admin") {
         const remove = el("button", { type: "button", class: "danger", "aria-label": `delete face ${f.id} (${f.source})` },
           "Delete face");
@@ -291,6 +338,7 @@ async function openPerson(name) {
       return item;
     }));
     $("person-faces").replaceChildren(...items);
+    $("person-empty").hidden = items.length > 0;
     $("person").hidden = false;
     $("person-name").focus();
   } catch (err) {
@@ -299,10 +347,11 @@ async function openPerson(name) {
 }
 
 async function deleteFace(name, id) {
+  if (!window.confirm(`Delete this face of ${name} from the gallery?`)) return;
   try {
     await api(`/v1/people/${encodeURIComponent(name)}/faces/${id}`, { method: "DELETE" });
     say(`Deleted a face of ${name}.`, "info");
-    await loadGallery();
+    await Promise.all([loadGallery(), refreshPhotos()]);
     if (state.people.some((p) => p.name === name)) await openPerson(name);
   } catch (err) {
     say(explain(err, `Deleting a face of ${name}`));
@@ -316,7 +365,7 @@ $("delete-person").addEventListener("click", async () => {
     const answer = await api(`/v1/people/${encodeURIComponent(name)}`, { method: "DELETE" });
     say(`Deleted ${name} (${answer.faces_removed} face${answer.faces_removed === 1 ? "" : "s"}).`, "info");
     $("person").hidden = true;
-    await loadGallery();
+    await Promise.all([loadGallery(), refreshPhotos()]);
   } catch (err) {
     say(explain(err, `Deleting ${name}`));
   }
@@ -326,10 +375,11 @@ $("rename-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const name = $("person").dataset.name;
   const renamed = $("rename-input").value.trim();
+  if (badName(renamed)) return say(badName(renamed));
   try {
     await api(`/v1/people/${encodeURIComponent(name)}`, { method: "PATCH", json: { name: renamed } });
     say(`Renamed ${name} to ${renamed}.`, "info");
-    await loadGallery();
+    await Promise.all([loadGallery(), refreshPhotos()]);
     await openPerson(renamed);
   } catch (err) {
     say(explain(err, `Renaming ${name}`));
