@@ -63,10 +63,10 @@ def page(browser, server):
     context.close()
 
 
-def shot(page, name: str) -> None:
+def shot(page, name: str, full_page: bool = True) -> None:
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SHOTS) / name), full_page=True)
+        page.screenshot(path=str(Path(SHOTS) / name), full_page=full_page)
 
 
 def upload(page, *paths) -> None:
@@ -88,7 +88,8 @@ def test_a_photo_of_an_enrolled_person_shows_their_name_on_the_box(page):
     assert page.locator(".face.known .distance").inner_text().strip().startswith("0.")  # the distance, readable
     page.locator(".face").first.click()
     panel = page.locator("#face-panel")
-    assert panel.is_visible() and "Tony Blair" in panel.locator("#face-matches").inner_text()
+    assert panel.is_visible() and panel.locator("#face-summary").inner_text().startswith("Tony Blair: distance 0.")
+    panel.locator("#face-how summary").click()
     point = panel.locator("#face-point").inner_text()  # the operating point used, in words
     assert "squared L2 distance to someone is below 0.99" in point and "false-accept rate of 0.001" in point
     assert "below 0.99" in page.locator("#legend").inner_text()  # what the number on a box is
@@ -109,6 +110,8 @@ def test_enrol_an_unknown_face_from_the_page_then_see_them_recognised_then_delet
     upload(page, COLIN)
     assert labels(page)[0].startswith("unknown")
     page.locator("figure.photo").first.locator(".face").first.click()
+    assert page.locator("#face-summary").inner_text().startswith("Unknown: no one is below the threshold")
+    assert page.locator("#face-matches li").first.inner_text().startswith("Tony Blair: 1.")  # the top-k matches
     page.fill("#enrol-name", "Colin Powell")
     shot(page, "enrol.png")
     page.click("#enrol-form button[type=submit]")
@@ -121,7 +124,7 @@ def test_enrol_an_unknown_face_from_the_page_then_see_them_recognised_then_delet
 
     # names the gallery refuses are explained, and nothing is enrolled
     page.locator("figure.photo").first.locator(".face").first.click()
-    for bad, said in (("unknown", "matching nobody"), ("A/B", 'cannot hold a "/"')):
+    for bad, said in (("unknown", "no one can be called that"), ("A/B", 'cannot hold a "/"')):
         page.fill("#enrol-name", bad)
         page.click("#enrol-form button[type=submit]")
         page.wait_for_selector(f"#messages .error >> text={said}")
@@ -136,7 +139,7 @@ def test_enrol_an_unknown_face_from_the_page_then_see_them_recognised_then_delet
     shot(page, "gallery.png")
     page.once("dialog", lambda dialog: dialog.accept())
     page.locator("#person-faces li button.danger").first.click()
-    page.wait_for_selector("#messages .info >> text=Deleted a face of Colin Powell")
+    page.wait_for_selector("#messages .info >> text=Deleted the face from Colin_Powell_0001.jpg from Colin Powell")
     expect(page.locator("#person-faces li")).to_have_count(1)
     expect(person).to_contain_text("1 face")
     page.once("dialog", lambda dialog: dialog.accept())
@@ -195,9 +198,12 @@ def test_usable_on_a_phone_sized_window_and_from_the_keyboard(browser, server):
     assert page.evaluate("document.activeElement.classList.contains('face')")
     page.keyboard.press("Enter")
     assert page.locator("#face-panel").is_visible()
+    # the panel is a sheet over the screen's foot, and the chosen face stays in view above it
+    face, sheet = page.locator(".face.selected").bounding_box(), page.locator("#face-panel").bounding_box()
+    assert face["y"] >= 0 and face["y"] + face["height"] <= sheet["y"]
+    shot(page, "phone.png", full_page=False)  # what the phone's screen shows
     page.keyboard.press("Escape")
     assert page.locator("#face-panel").is_hidden()
-    shot(page, "phone.png")
     context.close()
 
 

@@ -46,6 +46,7 @@ async function api(path, { method = "GET", body = null, json = null, blob = fals
 // --- messages --------------------------------------------------------------------------------------
 function say(text, kind = "error") {
   const box = $("messages");
+  if (kind === "info") box.replaceChildren(); // something worked: earlier complaints are settled
   const line = el("p", { class: kind }, text);
   const close = el("button", { type: "button", class: "dismiss", "aria-label": "Dismiss this message" }, "×");
   close.addEventListener("click", () => line.remove());
@@ -60,9 +61,13 @@ function plain(text) {
   return text.replace(/images\[\d+\] \(([^)]*)\)/g, "$1");
 }
 
-// A name the gallery would refuse for its URL alone: the service cannot be asked about it at all.
+// Names the gallery refuses, said in the page's words (a "/" could not even reach the service).
 function badName(name) {
-  return name.includes("/") ? `"${name}": a name cannot hold a "/"; choose another.` : null;
+  if (name.includes("/")) return `"${name}": a name cannot hold a "/"; choose another.`;
+  if (name.toLowerCase() === "unknown") {
+    return `"${name}" is what the page shows on faces it does not know, so no one can be called that; choose another.`;
+  }
+  return null;
 }
 
 // The server's messages name the input already; prefix the file name only when they do not.
@@ -158,8 +163,10 @@ function drawPhoto(figure, file, image, point) {
   figure.dataset.url = url;
   const frame = el("div", { class: "frame" }, el("img", { src: url, alt: `photo ${file.name}` }));
   const { width, height } = image.size;
+  const inside = (v, most) => Math.min(Math.max(v, 0), most); // a face cut by the photo's edge: its visible part
   image.faces.forEach((face, k) => {
-    const [x1, y1, x2, y2] = face.box;
+    const [x1, y1, x2, y2] = [inside(face.box[0], width), inside(face.box[1], height),
+      inside(face.box[2], width), inside(face.box[3], height)];
     const known = face.identity !== "unknown";
     const distance = face.distance === null ? "" : face.distance.toFixed(2);
     const edge = y1 / height < 0.1; // no room above the box for its label
@@ -180,7 +187,7 @@ function drawPhoto(figure, file, image, point) {
     : `${file.name}: ${image.status === "too small" ? "too small to hold a face" : "no face found"}`;
   figure.append(frame, el("figcaption", { class: image.status === "ok" ? "" : "error" }, caption));
   frame.querySelector("img").addEventListener("load", () => keepLabelsInside(frame));
-  showLegend(point);
+  if (image.faces.some((f) => f.distance !== null)) showLegend(point);
 }
 
 // A label wider than the room right of its box moves left, so that it stays on the photo.
@@ -229,22 +236,26 @@ function showFace(figure, file, image, face, k, point, box) {
   const threshold = point.threshold.toFixed(3);
   const nearest = face.matches[0];
   $("face-title").textContent = `Face ${k + 1} of ${file.name}`;
-  $("face-summary").textContent = !nearest ? "Unknown: the gallery is empty."
+  $("face-summary").textContent = !nearest ? "Unknown: no one is enrolled yet. Name this face to enrol it."
     : face.identity !== "unknown"
       ? `${face.identity}: distance ${nearest.distance.toFixed(3)}, below the threshold ${threshold}.`
-      : `Unknown: the nearest person, ${nearest.name}, is at distance ${nearest.distance.toFixed(3)}, ` +
-        `above the threshold ${threshold}.`;
+      : `Unknown: no one is below the threshold ${threshold}. The nearest people:`;
   const measured = point.far === null ? "" : ` (on LFW View 1 it accepts ${(100 * point.far).toFixed(2)}% of ` +
     `different people and ${(100 * point.tar).toFixed(1)}% of the same)`;
   $("face-point").textContent = `Operating point: a face is named when its squared L2 distance to someone is below ` +
     `${threshold}, the threshold ${point.far_target ? `for a false-accept rate of ${point.far_target}` : point.source}` +
     `${measured}.`;
-  $("face-matches").replaceChildren(...face.matches.map((m) => el("li", {},
-    `${m.name}: ${m.distance.toFixed(3)}${m.distance < point.threshold ? " (within the threshold)" : ""}`)));
-  if (!face.matches.length) $("face-matches").append(el("li", {}, "The gallery is empty."));
+  // A named face's list holds the others who come close; an unknown face's, everyone nearest.
+  const listed = face.identity !== "unknown" ? face.matches.slice(1) : face.matches;
+  $("face-matches").replaceChildren(...listed.map((m) => el("li", {},
+    `${m.name}: ${m.distance.toFixed(3)}${m.distance < point.threshold ? " (also below the threshold)" : ""}`)));
+  $("face-others").hidden = face.identity === "unknown" || !listed.length;
+  $("face-matches").hidden = !listed.length;
   $("enrol-name").value = face.identity === "unknown" ? "" : face.identity;
   $("face-panel").hidden = false;
-  $("face-panel").focus({ preventScroll: window.matchMedia("(min-width: 721px)").matches }); // beside the photo
+  // Beside the photo on a wide screen; on a narrow one a sheet over the page's foot, with the face above it.
+  if (window.matchMedia("(max-width: 720px)").matches) box.parentElement.scrollIntoView({ block: "start" });
+  $("face-panel").focus({ preventScroll: true });
 }
 
 function closeFace() {
@@ -328,11 +339,11 @@ async function openPerson(name) {
     $("rename-input").value = name;
     const items = await Promise.all(answer.faces.map(async (f) => {
       const item = el("li", {}, avatar(name, await thumbnail(name, f.id)),
-        el("span", { class: "source" }, plain(f.source)));
+        el("span", { class: "source", title: plain(f.source) }, plain(f.source)));
       if (state.scope === "admin") {
-        const remove = el("button", { type: "button", class: "danger", "aria-label": `delete face ${f.id} (${f.source})` },
+        const remove = el("button", { type: "button", class: "danger", "aria-label": `delete ${plain(f.source)}` },
           "Delete face");
-        remove.addEventListener("click", () => deleteFace(name, f.id));
+        remove.addEventListener("click", () => deleteFace(name, f.id, plain(f.source)));
         item.append(remove);
       }
       return item;
@@ -346,15 +357,15 @@ async function openPerson(name) {
   }
 }
 
-async function deleteFace(name, id) {
-  if (!window.confirm(`Delete this face of ${name} from the gallery?`)) return;
+async function deleteFace(name, id, source) {
+  if (!window.confirm(`Delete the face from ${source} from ${name}'s faces in the gallery?`)) return;
   try {
     await api(`/v1/people/${encodeURIComponent(name)}/faces/${id}`, { method: "DELETE" });
-    say(`Deleted a face of ${name}.`, "info");
+    say(`Deleted the face from ${source} from ${name}.`, "info");
     await Promise.all([loadGallery(), refreshPhotos()]);
     if (state.people.some((p) => p.name === name)) await openPerson(name);
   } catch (err) {
-    say(explain(err, `Deleting a face of ${name}`));
+    say(explain(err, `Deleting the face from ${source}`));
   }
 }
 
