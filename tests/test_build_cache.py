@@ -48,3 +48,20 @@ def test_a_killed_build_is_never_used_and_the_next_build_completes(tmp_path, mon
     assert not list(folder.glob(".*.tmp")), f"temporary files of the killed build stay: {leftovers}"
     (out,) = OnnxRuntimeBackend(built.path).run(parity_batch(built.spec))
     assert out.shape == (8, 512)
+
+
+_EMBED_FROM_CACHE = """
+import sys
+from facenet_offline import FaceNet
+from facenet_offline.samples import PROBES
+faces = FaceNet().embed(PROBES / "Tony_Blair_0003.jpg")
+heavy = sorted({"torch", "onnx", "onnxslim", "onnxruntime.quantization"} & set(sys.modules))
+print(len(faces), heavy)
+"""
+
+
+def test_models_in_the_cache_open_without_torch(built_default, built_mtcnn):
+    """Building needs torch and ONNX's tools; a command that finds its models built loads neither (it starts
+    faster and holds less memory, and so does every Ray worker)."""
+    out = subprocess.run([sys.executable, "-c", _EMBED_FROM_CACHE], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "[]"], out.stdout + out.stderr

@@ -5,7 +5,8 @@ import onnx
 import pytest
 import torch
 
-from facenet_offline.convert.onnx import ExportConfig, check_parity, export_onnx
+from facenet_offline.convert.export_config import ExportConfig
+from facenet_offline.convert.onnx import check_parity, export_onnx
 from facenet_offline.data.tensors import InputNorm, resize_face, standardise
 from facenet_offline.errors import ExportParityError
 from facenet_offline.model_cache import BuildOptions, build_facenet

@@ -23,6 +23,11 @@ def squared_l2_matrix(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     return np.maximum(np.sum(a * a, 1)[:, None] + np.sum(b * b, 1)[None, :] - 2.0 * a @ b.T, 0.0)
 
 
+def max_abs_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """The largest elementwise difference of two outputs: how parity between two runtimes is stated."""
+    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+
+
 def from_cosine(similarity: np.ndarray | float) -> np.ndarray | float:
     """Squared L2 between unit vectors from their cosine similarity."""
     return np.maximum(0.0, 2.0 - 2.0 * np.asarray(similarity, np.float64))

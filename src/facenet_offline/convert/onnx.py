@@ -9,8 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,24 +18,15 @@ import onnxslim
 import torch
 
 from ..cache import atomic_path
+from ..distance import max_abs_difference
 from ..errors import ExportParityError
 from ..runtime.onnxruntime import OnnxRuntimeBackend
 from ..runtime.torch import TorchBackend
+from .export_config import ExportConfig
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OPSET = 17
 PARITY_ATOL = 1e-4
-
-
-@dataclass(frozen=True)
-class ExportConfig:
-    """How a module becomes an ONNX file."""
-    input_names: tuple[str, ...] = ("input",)
-    output_names: tuple[str, ...] = ("embeddings",)
-    dynamic_axes: Mapping[str, Mapping[int, str]] | None = None
-    opset: int = DEFAULT_OPSET
-    simplify: bool = True
 
 
 def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: str | os.PathLike, config: ExportConfig) -> Path:
@@ -58,10 +48,6 @@ def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: str | os.P
         onnx.save(model, str(tmp))
     log.info("exported %s (opset %d, %d nodes)", path, config.opset, len(model.graph.node))
     return path
-
-
-def max_abs_difference(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
 
 
 def check_parity(module: torch.nn.Module, onnx_path: str | os.PathLike, batches: Sequence[np.ndarray],

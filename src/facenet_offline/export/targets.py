@@ -28,10 +28,12 @@ from onnx import helper, numpy_helper
 
 from ..cache import atomic_path, atomic_write_bytes, atomic_write_json
 from ..choices import Choice
-from ..convert.onnx import ExportConfig, export_onnx, max_abs_difference
+from ..convert.export_config import ExportConfig
+from ..convert.onnx import export_onnx
 from ..data.tensors import write_bin
 from ..detect import boxes as bx
 from ..detect.mtcnn import MTCNNConfig
+from ..distance import max_abs_difference
 from ..errors import ExportParityError, FacenetOfflineError
 from ..model_cache import (
     MTCNN_INPUT_SIZES,

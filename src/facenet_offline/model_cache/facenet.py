@@ -7,18 +7,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..cache import home, options_key
 from ..choices import DEFAULT_CALIBRATION, CalibrationMethod, Precision
-from ..convert.onnx import DEFAULT_OPSET, ExportConfig, check_parity, export_onnx, max_abs_difference
-from ..convert.quantize import Int8Config, calibrator_options, to_fp16, to_int8
+from ..convert.export_config import DEFAULT_OPSET, ExportConfig
 from ..data.tensors import standardise
-from ..distance import row_cosine
+from ..distance import max_abs_difference, row_cosine
 from ..runtime.onnxruntime import OnnxRuntimeBackend
 from ..samples import load_sample_faces
 from ..weights import DEFAULT_MODEL, ModelSpec, get_spec, resolve_weights
-from ..weights.loader import load_facenet
 from .calibration import CalibrationSet, calibration_faces
 from .store import BUILD_FORMAT, Built, cached_build
 
@@ -44,6 +41,8 @@ class BuildOptions:
         if self.precision is not Precision.FP32:  # fp32 keys stay as they were
             key["precision"] = self.precision.value
         if self.precision is Precision.INT8:
+            from ..convert.quantize import Int8Config, calibrator_options  # ONNX Runtime's quantizer: INT8 only
+
             key.update(calibration=self.calibration.value, images=self.calibration_images,
                        reduce_range=Int8Config().reduce_range, calibrator=calibrator_options(self.calibration))
         return key
@@ -68,6 +67,11 @@ def build_facenet(options: BuildOptions = BuildOptions(), force: bool = False) -
         return _build_reduced(spec, weights, options, folder, force)
 
     def make(folder: Path) -> dict:
+        import torch  # a build only: a cached model opens without torch
+
+        from ..convert.onnx import check_parity, export_onnx
+        from ..weights.loader import load_facenet
+
         net = load_facenet(spec, weights.path)
         size = spec.input_size
         path = export_onnx(net, torch.zeros(2, 3, size, size), folder / "facenet.onnx", ExportConfig(
@@ -92,6 +96,8 @@ def _build_reduced(spec: ModelSpec, weights, options: BuildOptions, folder: Path
     fp32 = build_facenet(BuildOptions(**{**asdict(options), "precision": Precision.FP32}))
 
     def make(folder: Path) -> dict:
+        from ..convert.quantize import Int8Config, calibrator_options, to_fp16, to_int8
+
         target = folder / "facenet.onnx"
         calibration = None
         if options.precision is Precision.FP16:

@@ -9,18 +9,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnxruntime
-import torch
 
 from ..cache import home, options_key
-from ..convert.onnx import DEFAULT_OPSET, ExportConfig, check_parity, export_onnx, max_abs_difference
+from ..convert.export_config import DEFAULT_OPSET, ExportConfig
 from ..data.tensors import standardise
 from ..detect.packing import pack
+from ..distance import max_abs_difference
 from ..errors import ExportParityError
-from ..models.mtcnn import PackedPNet
 from ..runtime.onnxruntime import OnnxRuntimeBackend
 from ..samples import load_sample_faces
 from ..weights import MTCNN, resolve_detector_weights
-from ..weights.loader import load_mtcnn
 from .store import BUILD_FORMAT, Built, cached_build
 
 
@@ -96,6 +94,12 @@ def build_mtcnn(options: DetectorBuildOptions = DetectorBuildOptions(), force: b
     folder = home() / "models" / "mtcnn" / f"{digest}-{key}"
 
     def make(folder: Path) -> dict:
+        import torch  # a build only: cached nets open without torch
+
+        from ..convert.onnx import check_parity, export_onnx
+        from ..models.mtcnn import PackedPNet
+        from ..weights.loader import load_mtcnn
+
         nets = load_mtcnn(options.weights_dir)
         record: dict = {"names": list(nets), "model": "mtcnn", "options": asdict(options), "opset": options.opset,
                         "weights": {}, "parity_torch": {}, "parity_shipped": {}}
