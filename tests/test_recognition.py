@@ -173,3 +173,19 @@ def test_a_few_queries_search_on_one_faiss_thread_and_the_setting_is_restored():
     with _search_threads(FEW_QUERIES):
         assert faiss.omp_get_max_threads() == 2
     assert faiss.omp_get_max_threads() == 2
+
+
+def test_identify_and_add_take_the_gallery_model_unless_told(tmp_path, built_default, built_mtcnn, capsys):
+    from facenet_offline.samples import PEOPLE, PROBES
+
+    g = str(tmp_path / "g")
+    tony, colin = PEOPLE / "Tony_Blair" / "Tony_Blair_0001.jpg", PEOPLE / "Colin_Powell" / "Colin_Powell_0001.jpg"
+    assert main(["gallery", "add", str(tony), "--name", "Tony Blair", "--precision", "fp16", "--gallery", g]) == 0
+    assert main(["gallery", "add", str(colin), "--name", "Colin Powell", "--gallery", g]) == 0  # fp16, untold
+    assert main(["identify", str(PROBES / "Tony_Blair_0003.jpg"), "--gallery", g]) == 0
+    assert "face 0: Tony Blair" in capsys.readouterr().out
+    with Gallery.open(g) as gallery:
+        assert gallery.model["precision"] == "fp16" and len(gallery) == 2
+    # told another precision, the gallery refuses it as before
+    assert main(["identify", str(PROBES / "Tony_Blair_0003.jpg"), "--gallery", g, "--precision", "fp32"]) != 0
+    assert "another model" in capsys.readouterr().err

@@ -21,12 +21,17 @@ from ..errors import FacenetOfflineError
 from ..weights import DEFAULT_MODEL, MODELS
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"one of {', '.join(MODELS)} (default {DEFAULT_MODEL})")
+def add_model_args(p: argparse.ArgumentParser, from_gallery: bool = False) -> None:
+    """``from_gallery``: a command that adds to or searches a gallery, whose model and precision are the
+    defaults (``take_gallery_model``)."""
+    model, precision = (("the gallery's; for a new one " + DEFAULT_MODEL, "the gallery's; for a new one fp32")
+                        if from_gallery else (DEFAULT_MODEL, "fp32"))
+    p.add_argument("--model", default=None if from_gallery else DEFAULT_MODEL,
+                   help=f"one of {', '.join(MODELS)} (default {model})")
     p.add_argument("--weights", help="path to the weights file (of a model whose file is not installed: vggface2, "
                                      "or ms-celeb-1m without models fetch)")
-    p.add_argument("--precision", default="fp32", choices=[m.value for m in Precision],
-                   help="the model's arithmetic (default fp32; int8 is about twice as fast, docs/precision.md)")
+    p.add_argument("--precision", default=None if from_gallery else "fp32", choices=[m.value for m in Precision],
+                   help=f"the model's arithmetic (default {precision}; int8 is about twice as fast, docs/precision.md)")
     p.add_argument("--calibration", default=DEFAULT_CALIBRATION.value, choices=[m.value for m in CalibrationMethod],
                    help=f"INT8 calibration method (default {DEFAULT_CALIBRATION.value}: the closest to float32 on "
                         "held-out faces, docs/precision.md)")
@@ -73,13 +78,14 @@ def add_detector_arg(p: argparse.ArgumentParser) -> None:
                    help="runtime of the MTCNN detector (default openvino, the fastest here: docs/benchmarks.md)")
 
 
-def add_embedding_args(p: argparse.ArgumentParser, select: str | None = None, margin: float | None = None) -> None:
+def add_embedding_args(p: argparse.ArgumentParser, select: str | None = None, margin: float | None = None,
+                       from_gallery: bool = False) -> None:
     """Model, runtime and face options: what a command that finds and embeds faces needs.
 
     With ``select`` the face selection and alignment options too (with their default selection and
-    margin), else only the detector backend.
+    margin), else only the detector backend. ``from_gallery``: see ``add_model_args``.
     """
-    add_model_args(p)
+    add_model_args(p, from_gallery)
     add_runtime_args(p)
     if select:
         add_face_args(p, select=select, margin=margin)
@@ -106,6 +112,16 @@ def input_paths(inputs: list[str]) -> list[Path]:
     if not paths:
         raise FacenetOfflineError(f"no images found in {', '.join(inputs)}.")
     return paths
+
+
+def take_gallery_model(args: argparse.Namespace) -> None:
+    """--model and --precision, where not given, become the gallery's own: faces added to or searched in a
+    gallery must be embedded as its faces were (a new gallery takes the defaults)."""
+    from ..recognition import Gallery
+
+    stored = Gallery.stored_model(args.gallery)
+    args.model = args.model or stored.get("model") or DEFAULT_MODEL
+    args.precision = args.precision or stored.get("precision") or "fp32"
 
 
 def open_facenet(args: argparse.Namespace):

@@ -191,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a folder with one sub-folder of photos per person, or an embedded archive of one")
     for a in (actions.choices["add"], actions.choices["build"]):
         _gallery_option(a)
-        add_embedding_args(a)
+        add_embedding_args(a, from_gallery=True)
     a = _sub(actions, "list", "the people and how many faces each", cmd_gallery)
     _gallery_option(a)
     a = _sub(actions, "remove", "forget a person and their faces", cmd_gallery)
@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=3, help="best matching people per face (default 3)")
     add_threshold_args(p, "0.001: every face is compared with many people")
     p.add_argument("--out", default=None, help="also write the results as JSON")
-    add_embedding_args(p)
+    add_embedding_args(p, from_gallery=True)
 
     p = _sub(sub, "cluster", "group the faces of a folder by person, with contact sheets", cmd_cluster,
              "PATHS may instead be one Parquet dataset made by embed --engine ray (best with --select all): its "

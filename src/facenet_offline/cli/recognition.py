@@ -6,7 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
-from .common import count, input_paths, open_facenet, progress, report_failures
+from .common import count, input_paths, open_facenet, progress, report_failures, take_gallery_model
 
 
 def cmd_gallery(args: argparse.Namespace) -> int:
@@ -29,6 +29,7 @@ def cmd_gallery(args: argparse.Namespace) -> int:
         report = _build_from_archive(args.paths[0], args.gallery)
     else:
         todo = {args.name: input_paths(args.paths)} if args.action == "add" else people_folders(args.paths[0])
+        take_gallery_model(args)
         fn = open_facenet(args)
         with Gallery.open(args.gallery, create=True) as gallery, \
                 progress(sum(len(p) for p in todo.values()), f"gallery {args.action}") as bar:
@@ -66,6 +67,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
     from ..recognition import IDENTIFY_FAR, Gallery, identify
 
     paths = input_paths(args.paths)
+    take_gallery_model(args)
     fn = open_facenet(args)
     with Gallery.open(args.gallery) as gallery:
         results = identify(paths, gallery, fn, args.top_k, args.threshold, args.far)

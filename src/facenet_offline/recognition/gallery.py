@@ -200,6 +200,14 @@ class Gallery:
             gallery.check_model(model)
         return gallery
 
+    @classmethod
+    def stored_model(cls, folder: str | Path) -> dict:
+        """The model description of the gallery in ``folder`` ({} if there is none yet, or it has no faces)."""
+        if not (Path(folder) / DB).is_file():
+            return {}
+        with cls.open(folder) as gallery:
+            return gallery.model
+
     def close(self) -> None:
         self.db.close()
 
