@@ -189,3 +189,14 @@ def test_identify_and_add_take_the_gallery_model_unless_told(tmp_path, built_def
     # told another precision, the gallery refuses it as before
     assert main(["identify", str(PROBES / "Tony_Blair_0003.jpg"), "--gallery", g, "--precision", "fp32"]) != 0
     assert "another model" in capsys.readouterr().err
+    # and the service, started on the gallery, serves it with its model
+    from facenet_offline.serve.child import ServerProcess
+
+    server = ServerProcess(tmp_path / "serve.log", "--gallery", g).start()
+    try:
+        with server.client() as client:
+            assert client.get("/v1/me").json()["model"]["precision"] == "fp16"
+            who = client.post("/v1/identify", files=[("images", ("t.jpg", (PROBES / "Tony_Blair_0003.jpg").read_bytes()))])
+            assert who.json()["images"][0]["faces"][0]["identity"] == "Tony Blair"
+    finally:
+        server.stop()

@@ -114,12 +114,13 @@ def input_paths(inputs: list[str]) -> list[Path]:
     return paths
 
 
-def take_gallery_model(args: argparse.Namespace) -> None:
-    """--model and --precision, where not given, become the gallery's own: faces added to or searched in a
-    gallery must be embedded as its faces were (a new gallery takes the defaults)."""
+def take_gallery_model(args: argparse.Namespace, folder=None) -> None:
+    """--model and --precision, where not given, become the gallery's own (``folder``, default --gallery):
+    faces added to or searched in a gallery must be embedded as its faces were (a new gallery takes the
+    defaults)."""
     from ..recognition import Gallery
 
-    stored = Gallery.stored_model(args.gallery)
+    stored = Gallery.stored_model(folder or args.gallery)
     args.model = args.model or stored.get("model") or DEFAULT_MODEL
     args.precision = args.precision or stored.get("precision") or "fp32"
 

@@ -220,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_embedding_args(p)
 
     p = _sub(sub, "serve", "face recognition as an HTTP service, batched across requests", cmd_serve,
-             "Starts with the default models and an empty gallery; a web page at /, OpenAPI docs at /docs. Binds to 127.0.0.1 "
+             "Starts with the default models and an empty gallery (an existing gallery's model, unless --model or "
+             "--precision say); a web page at /, OpenAPI docs at /docs. Binds to 127.0.0.1 "
              "unless --host says otherwise, which needs --api-keys (or --insecure).")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -244,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pixels per image at most, read from its header before decoding (default 50,000,000)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds a request's images may take (default 60)")
     p.add_argument("--quiet", action="store_true", help="no access log lines")
-    add_embedding_args(p)
+    add_embedding_args(p, from_gallery=True)
 
     p = _sub(sub, "keys", "API keys of the service: add, list, remove", cmd_keys,
              "A key is shown once, when added; the file keeps only its sha256.")

@@ -11,8 +11,10 @@ import sys
 def cmd_serve(args: argparse.Namespace) -> int:
     from ..runtime.base import usable_cpus
     from ..serve.batcher import BatchLimits
-    from ..serve.config import ENV, RequestLimits, ServeConfig
+    from ..serve.config import ENV, RequestLimits, ServeConfig, default_gallery
+    from .common import take_gallery_model
 
+    take_gallery_model(args, args.gallery or default_gallery())
     config = ServeConfig(
         host=args.host, port=args.port, workers=args.workers, gallery=args.gallery, api_keys=args.api_keys,
         insecure=args.insecure, model=args.model, precision=args.precision, backend=args.backend,

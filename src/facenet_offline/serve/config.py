@@ -64,7 +64,12 @@ class ServeConfig:
 
     @property
     def gallery_path(self) -> Path:
-        return Path(self.gallery) if self.gallery else home() / "gallery"
+        return Path(self.gallery) if self.gallery else default_gallery()
+
+
+def default_gallery() -> Path:
+    """The service's gallery when none is named."""
+    return home() / "gallery"
 
 
 def is_loopback(host: str) -> bool:
