@@ -36,6 +36,7 @@ def test_verify_same_and_different_people(lfw_dir, built_default, capsys):
     out_diff = capsys.readouterr().out
     assert (same, diff) == (0, 1)
     assert "same person" in out_same and "different people" in out_diff and "threshold" in out_same
+    assert out_same.startswith("casia-webface (fp32): squared L2 distance")  # whose threshold it is
 
 
 def test_verify_without_a_face_is_a_clear_error(tmp_path, lfw_dir, built_default, capsys):

@@ -97,6 +97,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     fn = open_facenet(args)
     result = fn.verify(args.image1, args.image2, args.threshold, args.far)
-    print(f"squared L2 distance {result.distance:.4f}; {result.operating_point.describe()}")
+    model = fn.description  # the threshold is this model's: say which it is
+    print(f"{model['model']} ({model['precision']}): squared L2 distance {result.distance:.4f}; "
+          f"{result.operating_point.describe()}")
     print("same person" if result.same else "different people")
     return 0 if result.same else 1
