@@ -56,6 +56,34 @@ def test_cache_key_depends_on_options(built_default):
     assert facenet_cache_dir(spec, sha, BuildOptions()) != facenet_cache_dir(spec, "0" * 64, BuildOptions())
 
 
+def test_an_int8_build_is_keyed_by_the_lfw_copy_it_calibrates_on(tmp_path, monkeypatch, lfw_dir):
+    import os
+    import shutil
+
+    from facenet_offline.errors import FacenetOfflineError
+    from facenet_offline.model_cache import RECORD, facenet_build_dir
+
+    int8 = BuildOptions(precision="int8")
+    here = facenet_build_dir(int8)
+    assert facenet_build_dir(int8) == here and facenet_build_dir(BuildOptions()) != here
+    copy = tmp_path / "lfw"  # the same photos under the same names, elsewhere (linked: quick, and no space)
+    shutil.copytree(lfw_dir, copy, copy_function=os.link)
+    monkeypatch.setenv("FACENET_OFFLINE_LFW", str(copy))
+    there = facenet_build_dir(int8)
+    assert there != here and there.parent == here.parent  # not the other copy's model
+    # With no LFW at all, the newest complete build of these options is the one, and none is an error.
+    monkeypatch.setenv("FACENET_OFFLINE_LFW", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("FACENET_OFFLINE_HOME", str(tmp_path / "home"))
+    with pytest.raises(FacenetOfflineError, match="nowhere"):
+        facenet_build_dir(int8)
+    monkeypatch.setenv("FACENET_OFFLINE_LFW", str(copy))
+    made = facenet_build_dir(int8)
+    made.mkdir(parents=True)
+    (made / RECORD).write_text("{}")
+    monkeypatch.setenv("FACENET_OFFLINE_LFW", str(tmp_path / "nowhere"))
+    assert facenet_build_dir(int8) == made
+
+
 class _Tiny(torch.nn.Module):
     def __init__(self):
         super().__init__()

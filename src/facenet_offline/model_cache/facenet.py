@@ -11,13 +11,15 @@ import numpy as np
 from ..cache import home, options_key
 from ..choices import DEFAULT_CALIBRATION, CalibrationMethod, Precision
 from ..convert.export_config import DEFAULT_OPSET, ExportConfig
+from ..data.lfw_dataset import check_lfw_dir, images_identity
 from ..data.tensors import standardise
 from ..distance import max_abs_difference, row_cosine
+from ..errors import FacenetOfflineError
 from ..runtime.onnxruntime import OnnxRuntimeBackend
 from ..samples import load_sample_faces
 from ..weights import DEFAULT_MODEL, ModelSpec, get_spec, resolve_weights
 from .calibration import CalibrationSet, calibration_faces
-from .store import BUILD_FORMAT, Built, cached_build
+from .store import BUILD_FORMAT, RECORD, Built, cached_build
 
 
 @dataclass(frozen=True)
@@ -54,14 +56,39 @@ def parity_batch(spec: ModelSpec) -> np.ndarray:
 
 
 def facenet_cache_dir(spec: ModelSpec, weights_sha256: str, options: BuildOptions) -> Path:
+    """The build's folder by its weights and options (an INT8 build's also names its calibration images:
+    ``facenet_build_dir``)."""
     return home() / "models" / spec.name / f"{weights_sha256[:16]}-{options_key(options.key())}"
+
+
+def facenet_build_dir(options: BuildOptions, weights_sha256: str | None = None) -> Path:
+    """Where the build for ``options`` is cached. An INT8 model depends on the LFW images it is calibrated
+    on, so its folder is keyed by their identity as well (two LFW copies share names, not files).
+
+    Without LFW here, the newest complete INT8 build of these options is used: it was calibrated on the copy
+    that was here then (its record names it), and there is no other copy to take it for.
+    """
+    spec = get_spec(options.model)
+    if weights_sha256 is None:
+        weights_sha256 = resolve_weights(spec, options.weights_path).sha256
+    folder = facenet_cache_dir(spec, weights_sha256, options)
+    if options.precision is not Precision.INT8:
+        return folder
+    try:
+        identity = images_identity(CalibrationSet(options.calibration_images).paths())
+    except FacenetOfflineError:
+        built = [p for p in folder.parent.glob(folder.name + "-*") if (p / RECORD).is_file()]
+        if not built:
+            raise
+        return max(built, key=lambda p: (p / RECORD).stat().st_mtime_ns)
+    return folder.with_name(f"{folder.name}-{identity[:16]}")
 
 
 def build_facenet(options: BuildOptions = BuildOptions(), force: bool = False) -> Built:
     """The cached FaceNet ONNX model for ``options``, built and checked if needed."""
     spec = get_spec(options.model)
     weights = resolve_weights(spec, options.weights_path)
-    folder = facenet_cache_dir(spec, weights.sha256, options)
+    folder = facenet_build_dir(options, weights.sha256)
 
     if options.precision is not Precision.FP32:
         return _build_reduced(spec, weights, options, folder, force)
@@ -108,6 +135,7 @@ def _build_reduced(spec: ModelSpec, weights, options: BuildOptions, folder: Path
             config = Int8Config(method=options.calibration)
             to_int8(fp32.path, target, faces, config)
             calibration = {"set": set_.label, "method": options.calibration.value, "images": len(faces),
+                           "lfw": str(check_lfw_dir()), "images_identity": images_identity(set_.paths()),
                            "reduce_range": config.reduce_range, "per_channel": config.per_channel,
                            "calibrator": calibrator_options(config.method)}
         faces = parity_batch(spec)
