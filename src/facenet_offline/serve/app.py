@@ -8,118 +8,45 @@ operating point.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
-from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from ..api import FaceNet
-from ..data.images import ImageSource, source_digest
+from ..data.images import source_digest
 from ..detect.mtcnn import Selection
 from ..distance import squared_l2
-from ..errors import FacenetOfflineError, ImageError
-from ..face_loop import FaceOptions, FaceTask, ImageResult
-from ..recognition import BadNameError, EnrolledPhoto, Gallery, GalleryError, NameTakenError, UnknownPersonError
+from ..errors import FacenetOfflineError
+from ..face_loop import FaceOptions, FaceTask
+from ..recognition import BadNameError, EnrolledPhoto, Gallery, UnknownPersonError
 from ..recognition.gallery import check_name
 from ..recognition.identify import IDENTIFY_FAR, decide, search_people
 from ..samples import PEOPLE
-from ..status import Status
 from ..weights import OperatingPoint
 from . import keys as api_keys
 from .answers import error_response, image_json, match_json, point_json
-from .batcher import Batcher, QueueFull
 from .body_limit import BodyLimit
 from .config import ServeConfig
-from .inputs import RequestData, RequestError, decode, read_request
-from .metrics import Metrics
+from .inputs import RequestData, RequestError, read_request
+from .page import mount_page
+from .service import Service
 
 log = logging.getLogger(__name__)
 access = logging.getLogger("facenet_offline.serve.access")
 HEALTH_FACE = PEOPLE / "Tony_Blair" / "Tony_Blair_0001.jpg"
 MAX_TOP_K = 50
-
-
-class Service:
-    """What a running app holds: the models, the batcher, the gallery (behind a lock), the keys, the metrics."""
-
-    def __init__(self, config: ServeConfig):
-        self.config = config
-        self.metrics = Metrics()
-        self.keys = api_keys.load_keys(config.api_keys) if config.api_keys else None
-        self.fn = FaceNet(config.model, config.precision, config.backend, config.detector_backend, config.threads,
-                          weights=config.weights)
-        self.batcher = Batcher(self.fn.detector, self.fn.embedder, config.batch, self.metrics.on_batch)
-        self.gallery = Gallery.open(config.gallery_path, create=True)
-        self.gallery_lock = threading.Lock()
-        self.model = dict(self.fn.description, detector_backend=self.fn.detector_backend)
-
-    def close(self) -> None:
-        self.batcher.close()
-        with self.gallery_lock:
-            self.gallery.close()
-
-    async def run(self, images: list[tuple[str, bytes]], task: FaceTask, embed: bool) -> list[ImageResult]:
-        """Decode the images (in a thread), run the readable ones through the batcher, keep the order.
-
-        An unreadable image gets its error status among the others; a request of none readable is a 422.
-        """
-        limits = self.config.limits
-        with self.batcher.coming(len(images)) as announced:
-            decoded = await run_in_threadpool(lambda: [decode(label, raw, limits) for label, raw in images])
-            readable = [(k, d) for k, d in enumerate(decoded) if not isinstance(d, ImageError)]
-            if not readable:  # nothing to do: the request itself is refused, named by its first image
-                first = decoded[0]
-                raise RequestError(422, first.code, str(first), first.source)
-            try:
-                futures = self.batcher.submit([(ImageSource(images[k][0]), d, task, embed) for k, d in readable],
-                                              announced)
-            except QueueFull as exc:
-                raise RequestError(503, "busy", f"the service is busy ({exc}); try again shortly.",
-                                   headers={"Retry-After": "1"}) from None
-        self.metrics.queue_depth.set(self.batcher.depth)
-        try:
-            done = await asyncio.wait_for(asyncio.gather(*(asyncio.wrap_future(f) for f in futures)),
-                                          limits.timeout_s)
-        except asyncio.TimeoutError:
-            raise RequestError(504, "timeout", f"the images were not processed within {limits.timeout_s:g} s; "
-                                               "send fewer at once or try again.") from None
-        ready = iter(done)
-        return [ImageResult(d.source, Status.error(d.reason, d.code)) if isinstance(d, ImageError) else next(ready)
-                for d in decoded]
-
-    async def gallery_call(self, work: Callable):
-        """``work(gallery)`` in a thread, one at a time; the gallery's errors as 404 and 409 answers."""
-        def locked():
-            with self.gallery_lock:
-                return work(self.gallery)
-
-        try:
-            return await run_in_threadpool(locked)
-        except UnknownPersonError as exc:  # the library's message points at its own API; name the route instead
-            said = str(exc).split(";")[0]
-            raise RequestError(404, "not_found", f"{said}; GET /v1/people lists who is.") from None
-        except NameTakenError as exc:
-            raise RequestError(409, "name_taken", str(exc)) from None
-        except BadNameError as exc:
-            raise RequestError(422, "bad_field", str(exc), "name") from None
-        except GalleryError as exc:
-            raise RequestError(409, "gallery_refused", str(exc)) from None
 
 
 # --- options -----------------------------------------------------------------------------------------
@@ -444,8 +371,7 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
              response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
     async def face_thumbnail(name: str, face_id: int, key=read):
         def work(g: Gallery) -> bytes:
-            if face_id not in {r.id for r in g.faces_of(name)}:
-                raise UnknownPersonError(f"{name!r} has no face {face_id}; GET /v1/people/{name}/faces lists them.")
+            _check_face_of(g, name, face_id)
             data = g.thumbnail(face_id)
             if data is None:
                 raise RequestError(404, "no_thumbnail", f"face {face_id} of {name!r} was enrolled without a "
@@ -461,17 +387,12 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
         return {"scope": "admin" if key is None else key.scope.value, "key": None if key is None else key.name,
                 "keys": service.keys is not None, "model": service.model}
 
-    @app.get("/", include_in_schema=False)
-    async def page():
-        return FileResponse(WEB / "index.html", headers=PAGE_HEADERS)
-
-    app.mount("/ui", PageFiles(directory=WEB), name="ui")
+    mount_page(app)
 
     @app.delete("/v1/people/{name}/faces/{face_id}", tags=["gallery"], summary="forget one face")
     async def delete_face(name: str, face_id: int, key=admin):
         def work(g: Gallery):
-            if face_id not in {r.id for r in g.faces_of(name)}:
-                raise UnknownPersonError(f"{name!r} has no face {face_id}; GET /v1/people/{name}/faces lists them.")
+            _check_face_of(g, name, face_id)
             return g.remove_face(face_id)
 
         record = await current().gallery_call(work)
@@ -480,20 +401,10 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
     return app
 
 
-# The page: its own files only (no inline script or style, nothing from elsewhere), photos shown from blob: URLs.
-WEB = Path(__file__).parent / "web"
-PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; object-src 'none'; "
-                                           "base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
-                "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
-
-
-class PageFiles(StaticFiles):
-    """The page's script and style, with the page's security headers."""
-
-    async def get_response(self, path: str, scope):
-        response = await super().get_response(path, scope)
-        response.headers.update(PAGE_HEADERS)
-        return response
+def _check_face_of(g: Gallery, name: str, face_id: int) -> None:
+    """Refuse a face id that is not one of ``name``'s (the routes address a face through its person)."""
+    if face_id not in {r.id for r in g.faces_of(name)}:
+        raise UnknownPersonError(f"{name!r} has no face {face_id}; GET /v1/people/{name}/faces lists them.")
 
 
 def _top_k(value: int) -> int:
