@@ -286,6 +286,27 @@ def test_identify_goes_on_while_people_are_enrolled(server, admin):
     assert not errors and seen and set(seen) == {"Serena"}
 
 
+def test_two_workers_share_the_gallery_and_count_together(tmp_path, built_default, built_mtcnn):
+    srv = Server(tmp_path, "--gallery", str(tmp_path / "g"), "--workers", "2")
+    try:
+        with srv.client() as client:
+            assert client.post("/v1/people/Tony/faces", files=_files(TONY)).status_code == 201
+
+        def identify(_):  # a connection each: the workers take turns at them
+            with srv.client() as client:
+                return client.post("/v1/identify", files=_files(TONY3)).json()["images"][0]["faces"][0]["identity"]
+
+        with ThreadPoolExecutor(4) as pool:
+            assert list(pool.map(identify, range(8))) == ["Tony"] * 8
+        for _ in range(4):  # whichever worker answers, /metrics counts both
+            with srv.client() as client:
+                metrics = client.get("/metrics").text
+            assert "facenet_images_total 9.0" in metrics, metrics
+            assert 'facenet_requests_total{route="/v1/identify",status="200"} 8.0' in metrics
+    finally:
+        assert srv.stop() in GRACEFUL
+
+
 def test_a_full_queue_and_a_timeout_are_answered_not_held(tmp_path, keyfile, built_default, built_mtcnn):
     srv = Server(tmp_path, "--gallery", str(tmp_path / "g"), "--max-queue", "2", "--max-wait-ms", "400",
                  "--timeout", "30")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -42,10 +45,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   log_level="warning")
     if config.workers == 1:
         uvicorn.run(create_app(config), **common)
-    else:  # each worker process builds the app from the environment: its own models and batcher
+    else:  # each worker process builds the app from the environment: its own models, batcher and metrics
         os.environ[ENV] = config.to_env()
-        uvicorn.run("facenet_offline.serve.app:factory", factory=True, workers=config.workers, **common)
+        with shared_metrics():
+            uvicorn.run("facenet_offline.serve.app:factory", factory=True, workers=config.workers, **common)
     return 0
+
+
+@contextlib.contextmanager
+def shared_metrics() -> Iterator[None]:
+    """A fresh folder for the workers' metrics (prometheus_client's multiprocess mode), removed at the end;
+    one the user named in PROMETHEUS_MULTIPROC_DIR is used as it is."""
+    from ..serve.metrics import MULTIPROCESS_ENV
+
+    if os.environ.get(MULTIPROCESS_ENV):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="facenet-offline-metrics-") as folder:
+        os.environ[MULTIPROCESS_ENV] = folder
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROCESS_ENV]
 
 
 def cmd_keys(args: argparse.Namespace) -> int:

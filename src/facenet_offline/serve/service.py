@@ -40,6 +40,7 @@ class Service:
         self.batcher.close()
         with self.gallery_lock:
             self.gallery.close()
+        self.metrics.close()
 
     async def run(self, images: list[tuple[str, bytes]], task: FaceTask, embed: bool) -> list[ImageResult]:
         """Decode the images (in a thread), run the readable ones through the batcher, keep the order.
