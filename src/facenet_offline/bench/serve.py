@@ -31,6 +31,7 @@ from tqdm import tqdm
 from ..api import FaceNet
 from ..data.lfw_dataset import check_lfw_dir, images_in_pairs, pairs_path, read_pairs
 from ..recognition import Gallery
+from ..runtime.base import usable_cpus
 from ..serve.batcher import BatchLimits
 from ..serve.child import ServerProcess
 from .harness import RssSampler, peak_rss_mb
@@ -56,8 +57,9 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     errors: dict  # HTTP status -> count, in the window
-    mean_batch: float | None  # images per detector run in the window (the server's /metrics)
+    mean_batch: float | None  # images per detector run in the window (the server's /metrics, every worker)
     round: int = 0
+    workers: int = 1  # server processes, the cores shared among them (``serve --workers``)
 
 
 @dataclass
@@ -145,7 +147,7 @@ def drive(url: str, port: int, requests: Sequence[tuple[str, bytes, dict]], clie
 
 def measure_load(server: ServerProcess, route: str, gallery: int | None, batching: bool,
                  photos: list[tuple[str, bytes]], clients: int, seconds: float, warmup_s: float,
-                 round: int = 0) -> LoadResult:
+                 round: int = 0, workers: int = 1) -> LoadResult:
     requests, window, (images, runs) = drive(server.url, server.port, encoded_requests(photos, route), clients,
                                              seconds, warmup_s)
     ok = [r.finished - r.started for r in requests if r.status == 200]
@@ -153,7 +155,7 @@ def measure_load(server: ServerProcess, route: str, gallery: int | None, batchin
     return LoadResult(route, gallery, clients, batching, len(ok), window, len(ok) / window,
                       float(np.percentile(latency, 50)), float(np.percentile(latency, 99)),
                       dict(Counter(str(r.status) for r in requests if r.status != 200)),
-                      images / runs if runs else None, round)
+                      images / runs if runs else None, round, workers)
 
 
 def offline_rate(fn: FaceNet, photos: list[tuple[str, bytes]], repeats: int = 3) -> list[float]:
@@ -219,13 +221,17 @@ def soak(server: ServerProcess, photos: list[tuple[str, bytes]], requests: int, 
 def bench_serve(clients: Sequence[int] = CLIENTS, galleries: Sequence[int] = GALLERIES, seconds: float = 8.0,
                 warmup_s: float = 2.0, rounds: int = 3, photos: int = 256, soak_requests: int = 20_000,
                 soak_checkpoint: int = 2_000, soak_clients: int = TARGET_CLIENTS,
-                target_clients: int = TARGET_CLIENTS) -> dict:
+                target_clients: int = TARGET_CLIENTS, workers: int | None = None) -> dict:
     """Every load against the batching and the unbatching server, round by round (each round's windows close
     together in time, so their ratios see the same machine load), the offline rate in the rounds of the
-    target load, then the soak on a fresh server."""
+    target load, then the soak on a fresh server. Detect+embed also runs against servers of ``workers``
+    processes (default: one per usable core, one thread each), batched and unbatched."""
+    workers = workers or usable_cpus()
     shots = lfw_photos(photos)
     fn = FaceNet()
     loads = [("embed", None)] + [("identify", size) for size in galleries]
+    layouts = [(1, batching) for batching in (True, False)]
+    layouts += [(workers, batching) for batching in (True, False)] if workers > 1 else []
     rows: list[LoadResult] = []
     offline: list[float] = []
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp, contextlib.ExitStack() as running, \
@@ -233,9 +239,10 @@ def bench_serve(clients: Sequence[int] = CLIENTS, galleries: Sequence[int] = GAL
                  dynamic_ncols=True) as bar:
         gallery = Path(tmp) / "gallery"
         fill_gallery(gallery, galleries[0], fn.description)
-        servers = {batching: running.enter_context(ServerProcess(
-            Path(tmp) / f"serve-{'batched' if batching else 'unbatched'}.log", "--gallery", str(gallery), "--quiet",
-            *([] if batching else ["--max-batch", "1"]))) for batching in (True, False)}
+        servers = {(n, batching): running.enter_context(ServerProcess(
+            Path(tmp) / f"serve-{n}-{'batched' if batching else 'unbatched'}.log", "--gallery", str(gallery),
+            "--quiet", "--workers", str(n), *([] if batching else ["--max-batch", "1"])))
+            for n, batching in layouts}
         for route, size in loads:
             if size:
                 fill_gallery(gallery, size, fn.description)  # the servers load the new index at their next search
@@ -243,13 +250,16 @@ def bench_serve(clients: Sequence[int] = CLIENTS, galleries: Sequence[int] = GAL
                 for r in range(rounds):
                     if route == "embed" and n == target_clients:
                         offline.append(offline_rate(fn, shots, repeats=1)[0])
-                    for batching, server in servers.items():
-                        rows.append(measure_load(server, route, size, batching, shots, n, seconds, warmup_s, r))
+                    for (procs, batching), server in servers.items():
+                        if procs == 1 or route == "embed":
+                            rows.append(measure_load(server, route, size, batching, shots, n, seconds, warmup_s, r,
+                                                     procs))
                     bar.update(1)
         running.close()
         with ServerProcess(Path(tmp) / "soak.log", "--gallery", str(gallery), "--quiet") as server:
             soaked = soak(server, shots, soak_requests, soak_checkpoint, soak_clients)
     return {"photos": len(shots), "seconds": seconds, "warmup_s": warmup_s, "rounds": rounds,
             "batch_size": fn.batch_size, "max_batch": BatchLimits().max_batch,
-            "max_wait_ms": BatchLimits().max_wait_ms, "target_clients": target_clients,
+            "max_wait_ms": BatchLimits().max_wait_ms, "target_clients": target_clients, "workers": workers,
+            "cores": usable_cpus(),
             "offline_rates": [round(r, 2) for r in offline], "rows": [asdict(r) for r in rows], "soak": soaked}

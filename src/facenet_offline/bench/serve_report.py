@@ -17,13 +17,15 @@ OF_OFFLINE, P99_CLIENTS, P99_MS, MEMORY_GROWTH = 0.85, 4, 1000.0, 0.05
 
 
 def summary(section: dict) -> list[dict]:
-    """One line per load (route, gallery, clients): medians over the rounds, batched beside unbatched, with the
-    median of the rounds' paired ratios (batched over unbatched; at the target load, batched over offline)."""
-    rows = section["rows"]
-    keys = list(dict.fromkeys((r["route"], r["gallery"], r["clients"]) for r in rows))
+    """One line per load (route, gallery, clients, server processes): medians over the rounds, batched beside
+    unbatched, with the median of the rounds' paired ratios (batched over unbatched; at the target load, batched
+    over offline). Rows without ``workers`` (runs before it was measured) are of one worker."""
+    rows = [{"workers": 1, **r} for r in section["rows"]]
+    keys = list(dict.fromkeys((r["route"], r["gallery"], r["clients"], r["workers"]) for r in rows))
     out = []
-    for route, gallery, clients in keys:
-        mine = [r for r in rows if (r["route"], r["gallery"], r["clients"]) == (route, gallery, clients)]
+    for key in keys:
+        route, gallery, clients, workers = key
+        mine = [r for r in rows if (r["route"], r["gallery"], r["clients"], r["workers"]) == key]
         on = sorted((r for r in mine if r["batching"]), key=lambda r: r["round"])
         off = sorted((r for r in mine if not r["batching"]), key=lambda r: r["round"])
 
@@ -31,7 +33,7 @@ def summary(section: dict) -> list[dict]:
             values = [r[field] for r in part if r[field] is not None]
             return float(np.median(values)) if values else None
 
-        line = {"route": route, "gallery": gallery, "clients": clients,
+        line = {"route": route, "gallery": gallery, "clients": clients, "workers": workers,
                 "batched": {f: med(on, f) for f in ("images_per_s", "p50_ms", "p99_ms", "mean_batch")},
                 "unbatched": {f: med(off, f) for f in ("images_per_s", "p50_ms", "p99_ms")},
                 "gain": float(np.median([a["images_per_s"] / b["images_per_s"] for a, b in zip(on, off)
@@ -51,17 +53,26 @@ def _load_name(line: dict) -> str:
     return "detect+embed" if line["route"] == "embed" else f"identify, {line['gallery']:,} faces"
 
 
+def _layout(workers: int, cores: int | None) -> str:
+    """A server's processes and threads: ``serve --workers`` shares the cores among the workers."""
+    if workers == 1:
+        return "1 worker" + (f" x {cores} threads" if cores and cores > 1 else "")
+    threads = max(1, cores // workers) if cores else None
+    return f"{workers} workers" + (f" x {threads} thread{'s' if threads > 1 else ''}" if threads else "")
+
+
 def targets(section: dict) -> list[str]:
     """Each target with what was measured and whether it holds."""
     lines = summary(section)
     out = []
-    target = next((x for x in lines if x["of_offline"] is not None), None)
-    if target:
+    for target in (x for x in lines if x["of_offline"] is not None):
         held = "met" if target["of_offline"] >= OF_OFFLINE else "NOT met"
-        out.append(f"- At {target['clients']} clients, detect+embed with batching runs at **{target['of_offline']:.2f}** "
-                   f"of the library's offline batch rate (target at least {OF_OFFLINE}: {held}); batching gains "
-                   f"{target['gain']:.2f}x over the same server unbatched.")
-    for line in (x for x in lines if x["clients"] == P99_CLIENTS):
+        how = "one worker (the default)" if target["workers"] == 1 else f"`--workers {target['workers']}`"
+        gain = f"{target['gain']:.2f}x" if target["gain"] is not None else "-"
+        out.append(f"- At {target['clients']} clients, detect+embed with batching, {how}, runs at "
+                   f"**{target['of_offline']:.2f}** of the library's offline batch rate (target at least {OF_OFFLINE}: "
+                   f"{held}); batching gains {gain} over the same server unbatched.")
+    for line in (x for x in lines if x["clients"] == P99_CLIENTS and x["workers"] == 1):
         p99 = line["batched"]["p99_ms"]
         held = "met" if p99 is not None and p99 < P99_MS else "NOT met"
         out.append(f"- p99 at {P99_CLIENTS} clients, {_load_name(line)}: {_fmt(p99, 0)} ms "
@@ -78,26 +89,31 @@ def targets(section: dict) -> list[str]:
 def serve_section(section: dict) -> list[str]:
     offline = section["offline_rates"]
     soak = section.get("soak") or {}
+    cores = section.get("cores")
     lines = ["## Service under load (`facenet-offline serve`)", "",
-             f"Run of {section.get('date', '-')}. The server runs in a child process as users start it (one worker, "
-             f"batches of at most {section['max_batch']} images waiting at most {section['max_wait_ms']:g} ms); a "
+             f"Run of {section.get('date', '-')}. The server runs in a child process as users start it (one worker "
+             f"by default; batches of at most {section['max_batch']} images waiting at most "
+             f"{section['max_wait_ms']:g} ms); a "
              "closed-loop client on loopback (each client one request in flight, sent ready-encoded with the "
              f"standard library's HTTP client) sends the first {section['photos']} LFW photos of pairs.txt, one per "
              "request, to `/v1/embed` (every face detected and embedded) and to `/v1/identify` against galleries of "
-             "synthetic faces. Unbatched is the same server with `--max-batch 1`, run in the same round. Each load "
+             "synthetic faces. Unbatched is the same server with `--max-batch 1`, run in the same round. Detect+embed "
+             "also runs against servers of several workers (`--workers N`: N processes, each with its own models "
+             "and batcher, the cores shared among them), batched and unbatched. Each load "
              f"has {section['rounds']} rounds of a {section['warmup_s']:g} s warm-up and a {section['seconds']:g} s "
              "window; figures are medians over the rounds, ratios the median of the rounds' own ratios. Offline is "
              f"`FaceNet.embed_many` (batch {section['batch_size']}, every face) over the same photos, measured in "
              f"the rounds of the {section['target_clients']}-client load: {np.median(offline):.1f} images/s (range "
              f"{min(offline):.1f} - {max(offline):.1f}). Mean batch is images per detector run, read from the "
              f"server's /metrics. The figure: [serve.png]({RESULTS}/serve.png).", "",
-             "| load | clients | batched images/s | p50 ms | p99 ms | mean batch | unbatched images/s | p50 ms | p99 ms "
-             "| batched / unbatched | of offline |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| load | clients | server | batched images/s | p50 ms | p99 ms | mean batch | unbatched images/s | p50 ms "
+             "| p99 ms | batched / unbatched | of offline |",
+             "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for line in summary(section):
         on, off = line["batched"], line["unbatched"]
         errors = f" ({line['errors']} errors)" if line["errors"] else ""
-        lines.append(f"| {_load_name(line)}{errors} | {line['clients']} | {_fmt(on['images_per_s'])} | "
+        lines.append(f"| {_load_name(line)}{errors} | {line['clients']} | {_layout(line['workers'], cores)} | "
+                     f"{_fmt(on['images_per_s'])} | "
                      f"{_fmt(on['p50_ms'], 0)} | {_fmt(on['p99_ms'], 0)} | {_fmt(on['mean_batch'])} | "
                      f"{_fmt(off['images_per_s'])} | {_fmt(off['p50_ms'], 0)} | {_fmt(off['p99_ms'], 0)} | "
                      f"{_fmt(line['gain'], 2)}x | {_fmt(line['of_offline'], 2)} |")
@@ -118,8 +134,11 @@ def plot_serve(section: dict, path: Path) -> bool:
         return False
     matplotlib.use("Agg")
     fig, (rate_ax, p99_ax, mem_ax) = plt.subplots(1, 3, figsize=(15, 4.5), dpi=110)
-    for k, name in enumerate(dict.fromkeys(_load_name(x) for x in lines)):
-        mine = [x for x in lines if _load_name(x) == name]
+    def series(line: dict) -> str:
+        return _load_name(line) + ("" if line["workers"] == 1 else f", {line['workers']} workers")
+
+    for k, name in enumerate(dict.fromkeys(series(x) for x in lines)):
+        mine = [x for x in lines if series(x) == name]
         clients = [x["clients"] for x in mine]
         for batched, style in ((True, "-"), (False, ":")):
             which = "batched" if batched else "unbatched"
