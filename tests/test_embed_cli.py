@@ -125,6 +125,12 @@ def test_embedder_runs_come_in_a_few_shapes_and_no_padded_rows(built_default, lf
         assert sum(pieces) == n and pieces == sorted(pieces, reverse=True)
         assert all(p % 8 == 0 or p in (1, 2, 4) for p in pieces) and len(pieces) <= 4
     assert row_pieces(21, 8) == [16, 4, 1] and row_pieces(8, 8) == [8] and row_pieces(0, 8) == []
+    for n in range(0, 120):  # no run past max_rows, whatever the batch: the runtime's memory follows the longest
+        pieces = row_pieces(n, 8, 32)
+        assert sum(pieces) == n and max(pieces, default=0) <= 32 and all(p % 8 == 0 or p in (1, 2, 4) for p in pieces)
+    assert row_pieces(77, 8, 32) == [32, 32, 8, 4, 1]
+    with pytest.raises(ValueError, match="multiple of 8"):
+        row_pieces(10, 8, 12)
     embedder = open_embedder()
     seen = []
     real = embedder.backend.run
@@ -136,6 +142,12 @@ def test_embedder_runs_come_in_a_few_shapes_and_no_padded_rows(built_default, lf
     assert seen == [8, 2, 1] and together.shape == (11, 512)
     alone = np.stack([embedder.embed([f])[0] for f in faces[:2]])
     assert np.allclose(together[:2], alone, atol=1e-5) and np.allclose(together[-1], alone[0], atol=1e-5)
+    seen.clear()
+    many = embedder.embed(faces * 4)  # 44 faces: no run past the embedder's max_rows (32)
+    assert seen == [32, 8, 4] and np.allclose(many[:11], together, atol=1e-5)
+    seen.clear()
+    embedder.warm()  # the service's start: one run as long as any will be
+    assert seen == [32]
 
 
 def test_many_failures_are_summarised_not_listed_one_by_one(capsys):

@@ -33,6 +33,9 @@ class Embedder:
     backend: Backend
     description: dict
     batch_bucket: int = 8  # runs are a multiple of this many rows, or 4, 2 or 1 (bounds the shapes the runtime sees)
+    # The longest run: the runtime's memory grows with it and keeps what it grew (docs/engine-choices.md),
+    # so a batch of many faces (a service's batch of group photos) runs in pieces rather than raising it.
+    max_rows: int = 32
     # One run at a time: an OpenVINO infer request (and torch's thread settings) are not safe to share.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -46,16 +49,22 @@ class Embedder:
             return np.zeros((0, self.spec.embedding_dim), np.float32)
         return self.run(face_batch(faces, self.spec.input_size, self.spec.norm))
 
+    def warm(self) -> None:
+        """One run of ``max_rows`` blank faces: the runtime takes the memory of its longest run now rather than
+        at the first batch of that many faces (a service's memory then starts where it stays)."""
+        size = self.spec.input_size
+        self.run(np.zeros((self.max_rows, 3, size, size), np.float32))
+
     def run(self, batch: np.ndarray) -> np.ndarray:
         """A ready N x 3 x H x W float32 input (see ``face_batch``) -> N x D embeddings.
 
-        Run in pieces of ``row_pieces`` rows: the number of faces per batch varies, and each new count
-        would be a new shape for the runtime, whose memory would creep up over a long run. Pieces
-        rather than padding: padded rows cost as much as real ones.
+        Run in pieces of ``row_pieces`` rows, at most ``max_rows`` each: the number of faces per batch
+        varies, and each new count would be a new shape for the runtime, whose memory would creep up over a
+        long run. Pieces rather than padding: padded rows cost as much as real ones.
         """
         outs, start = [], 0
         with self._lock:
-            for rows in row_pieces(len(batch), self.batch_bucket):
+            for rows in row_pieces(len(batch), self.batch_bucket, self.max_rows):
                 outs.append(self.backend.run(batch[start:start + rows])[0])
                 start += rows
         return np.concatenate(outs).astype(np.float32, copy=False)

@@ -17,11 +17,16 @@ def resize_face(face: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
-def row_pieces(n: int, multiple: int) -> list[int]:
+def row_pieces(n: int, multiple: int, max_rows: int | None = None) -> list[int]:
     """``n`` rows as runs of a multiple of ``multiple`` rows, then powers of two below it: 21 rows with
     ``multiple`` 8 are runs of 16, 4 and 1. Like ``pad_rows`` it bounds the shapes a runtime sees, but no
-    padded row is computed, for at most three small runs more."""
-    pieces = [n // multiple * multiple] if n >= multiple else []
+    padded row is computed, for at most three small runs more. With ``max_rows`` (a multiple of
+    ``multiple``) no run is longer: a runtime's memory grows with its longest run."""
+    if max_rows is not None and (max_rows < multiple or max_rows % multiple):
+        raise ValueError(f"max_rows={max_rows} must be a multiple of {multiple}")
+    whole = n // multiple * multiple
+    step = max_rows or whole
+    pieces = [min(step, whole - k) for k in range(0, whole, step)] if whole else []
     rest = n % multiple
     pieces += [1 << bit for bit in range(rest.bit_length() - 1, -1, -1) if rest >> bit & 1]
     return pieces

@@ -31,6 +31,7 @@ class Service:
         self.keys = api_keys.load_keys(config.api_keys) if config.api_keys else None
         self.fn = FaceNet(config.model, config.precision, config.backend, config.detector_backend, config.threads,
                           weights=config.weights)
+        self.fn.embedder.warm()  # before /readyz: the memory of the embedder's longest run is taken at start
         self.batcher = Batcher(self.fn.detector, self.fn.embedder, config.batch, self.metrics.on_batch)
         self.gallery = Gallery.open(config.gallery_path, create=True)
         self.gallery_lock = threading.Lock()
