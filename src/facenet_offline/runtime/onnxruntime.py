@@ -35,7 +35,7 @@ def make_session(model_path: str | os.PathLike, providers: Sequence[str] | None 
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     # Idle intra-op threads sleep rather than spin: every caller here runs the model beside threads of its
-    # own (decoding, a service's requests), which spinning threads starve (docs/benchmarks.md, service).
+    # own (decoding, a service's requests), which spinning threads starve (docs/engine-choices.md).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(model_path), options, providers=providers)
 
