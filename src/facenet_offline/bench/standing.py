@@ -89,11 +89,11 @@ def standing(benchmarks: dict, lfw_report: dict, models: dict | None = None) -> 
                         f"{e2e['fp32']['wall_s']:.0f} s float32"
                         + (f", {e2e['int8']['wall_s']:.0f} s INT8" if "int8" in e2e else ""),
                         "-", "docs/lfw.md"))
-    target = next((x for x in summary(benchmarks["serve"]) if x["of_offline"] is not None), None) \
-        if "serve" in benchmarks else None
-    if target:
+    targets = [x for x in summary(benchmarks["serve"]) if x["of_offline"] is not None] if "serve" in benchmarks else []
+    for target in targets:  # one row per server layout: the default one worker, then one worker per core
         on, off = target["batched"], target["unbatched"]
-        rows.append(Row(f"The HTTP service, detect+embed, {target['clients']} clients on loopback",
+        layout = "one worker" if target["workers"] == 1 else f"--workers {target['workers']}"
+        rows.append(Row(f"The HTTP service, {layout}, detect+embed, {target['clients']} clients on loopback",
                         f"{on['images_per_s']:.1f} images/s (p99 {on['p99_ms']:,.0f} ms), {target['of_offline']:.2f} "
                         "of the library's offline batch rate",
                         f"the same server unbatched: {off['images_per_s']:.1f} images/s ({target['gain']:.2f}x)",
