@@ -226,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=int, default=1,
-                   help="processes, each with its own models and batcher (default 1, using every core)")
+                   help="processes, each with its own models and batcher, the cores shared among them (default "
+                        "1, using every core; one per core is faster under concurrent load, at a set of models "
+                        "per worker: docs/using/service.md)")
     p.add_argument("--gallery", default=None,
                    help="gallery folder (default: $FACENET_OFFLINE_HOME/gallery, made if missing)")
     p.add_argument("--api-keys", default=None,
