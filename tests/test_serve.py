@@ -287,7 +287,7 @@ def test_identify_goes_on_while_people_are_enrolled(server, admin):
 
 
 def test_two_workers_share_the_gallery_and_count_together(tmp_path, built_default, built_mtcnn):
-    srv = Server(tmp_path, "--gallery", str(tmp_path / "g"), "--workers", "2")
+    srv = Server(tmp_path, "--gallery", str(tmp_path / "g"), "--workers", "2", "--threads", "1")
     try:
         with srv.client() as client:
             assert client.post("/v1/people/Tony/faces", files=_files(TONY)).status_code == 201
@@ -305,6 +305,9 @@ def test_two_workers_share_the_gallery_and_count_together(tmp_path, built_defaul
             assert 'facenet_requests_total{route="/v1/identify",status="200"} 8.0' in metrics
     finally:
         assert srv.stop() in GRACEFUL
+    said = srv.log.read_text()
+    assert "with 2 workers of 1 thread each" in said
+    assert said.count('"route": "/v1/identify", "status": 200') == 8  # every worker writes the access log
 
 
 def test_a_full_queue_and_a_timeout_are_answered_not_held(tmp_path, keyfile, built_default, built_mtcnn):

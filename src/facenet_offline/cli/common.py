@@ -37,11 +37,14 @@ def add_model_args(p: argparse.ArgumentParser, from_gallery: bool = False) -> No
                         "held-out faces, docs/precision.md)")
 
 
-def add_runtime_args(p: argparse.ArgumentParser) -> None:
+THREADS_HELP = "intra-op threads (default: all cores)"
+
+
+def add_runtime_args(p: argparse.ArgumentParser, threads_help: str = THREADS_HELP) -> None:
     p.add_argument("--backend", default="onnxruntime", choices=[b.value for b in BackendName],
                    help="embedding backend (default onnxruntime; openvino-bf16: OpenVINO in bfloat16 arithmetic, "
                         "for CPUs with AMX or AVX512-BF16, docs/precision.md)")
-    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=None, help=threads_help)
     p.add_argument("--providers", default=None,
                    help="comma-separated ONNX Runtime providers, e.g. CUDAExecutionProvider,CPUExecutionProvider")
 
@@ -79,14 +82,14 @@ def add_detector_arg(p: argparse.ArgumentParser) -> None:
 
 
 def add_embedding_args(p: argparse.ArgumentParser, select: str | None = None, margin: float | None = None,
-                       from_gallery: bool = False) -> None:
+                       from_gallery: bool = False, threads_help: str = THREADS_HELP) -> None:
     """Model, runtime and face options: what a command that finds and embeds faces needs.
 
     With ``select`` the face selection and alignment options too (with their default selection and
     margin), else only the detector backend. ``from_gallery``: see ``add_model_args``.
     """
     add_model_args(p, from_gallery)
-    add_runtime_args(p)
+    add_runtime_args(p, threads_help)
     if select:
         add_face_args(p, select=select, margin=margin)
     else:

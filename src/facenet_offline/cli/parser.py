@@ -227,8 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=int, default=1,
                    help="processes, each with its own models and batcher, the cores shared among them (default "
-                        "1, using every core; one per core is faster under concurrent load, at a set of models "
-                        "per worker: docs/using/service.md)")
+                        "1: a request alone gets every core; one per core answered more images/s at 16 concurrent "
+                        "clients, but a lone request more slowly, and each worker holds its own models: "
+                        "docs/using/service.md)")
     p.add_argument("--gallery", default=None,
                    help="gallery folder (default: $FACENET_OFFLINE_HOME/gallery, made if missing)")
     p.add_argument("--api-keys", default=None,
@@ -247,7 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pixels per image at most, read from its header before decoding (default 50,000,000)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds a request's images may take (default 60)")
     p.add_argument("--quiet", action="store_true", help="no access log lines")
-    add_embedding_args(p, from_gallery=True)
+    add_embedding_args(p, from_gallery=True,
+                       threads_help="intra-op threads per worker (default: the cores divided by --workers)")
 
     p = _sub(sub, "keys", "API keys of the service: add, list, remove", cmd_keys,
              "A key is shown once, when added; the file keeps only its sha256.")

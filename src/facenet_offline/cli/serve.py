@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import sys
 import tempfile
@@ -22,28 +21,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, workers=args.workers, gallery=args.gallery, api_keys=args.api_keys,
         insecure=args.insecure, model=args.model, precision=args.precision, backend=args.backend,
         detector_backend=args.detector_backend, weights=args.weights,
-        threads=args.threads or max(1, usable_cpus() // args.workers),
+        threads=args.threads or max(1, usable_cpus() // args.workers), access_log=not args.quiet,
         batch=BatchLimits(args.max_batch, args.max_wait_ms, args.max_queue),
         limits=RequestLimits(args.max_request_mb << 20, args.max_images, args.max_pixels, args.timeout))
     # The settings are checked (a network host without keys, say) before the models' imports take seconds.
     import uvicorn
 
-    from ..serve.app import create_app
+    from ..serve.app import create_app, log_requests
 
-    access = logging.getLogger("facenet_offline.serve.access")  # JSON lines on stderr, one per request
-    access.setLevel(logging.INFO)
-    if not args.quiet:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        access.addHandler(handler)
-    access.propagate = False
+    threads = f"{config.threads} thread{'s' if config.threads != 1 else ''}"
+    layout = f"{config.workers} workers of {threads} each" if config.workers > 1 else f"1 worker of {threads}"
     print(f"facenet-offline serve: {config.model} ({config.precision}) on http://{config.host}:{config.port} "
-          f"(web page at /, API docs at /docs); gallery {config.gallery_path}; "
+          f"with {layout} (web page at /, API docs at /docs); gallery {config.gallery_path}; "
           + (f"keys from {config.api_keys}" if config.api_keys else "no API keys (open to this machine only)"
              if not config.insecure else "no API keys (open to the network: --insecure)"), flush=True)
     common = dict(host=config.host, port=config.port, access_log=False, timeout_graceful_shutdown=30,
                   log_level="warning")
     if config.workers == 1:
+        log_requests(config.access_log)
         uvicorn.run(create_app(config), **common)
     else:  # each worker process builds the app from the environment: its own models, batcher and metrics
         os.environ[ENV] = config.to_env()

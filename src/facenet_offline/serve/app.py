@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -45,6 +46,16 @@ from .service import Service
 
 log = logging.getLogger(__name__)
 access = logging.getLogger("facenet_offline.serve.access")
+
+
+def log_requests(enabled: bool) -> None:
+    """The access log: one JSON line per request on stderr, or none. Each worker process sets its own."""
+    access.setLevel(logging.INFO)
+    access.propagate = False
+    if enabled and not access.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
 HEALTH_FACE = PEOPLE / "Tony_Blair" / "Tony_Blair_0001.jpg"
 MAX_TOP_K = 50
 
@@ -448,4 +459,6 @@ def _search(gallery: Gallery, service: Service, vectors: np.ndarray, top_k: int)
 
 def factory() -> FastAPI:
     """The app of a uvicorn worker process: its config comes in the environment (``ServeConfig.to_env``)."""
-    return create_app(ServeConfig.from_env())
+    config = ServeConfig.from_env()
+    log_requests(config.access_log)
+    return create_app(config)

@@ -43,6 +43,7 @@ class ServeConfig:
     detector_backend: str = "openvino"
     weights: str | None = None
     threads: int | None = None  # per worker; default: the usable cores shared among the workers
+    access_log: bool = True  # one JSON line per request on stderr
     batch: BatchLimits = BatchLimits()
     limits: RequestLimits = RequestLimits()
 
