@@ -27,7 +27,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # The settings are checked (a network host without keys, say) before the models' imports take seconds.
     import uvicorn
 
-    from ..serve.app import create_app, log_requests
+    from ..serve.access_log import log_requests
+    from ..serve.app import create_app
 
     threads = f"{config.threads} thread{'s' if config.threads != 1 else ''}"
     layout = f"{config.workers} workers of {threads} each" if config.workers > 1 else f"1 worker of {threads}"

@@ -9,9 +9,7 @@ operating point.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -37,6 +35,7 @@ from ..recognition.identify import IDENTIFY_FAR, decide, search_people
 from ..samples import PEOPLE
 from ..weights import OperatingPoint
 from . import keys as api_keys
+from .access_log import log_request, log_requests
 from .answers import error_response, image_json, match_json, point_json
 from .body_limit import BodyLimit
 from .config import ServeConfig
@@ -45,17 +44,6 @@ from .page import mount_page
 from .service import Service
 
 log = logging.getLogger(__name__)
-access = logging.getLogger("facenet_offline.serve.access")
-
-
-def log_requests(enabled: bool) -> None:
-    """The access log: one JSON line per request on stderr, or none. Each worker process sets its own."""
-    access.setLevel(logging.INFO)
-    access.propagate = False
-    if enabled and not access.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        access.addHandler(handler)
 HEALTH_FACE = PEOPLE / "Tony_Blair" / "Tony_Blair_0001.jpg"
 MAX_TOP_K = 50
 
@@ -184,9 +172,8 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
             holder["service"].metrics.requests.labels(route, str(response.status_code)).inc()
             holder["service"].metrics.latency.labels(route).observe(seconds)
         response.headers["X-Request-Id"] = request_id
-        access.info(json.dumps({"request": request_id, "method": request.method, "route": route,
-                                "status": response.status_code, "ms": round(seconds * 1000, 1),
-                                "client": request.client.host if request.client else None}))
+        log_request(request_id, request.method, route, response.status_code, seconds,
+                    request.client.host if request.client else None)
         return response
 
     # --- operations -------------------------------------------------------------------------------
