@@ -110,7 +110,8 @@ class TreeSampler(Sampler):
             before = self.peaks.get(pid, ("", 0.0))
             self.peaks[pid] = (name if "ray::" in name or not before[0] else before[0], max(before[1], rss))
             total += pss
-            others += pss if pid != self.root and "Stage)" not in self.peaks[pid][0] else 0.0
+            engine_actor = any(stage in self.peaks[pid][0] for stage in ("DetectStage", "EmbedStage"))
+            others += pss if pid != self.root and not engine_actor else 0.0  # the writers are among the others
         self.total_pss, self.others_pss = max(self.total_pss, total), max(self.others_pss, others)
 
     def by_role(self) -> dict:

@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--engine ray: a running cluster to join (auto, or HEAD:6379; default: start Ray here)")
     p.add_argument("--num-workers", type=int, default=None,
                    help="--engine ray: detect and embed actors, each (default: as many as fill the cluster, each "
-                        "with --threads cores; --threads defaults to 1 there)")
+                        "with --threads cores; --threads defaults to 1 there); embedding may grow to twice "
+                        "that once detection is done")
     add_embedding_args(p, select="largest")
 
     p = _sub(sub, "detect", "detect faces (MTCNN) and write one JSON line per image", cmd_detect)

@@ -175,21 +175,26 @@ def run_pipeline(todo: list[str], out: Path, job: ArchiveJob, workers: int) -> N
     import ray
     import ray.data
 
-    from .stages import ArchiveSink, DetectStage, EmbedStage
+    from .stages import DetectStage, EmbedStage, WriteStage
 
-    blocks = max(1, min(len(todo) // job.batch_size, 4096))
+    blocks = max(1, min(-(-len(todo) // job.batch_size), 4096))  # blocks of at most a batch: no runt batches
     ds = ray.data.from_items([{"path": p} for p in todo], override_num_blocks=blocks)
-    for stage in (DetectStage, EmbedStage):
+    # Detection costs less a face than embedding, so it runs ahead and finishes first; the embed stage may then
+    # grow onto the cores it freed and work off the backlog on twice the actors.
+    for stage, most in ((DetectStage, workers), (EmbedStage, 2 * workers)):
         # The job rides on the class (pickled with it), not as a constructor argument in the object
         # store, which a restarted actor could find gone.
         bound = type(stage.__name__, (stage,), {"job": job})
         ds = ds.map_batches(bound, batch_size=job.batch_size, batch_format="numpy",
-                            compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=job.threads)
-    # Writing is I/O: it holds no core, and one writer per node keeps Ray from starting a worker process
-    # per block beside the busy actors (measured: that halved the actors' rate).
+                            compute=ray.data.ActorPoolStrategy(min_size=workers, max_size=most),
+                            num_cpus=job.threads)
+    # Writing is I/O: it holds no core. As many writers as nodes, each an actor that lives through the run.
     nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
-    ds.write_datasink(ArchiveSink(str(out), rows_per_file(len(todo), job.batch_size)),
-                      ray_remote_args={"num_cpus": 0}, concurrency=max(1, nodes))
+    writer = type(WriteStage.__name__, (WriteStage,), {"folder": str(out)})
+    ds = ds.map_batches(writer, batch_size=rows_per_file(len(todo), job.batch_size), batch_format="pyarrow",
+                        compute=ray.data.ActorPoolStrategy(size=max(1, nodes)), num_cpus=0)
+    written = sum(int(batch["rows"].sum()) for batch in ds.iter_batches(batch_size=None, batch_format="numpy"))
+    log.debug("%d rows written", written)
 
 
 def summarise(out: Path, paths: Iterable[str], summary: ArchiveSummary) -> ArchiveSummary:
@@ -220,7 +225,8 @@ def embed_archive(inputs: str | os.PathLike | Iterable[str | os.PathLike], out: 
     Without ``ray_address`` Ray starts on this machine's cores (unless ``ray.init`` ran already);
     with one (``auto``, or ``HOST:6379``) it joins that cluster, whose every node needs this package
     and the photos at the same paths. ``num_workers`` detect and embed actors run (default: as many
-    as fill the cluster), each on ``threads`` cores. Running it again into the same ``out`` computes
+    as fill the cluster), each on ``threads`` cores; once detection is done, embedding may grow to twice
+    its actors on the cores detection freed. Running it again into the same ``out`` computes
     only what is missing; a folder made with other settings is refused.
     """
     if batch_size < 1 or threads < 1:
