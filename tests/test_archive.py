@@ -248,8 +248,8 @@ def test_the_driver_describes_the_workers_embedder_without_opening_one(options, 
 def test_the_archive_report_fits_fixed_cost_and_marginal_rate_from_two_sizes():
     from facenet_offline.bench.archive_report import archive_section, summary
 
-    def row(kind, engine, images, wall, cores=2, workers=1):
-        return {"set": kind, "engine": engine, "cores": cores, "workers": workers if engine == "ray" else 0,
+    def row(kind, engine, images, wall, cores=2, workers=1, round_=0):
+        return {"set": kind, "round": round_, "engine": engine, "cores": cores, "workers": workers if engine == "ray" else 0,
                 "images": images, "wall_s": wall, "images_per_s": images / wall, "startup_s": 2.0, "faces": images,
                 "rows": images, "output_bytes": 3000 * images,
                 "memory_mib": {"driver": 500.0, "detect_actor": 0.0, "embed_actor": 0.0, "ray_services": 0.0,
@@ -267,6 +267,17 @@ def test_the_archive_report_fits_fixed_cost_and_marginal_rate_from_two_sizes():
     text = "\n".join(archive_section(section, "a CPU"))
     assert "**0.74, NOT met**" in text and "after start-up (marginal rates) 0.80" in text
     assert "**6,400 images/s, 0.4 hours**" in text and "**30.0 GB**" in text  # 80 / 2 x 160 cores; 10^7 x 3 kB
+
+    # a long archive: the stages' CPU a photo (10 and 20 ms) set its pace, 50 images/s; the cluster figure follows it
+    for r in section["rows"]:
+        r["cpu_s"] = {"detect": 0.010 * r["images"], "embed": 0.020 * r["images"], "all": 0.04 * r["images"]}
+    s = summary(section)
+    assert s["long"]["images_per_s"] == pytest.approx(50) and s["long"]["of_single"] == pytest.approx(50 / (5000 / 55))
+    text = "\n".join(archive_section(section, "a CPU"))
+    assert "detection 10 ms and embedding 20 ms a photo, so with a core each, embedding sets the pace: at most " \
+           "50.0 images/s on 2 cores, **0.55** of the single process (90.9)" in text
+    assert "**4,000 images/s, 0.7 hours**" in text and "at a long archive's pace" in text  # 50 / 2 x 160 cores
+    assert "| single | 2 | - | 66.7 | 15 | 1 |" in text  # the scaling table: one row per layout, its runs' median
 
 
 def test_joining_a_running_cluster_with_ray_address(photos, reference, tmp_path, built_default, built_mtcnn):

@@ -27,9 +27,15 @@ log = logging.getLogger(__name__)
 
 MAIN_IMAGES = 5000
 SCALING_IMAGES = 1500
-# (engine, cores, actors per stage): the single process on 1 and 2 cores beside Ray with one detect and one
-# embed actor on 1 core and on 2, then with more actors than the 2 cores.
-SCALING = (("single", 1, 0), ("ray", 1, 1), ("single", 2, 0), ("ray", 2, 1), ("ray", 2, 2), ("ray", 2, 3))
+# Every round, in this order and close in time (the host's speed drifts between sets of runs): both engines on
+# both sizes, for the two-size fit. (set, size, engine, cores, actors per stage); size "main" is ``images``,
+# "small" ``scaling_images``.
+ROUND = (("main", "main", "single", 2, 0), ("main", "main", "ray", 2, 1), ("scaling", "small", "single", 2, 0),
+         ("scaling", "small", "ray", 2, 1))
+# Once, after the rounds: one core, and more actors than cores.
+SCALING = (("scaling", "small", "single", 1, 0), ("scaling", "small", "ray", 1, 1),
+           ("scaling", "small", "ray", 2, 2), ("scaling", "small", "ray", 2, 3))
+
 
 
 def _child(engine: str, folder: str, out: str, result: str, cores: str, workers: str) -> None:
@@ -70,6 +76,7 @@ class TreeSampler(Sampler):
         super().__init__(every_s, "tree-sampler")
         self.root = root
         self.peaks: dict[int, tuple[str, float]] = {}
+        self.cpu_s: dict[int, float] = {}  # each process's CPU time (user and system) at its last sample
         self.total_pss = self.others_pss = 0.0
 
     @staticmethod
@@ -78,13 +85,15 @@ class TreeSampler(Sampler):
             return next((int(line.split()[1]) / 1024 for line in fh if line.startswith(name + ":")), 0.0)
 
     @classmethod
-    def _read(cls, pid: int) -> tuple[int, str, float, float] | None:
+    def _read(cls, pid: int) -> tuple[int, str, float, float, float] | None:
         try:
             with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+                stat = fh.read().rsplit(")", 1)[1].split()
+            ppid, cpu_s = int(stat[1]), (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
             with open(f"/proc/{pid}/cmdline", "rb") as fh:
                 name = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
-            return ppid, name, cls._field(f"/proc/{pid}/status", "VmRSS"), cls._field(f"/proc/{pid}/smaps_rollup", "Pss")
+            return (ppid, name, cls._field(f"/proc/{pid}/status", "VmRSS"),
+                    cls._field(f"/proc/{pid}/smaps_rollup", "Pss"), cpu_s)
         except (OSError, ValueError, IndexError):
             return None
 
@@ -106,7 +115,7 @@ class TreeSampler(Sampler):
             info = self._read(pid)
             if info is None:
                 continue
-            _, name, rss, pss = info
+            _, name, rss, pss, self.cpu_s[pid] = info
             before = self.peaks.get(pid, ("", 0.0))
             self.peaks[pid] = (name if "ray::" in name or not before[0] else before[0], max(before[1], rss))
             total += pss
@@ -128,6 +137,16 @@ class TreeSampler(Sampler):
         roles.update(ray_services=self.others_pss, all_processes=self.total_pss, processes=len(self.peaks))
         return {k: round(v, 1) for k, v in roles.items()}
 
+    def cpu_by_stage(self) -> dict:
+        """CPU seconds of the detect actors, of the embed actors, and of the whole tree (each process as of its
+        last sample: one that ended is short of at most ``every_s`` of its time)."""
+        stages = {"detect": 0.0, "embed": 0.0, "all": sum(self.cpu_s.values())}
+        for pid, cpu in self.cpu_s.items():
+            name = self.peaks[pid][0]
+            for stage, marker in (("detect", "DetectStage"), ("embed", "EmbedStage")):
+                stages[stage] += cpu if marker in name else 0.0
+        return {k: round(v, 2) for k, v in stages.items()}
+
 
 def measure(engine: str, folder: Path, out: Path, cores: int, workers: int) -> dict:
     """One run in a fresh process: its figures, and the peaks of the processes under it."""
@@ -142,31 +161,33 @@ def measure(engine: str, folder: Path, out: Path, cores: int, workers: int) -> d
     figures = json.loads(result.read_text())
     images = sum(1 for _ in folder.iterdir())
     return {"engine": engine, "cores": cores, "workers": workers, "images": images, **figures,
-            "images_per_s": images / figures["wall_s"], "memory_mib": tree.by_role()}
+            "images_per_s": images / figures["wall_s"], "memory_mib": tree.by_role(), "cpu_s": tree.cpu_by_stage()}
 
 
 def bench_archive(images: int = MAIN_IMAGES, rounds: int = 2, scaling_images: int = SCALING_IMAGES,
-                  scaling: Sequence[tuple[str, int, int]] = SCALING) -> dict:
-    """The main comparison (``rounds`` of the single process then Ray, 2 cores, over ``images`` photos) and
-    the scaling runs over ``scaling_images``."""
+                  scaling: Sequence[tuple[str, str, str, int, int]] = SCALING) -> dict:
+    """``rounds`` of ``ROUND`` (the single process and Ray on ``images`` and ``scaling_images`` photos), then the
+    ``scaling`` runs; each row says its round."""
     cores = len(os.sched_getaffinity(0))
     if cores < 2:
         raise RuntimeError("the archive suite compares runs on 1 and 2 cores; this process may use only 1")
     photos = lfw_photos(max(images, scaling_images))
+    plan = [(k, *run) for k in range(rounds) for run in ROUND] + [(rounds, *run) for run in scaling]
     rows = []
     with tempfile.TemporaryDirectory(prefix="facenet-offline-archive-") as tmp:
-        for n, plan, kind in ((images, [("single", 2, 0), ("ray", 2, 1)] * rounds, "main"),
-                              (scaling_images, list(scaling), "scaling")):
-            folder = Path(tmp) / f"photos-{n}"
-            folder.mkdir()
-            for k, path in enumerate(photos[:n]):
-                (folder / f"{k:05d}_{path.name}").symlink_to(path)
-            for k, (engine, run_cores, workers) in enumerate(plan):
-                out = Path(tmp) / (f"{kind}-{k}-{engine}" + (".npz" if engine == "single" else ""))
-                row = {"set": kind, **measure(engine, folder, out, run_cores, workers)}
-                rows.append(row)
-                log.info("archive %s %s, %d cores, %d workers: %.1f images/s (%.0f s), driver %.0f MiB", kind,
-                         engine, run_cores, workers, row["images_per_s"], row["wall_s"], row["memory_mib"]["driver"])
+        folders = {}
+        for size, n in (("main", images), ("small", scaling_images)):
+            folders[size] = Path(tmp) / f"photos-{n}"
+            if not folders[size].is_dir():
+                folders[size].mkdir()
+                for k, path in enumerate(photos[:n]):
+                    (folders[size] / f"{k:05d}_{path.name}").symlink_to(path)
+        for k, (round_, kind, size, engine, run_cores, workers) in enumerate(plan):
+            out = Path(tmp) / (f"{k}-{kind}-{engine}" + (".npz" if engine == "single" else ""))
+            row = {"set": kind, "round": round_, **measure(engine, folders[size], out, run_cores, workers)}
+            rows.append(row)
+            log.info("archive %s %s, %d cores, %d workers: %.1f images/s (%.0f s), driver %.0f MiB", kind, engine,
+                     run_cores, workers, row["images_per_s"], row["wall_s"], row["memory_mib"]["driver"])
     return {"rows": rows, "images": images, "scaling_images": scaling_images}
 
 

@@ -20,6 +20,16 @@ def _median(rows: list[dict], key) -> float:
     return float(np.median([key(r) for r in rows]))
 
 
+def scaling_layouts(section: dict) -> list[dict]:
+    """One row per scaling layout (engine, cores, actors per stage), the median of its runs, single first per
+    core count."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in (r for r in section["rows"] if r["set"] == "scaling"):
+        groups.setdefault((r["cores"], r["engine"] != "single", r["workers"]), []).append(r)
+    return [{**rows[0], "runs": len(rows), "images_per_s": _median(rows, lambda r: r["images_per_s"]),
+             "wall_s": _median(rows, lambda r: r["wall_s"])} for _, rows in sorted(groups.items())]
+
+
 def summary(section: dict) -> dict:
     """Medians of the main comparison per engine, the paired ratio, and each engine's fixed cost and marginal
     rate from its 2-core runs of two sizes (wall = fixed + images / rate)."""
@@ -47,10 +57,39 @@ def summary(section: dict) -> dict:
     out["ratio"] = float(np.median([b["images_per_s"] / a["images_per_s"] for a, b in zip(singles, rays)]))
     if out["single"].get("marginal_images_per_s") and out["ray"].get("marginal_images_per_s"):
         out["marginal_ratio"] = out["ray"]["marginal_images_per_s"] / out["single"]["marginal_images_per_s"]
+    long = long_archive(section, out["single"]["images_per_s"])
+    if long:
+        out["long"] = long
     ray = [r for r in main if r["engine"] == "ray"]
     out["bytes_per_row"] = _median(ray, lambda r: r["output_bytes"] / r["rows"])
     out["rows_per_photo"] = _median(ray, lambda r: r["rows"] / r["images"])
     return out
+
+
+def long_archive(section: dict, single_rate: float) -> dict | None:
+    """The stages' CPU per photo in the main Ray runs (medians) and what they allow on a long archive, where
+    Ray's backpressure holds detection to embedding's pace: one core each, the slower stage sets the rate."""
+    rays = [r for r in section["rows"] if r["set"] == "main" and r["engine"] == "ray" and "cpu_s" in r]
+    if not rays:
+        return None
+    detect = _median(rays, lambda r: r["cpu_s"]["detect"] / r["images"])
+    embed = _median(rays, lambda r: r["cpu_s"]["embed"] / r["images"])
+    rate = 1 / max(detect, embed)
+    return {"detect_ms": 1000 * detect, "embed_ms": 1000 * embed, "images_per_s": rate, "of_single": rate / single_rate}
+
+
+def long_archive_line(s: dict) -> list[str]:
+    la = s.get("long")
+    if not la:
+        return []
+    slower = "embedding" if la["embed_ms"] >= la["detect_ms"] else "detection"
+    return [f"- A long archive: these {s['ray']['images']:,} photos run with detection ahead, and once it is done "
+            "the embed stage grows onto its core. An archive long enough that the backlog between the stages fills "
+            "the share of the object store that Ray's backpressure allows runs at the slower stage's pace instead. "
+            f"The stages' CPU in the runs above (their actors' start-up included): detection "
+            f"{la['detect_ms']:.0f} ms and embedding {la['embed_ms']:.0f} ms a photo, so with a core each, {slower} sets the pace: at most "
+            f"{la['images_per_s']:.1f} images/s on 2 cores, **{la['of_single']:.2f}** of the single process "
+            f"({s['single']['images_per_s']:.1f}). The cluster estimate below uses this rate."]
 
 
 def break_even(s: dict) -> str:
@@ -90,14 +129,16 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 def cluster_estimate(s: dict, cpu: str) -> list[str]:
     """What 10 nodes of 16 cores would do with 10 million photos, from this machine's measured Ray rate."""
-    rate = s["ray"].get("marginal_images_per_s") or s["ray"]["images_per_s"]
+    long = s.get("long") or {}
+    rate = long.get("images_per_s") or s["ray"].get("marginal_images_per_s") or s["ray"]["images_per_s"]
+    when = "at a long archive's pace (the slower stage's)" if long else "after start-up"
     per_core = rate / 2
     cluster = per_core * CLUSTER_NODES * NODE_CORES
     hours = CLUSTER_PHOTOS / cluster / 3600
     size_gb = CLUSTER_PHOTOS * s["rows_per_photo"] * s["bytes_per_row"] / 1e9
     return [
         f"On paper, {CLUSTER_NODES} nodes of {NODE_CORES} cores each and {CLUSTER_PHOTOS:,} photos, from the rate "
-        f"measured here: {rate:.1f} images/s on 2 cores after start-up, so {per_core:.1f} per core ({cpu}). Each node "
+        f"measured here: {rate:.1f} images/s on 2 cores {when}, so {per_core:.1f} per core ({cpu}). Each node "
         f"runs {NODE_CORES // 2} detect and {NODE_CORES // 2} embed actors of one thread (the default fills the "
         "cluster so), and the stages share no state, so the rate adds up over the nodes: "
         f"**{cluster:,.0f} images/s, {hours:.1f} hours** for {CLUSTER_PHOTOS:,} photos of LFW's size (250 x 250), "
@@ -123,8 +164,10 @@ def archive_section(section: dict, cpu: str) -> list[str]:
         "## Past one process: `embed --engine ray`", "",
         f"Run of {section.get('date', '-')}. The first {section['images']:,} LFW photos (name order), every one "
         "embedded (largest face) by `facenet-offline embed` in one process (2 threads) and by `--engine ray` (Ray "
-        "Data on this machine: one detect and one embed actor, each holding one CPU and running one thread), each "
-        f"run a fresh process pinned to the machine's 2 cores, in {rounds} alternating rounds; figures are "
+        "Data on this machine: one detect and one embed actor, each holding one CPU and running one thread; the "
+        "embed stage grows to two actors once detection is done), each run a fresh process pinned to the "
+        f"machine's 2 cores. {rounds} round{'s' if rounds > 1 else ''}, each running both engines on both sizes close "
+        "in time (this host's speed drifts between sets of runs, so ratios pair runs of one round); figures are "
         "medians, the ratio the median of the rounds' own. Rates are the whole command's, from its start (models "
         "opened from the cache; Ray started) to its output written. The marginal rate and fixed cost come from "
         f"runs of two sizes ({section['scaling_images']:,} and {section['images']:,} photos): wall = fixed + photos "
@@ -147,21 +190,23 @@ def archive_section(section: dict, cpu: str) -> list[str]:
     lines += ["", f"- Target, Ray at least {OF_SINGLE} of the single process's rate: **{s['ratio']:.2f}, {held}** "
                   "(whole commands)" + (f"; after start-up (marginal rates) {s['marginal_ratio']:.2f}."
                                         if s.get("marginal_ratio") else ".") + break_even(s),
-              ] + memory_growth(section) + [
+              ] + long_archive_line(s) + memory_growth(section) + [
               "", "Scaling: the same photos, fewer of them, with Ray given 1 or 2 cores (CPU affinity, which Ray's "
                   "processes inherit) and 1 to 3 workers (a worker is one detect and one embed actor; Ray is told "
                   "of 2 logical CPUs per worker, so with more workers than cores the actors share them). The "
-                  "single process on the same cores beside it.", "",
-              "| engine | cores | workers (actor pairs) | images/s | wall s |", "| --- | ---: | ---: | ---: | ---: |"]
-    for r in (r for r in section["rows"] if r["set"] == "scaling"):
+                  "single process on the same cores beside it. The 2-core rows of the single process and of one "
+                  "worker are the rounds' runs; the others ran once, after the rounds.", "",
+              "| engine | cores | workers (actor pairs) | images/s | wall s | runs |",
+              "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for r in scaling_layouts(section):
         lines.append(f"| {r['engine']} | {r['cores']} | {r['workers'] or '-'} | {r['images_per_s']:.1f} | "
-                     f"{r['wall_s']:.0f} |")
+                     f"{r['wall_s']:.0f} | {r['runs']} |")
     return lines + [""] + cluster_estimate(s, cpu)
 
 
 def plot_archive(section: dict, path: Path) -> bool:
     """Images/s of the scaling runs, Ray by workers on 1 and 2 cores, the single process beside it."""
-    rows = [r for r in section["rows"] if r["set"] == "scaling"]
+    rows = scaling_layouts(section)
     if not rows:
         return False
     matplotlib.use("Agg")
