@@ -101,7 +101,8 @@ def break_even(s: dict) -> str:
     k, a_r, r_r, r_s = OF_SINGLE, ray["fixed_s"], ray["marginal_images_per_s"], one["marginal_images_per_s"]
     n = (k * a_r - max(one.get("fixed_s") or 0.0, 0.0)) / (1 / r_s - k / r_r)
     return (f" The whole command reaches {OF_SINGLE} from about {n:,.0f} photos on, where Ray's fixed cost "
-            f"({a_r:.1f} s: starting Ray, starting the actors and opening their models, stopping) weighs less.")
+            f"weighs less ({a_r:.1f} s by the fit, of which starting Ray {ray['startup_s']:.1f} s; the rest is "
+            "starting the actors and opening their models, filling and draining the pipeline, and stopping).")
 
 
 def memory_growth(section: dict) -> list[str]:
