@@ -300,6 +300,10 @@ def test_joining_a_running_cluster_with_ray_address(photos, reference, tmp_path,
         status = subprocess.run([ray_cli, "status", f"--address=127.0.0.1:{port}"], capture_output=True, text=True,
                                 timeout=60)
         assert status.returncode == 0  # the cluster is still up: the command joined it and did not stop it
+        # Without --ray-address the command starts a Ray of its own, even with this one running beside it.
+        alone = tmp_path / "alone"
+        assert main(["embed", *map(str, few[:4]), "--engine", "ray", "--out", str(alone)]) == 0
+        assert len(read_archive(alone).to_embedding_set().paths) == 4
         got = read_archive(out).to_embedding_set()
         wanted = {str(p) for p in few}
         keep = [i for i, p in enumerate(reference.paths) if p in wanted]

@@ -106,7 +106,9 @@ def test_every_endpoint_on_real_photos(server, admin):
 
     vector = admin.post("/v1/embed", files=_files(TONY3), data={"faces": "largest"}).json()["images"][0]["faces"][0]
     found = admin.post("/v1/search", json={"embedding": vector["embedding"], "top_k": 1}).json()
-    assert found["identity"] == "Tony Blair" and found["distance"] == who["images"][0]["faces"][0]["distance"]
+    # Equal up to the float32 rounding of a batch of another size (the two requests may be batched differently).
+    assert found["identity"] == "Tony Blair"
+    assert found["distance"] == pytest.approx(who["images"][0]["faces"][0]["distance"], abs=1e-5)
 
     faces = admin.get("/v1/people/Tony Blair/faces").json()["faces"]
     assert admin.delete(f"/v1/people/Tony Blair/faces/{faces[0]['id']}").status_code == 200
@@ -201,6 +203,7 @@ def test_what_a_new_user_tried_is_answered_by_name(server, admin, tmp_path):
         (admin.put("/v1/people"), 405, "method_not_allowed", None),
     ]
     for answer, status, code, field in cases:
+        assert "error" in answer.json(), (answer.request.url, answer.status_code, answer.text[:300])
         error = answer.json()["error"]
         assert (answer.status_code, error["code"], error.get("input")) == (status, code, field), answer.text
     assert not {"Nobody Here", "unknown"} & {p["name"] for p in admin.get("/v1/people").json()["people"]}

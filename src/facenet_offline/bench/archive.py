@@ -57,7 +57,7 @@ def _child(engine: str, folder: str, out: str, result: str, cores: str, workers:
         from ..distributed import embed_archive
         from ..distributed.archive_table import part_files
 
-        ray.init(num_cpus=2 * int(workers), include_dashboard=False, logging_level=logging.WARNING)
+        ray.init(address="local", num_cpus=2 * int(workers), include_dashboard=False, logging_level=logging.WARNING)
         started = time.perf_counter()
         summary = embed_archive([folder], out, num_workers=int(workers))
         ray.shutdown()

@@ -89,7 +89,9 @@ def long_archive_line(s: dict) -> list[str]:
             f"The stages' CPU in the runs above (their actors' start-up included): detection "
             f"{la['detect_ms']:.0f} ms and embedding {la['embed_ms']:.0f} ms a photo, so with a core each, {slower} sets the pace: at most "
             f"{la['images_per_s']:.1f} images/s on 2 cores, **{la['of_single']:.2f}** of the single process "
-            f"({s['single']['images_per_s']:.1f}). The cluster estimate below uses this rate."]
+            f"({s['single']['images_per_s']:.1f}). The runs above go past that pace only because at their end both cores "
+            "embed. The cluster estimate below uses this rate, as a bound: it takes the slower stage's actors as busy "
+            "all the time."]
 
 
 def break_even(s: dict) -> str:
@@ -132,7 +134,7 @@ def cluster_estimate(s: dict, cpu: str) -> list[str]:
     """What 10 nodes of 16 cores would do with 10 million photos, from this machine's measured Ray rate."""
     long = s.get("long") or {}
     rate = long.get("images_per_s") or s["ray"].get("marginal_images_per_s") or s["ray"]["images_per_s"]
-    when = "at a long archive's pace (the slower stage's)" if long else "after start-up"
+    when = "at most, at a long archive's pace (the slower stage's)" if long else "after start-up"
     per_core = rate / 2
     cluster = per_core * CLUSTER_NODES * NODE_CORES
     hours = CLUSTER_PHOTOS / cluster / 3600

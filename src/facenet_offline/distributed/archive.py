@@ -146,9 +146,16 @@ def _start_ray(address: str | None) -> tuple[bool, float]:
         if getattr(handler, "stream", None) in (sys.stderr, sys.stdout):
             handler.setLevel(logging.WARNING)
     if address:
-        ray.init(address=address, logging_level=logging.WARNING)
+        try:
+            ray.init(address=address, logging_level=logging.WARNING)
+        except ConnectionError as exc:
+            raise ArchiveError(f"ray_address={address}: no Ray cluster answers there ({exc}); start one with "
+                               "`ray start --head` on its head node and give that node's HOST:6379, or leave the "
+                               "address out to run on this machine's cores.") from None
     else:
-        ray.init(num_cpus=len(os.sched_getaffinity(0)), include_dashboard=False, logging_level=logging.WARNING)
+        # "local": a Ray of its own, even where RAY_ADDRESS or a `ray start` on this machine names another one.
+        ray.init(address="local", num_cpus=len(os.sched_getaffinity(0)), include_dashboard=False,
+                 logging_level=logging.WARNING)
     return True, time.perf_counter() - began
 
 
