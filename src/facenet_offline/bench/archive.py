@@ -37,7 +37,6 @@ SCALING = (("scaling", "small", "single", 1, 0), ("scaling", "small", "ray", 1, 
            ("scaling", "small", "ray", 2, 2), ("scaling", "small", "ray", 2, 3))
 
 
-
 def _child(engine: str, folder: str, out: str, result: str, cores: str, workers: str) -> None:
     """One measured run in this fresh process; its figures go to the JSON file ``result``."""
     os.sched_setaffinity(0, range(int(cores)))  # every process started from here inherits it

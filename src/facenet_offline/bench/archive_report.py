@@ -87,10 +87,10 @@ def long_archive_line(s: dict) -> list[str]:
             "the embed stage grows onto its core. An archive long enough that the backlog between the stages fills "
             "the share of the object store that Ray's backpressure allows runs at the slower stage's pace instead. "
             f"The stages' CPU in the runs above (their actors' start-up included): detection "
-            f"{la['detect_ms']:.0f} ms and embedding {la['embed_ms']:.0f} ms a photo, so with a core each, {slower} sets the pace: at most "
-            f"{la['images_per_s']:.1f} images/s on 2 cores, **{la['of_single']:.2f}** of the single process "
-            f"({s['single']['images_per_s']:.1f}). The runs above go past that pace only because at their end both cores "
-            "embed. The cluster estimate below uses this rate, as a bound: it takes the slower stage's actors as busy "
+            f"{la['detect_ms']:.0f} ms and embedding {la['embed_ms']:.0f} ms a photo, so with a core each, {slower} "
+            f"sets the pace: at most {la['images_per_s']:.1f} images/s on 2 cores, **{la['of_single']:.2f}** of the "
+            f"single process ({s['single']['images_per_s']:.1f}). The runs above go past that pace only because at "
+            "their end both cores embed. The cluster estimate below uses this rate, as a bound: it takes the slower stage's actors as busy "
             "all the time."]
 
 
